@@ -1,0 +1,33 @@
+// Subcommands whose issue has not landed yet. Each prints that it is not yet
+// available and exits non-zero; the line goes when the real command lands.
+#include <cstdio>
+
+#include "cli/command.h"
+
+namespace fp4serve::cli {
+namespace {
+
+Command stub(const char* name, const char* help, const char* issue) {
+  return Command{name, help, [name, issue](CLI::App& sub) -> std::function<int()> {
+                   sub.allow_extras();
+                   return [name, issue] {
+                     std::fprintf(stderr, "fp4serve %s: not yet available (%s)\n", name, issue);
+                     return 3;
+                   };
+                 }};
+}
+
+const RegisterCommand stubs[] = {
+    RegisterCommand(stub("serve", "OpenAI-compatible HTTP server", "issue 6")),
+    RegisterCommand(stub("generate", "Generate tokens from a prompt", "issue 4")),
+    RegisterCommand(stub("logits", "Write per-position logits to safetensors", "issue 4")),
+    RegisterCommand(stub("inspect", "Describe a checkpoint: layout, encodings, memory", "issue 3")),
+    RegisterCommand(stub("quantize", "Convert a checkpoint to DeepSeek-native or NVFP4", "issue 3")),
+    RegisterCommand(stub("make-test-model", "Write a tiny random DeepSeek-V4 checkpoint", "issue 3")),
+    RegisterCommand(stub("tokenize", "Tokenize or detokenize text", "issue 5")),
+    RegisterCommand(stub("render-chat", "Render a DeepSeek-V4 chat prompt", "issue 5")),
+    RegisterCommand(stub("parse-completion", "Split generated text into reasoning, content, tool calls", "issue 5")),
+};
+
+}  // namespace
+}  // namespace fp4serve::cli
