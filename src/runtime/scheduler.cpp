@@ -175,6 +175,9 @@ void Scheduler::admit_waiting() {
       admitted.push_back(std::move(waiting_.front()));
       waiting_.pop_front();
     }
+    // Counted as running from the moment they leave the queue, so submit()
+    // never sees them in neither place (and over-admits).
+    running_count_ = static_cast<int>(running_.size() + admitted.size());
   }
   for (auto& s : dropped) {
     finish_sequence(*s, {s->stream->cancelled() ? FinishReason::kCancelled : FinishReason::kTimeout, -1, {}});
