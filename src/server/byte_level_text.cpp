@@ -11,20 +11,35 @@ constexpr std::array<std::string_view, ByteLevelText::kFirstByteToken> kSpecial 
     "<bos>", "<eos>", "<user>", "<assistant>", "<think>", "</think>"};
 constexpr std::string_view kReplacement = "\xEF\xBF\xBD";
 
-// Length of the UTF-8 character starting at s[i]: >0 complete and valid,
-// 0 incomplete (more bytes could complete it), -1 invalid.
-int utf8_character(std::string_view s, size_t i) {
+// The UTF-8 sequence starting at s[i]: complete, incomplete (the string ends
+// inside a valid prefix) or invalid; `length` covers the character, or the
+// maximal valid prefix that becomes one U+FFFD (Unicode's recommended
+// practice, which is also what Rust's from_utf8_lossy does).
+struct Utf8Sequence {
+  enum { kComplete, kIncomplete, kInvalid } status;
+  size_t length;
+};
+
+Utf8Sequence utf8_sequence(std::string_view s, size_t i) {
   auto b = static_cast<unsigned char>(s[i]);
-  if (b < 0x80) return 1;
-  int length = (b & 0xe0) == 0xc0 ? 2 : (b & 0xf0) == 0xe0 ? 3 : (b & 0xf8) == 0xf0 ? 4 : -1;
-  if (length < 0) return -1;
-  size_t available = std::min(s.size() - i, static_cast<size_t>(length));
-  for (size_t k = 1; k < available; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return -1;
+  if (b < 0x80) return {Utf8Sequence::kComplete, 1};
+  size_t length = 0;
+  unsigned char low = 0x80, high = 0xBF;  // allowed range of the second byte
+  if (b >= 0xC2 && b <= 0xDF) length = 2;
+  else if (b == 0xE0) length = 3, low = 0xA0;
+  else if (b == 0xED) length = 3, high = 0x9F;
+  else if (b >= 0xE1 && b <= 0xEF) length = 3;
+  else if (b == 0xF0) length = 4, low = 0x90;
+  else if (b == 0xF4) length = 4, high = 0x8F;
+  else if (b >= 0xF1 && b <= 0xF3) length = 4;
+  else return {Utf8Sequence::kInvalid, 1};
+  size_t k = 1;
+  while (k < length && i + k < s.size()) {
+    auto c = static_cast<unsigned char>(s[i + k]);
+    if (k == 1 ? (c < low || c > high) : (c & 0xC0) != 0x80) return {Utf8Sequence::kInvalid, k};
+    ++k;
   }
-  if (available < static_cast<size_t>(length)) return 0;
-  size_t bad = first_invalid_utf8(s.substr(i, length));
-  return bad == std::string_view::npos ? length : -1;
+  return {k == length ? Utf8Sequence::kComplete : Utf8Sequence::kIncomplete, k};
 }
 
 class ByteStreamingDecoder : public StreamingDecoder {
@@ -50,16 +65,15 @@ class ByteStreamingDecoder : public StreamingDecoder {
     std::string out;
     size_t i = 0;
     while (i < pending_.size()) {
-      int n = utf8_character(pending_, i);
-      if (n > 0) {
-        out.append(pending_, i, n);
-        i += n;
-      } else if (n == 0 && !at_end) {
+      Utf8Sequence seq = utf8_sequence(pending_, i);
+      if (seq.status == Utf8Sequence::kComplete) {
+        out.append(pending_, i, seq.length);
+      } else if (seq.status == Utf8Sequence::kIncomplete && !at_end) {
         break;
       } else {
         out += kReplacement;
-        ++i;
       }
+      i += seq.length;
     }
     pending_.erase(0, i);
     return out;

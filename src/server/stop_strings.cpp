@@ -15,13 +15,18 @@ std::string StopStringMatcher::push(std::string_view text) {
   held_ += text;
   if (stops_.empty()) return std::exchange(held_, {});
 
-  // The earliest occurrence wins; at equal positions, the longest stop string.
-  size_t best = std::string::npos;
+  // The first stop string to complete wins (the earliest end; at the same end
+  // the longest). Unlike "earliest start", this does not depend on how the
+  // text was cut into pieces.
+  size_t best = std::string::npos, best_end = std::string::npos;
   const std::string* best_stop = nullptr;
   for (const auto& stop : stops_) {
     size_t at = held_.find(stop);
-    if (at != std::string::npos && (at < best || (at == best && stop.size() > best_stop->size()))) {
+    if (at == std::string::npos) continue;
+    size_t end = at + stop.size();
+    if (end < best_end || (end == best_end && stop.size() > best_stop->size())) {
       best = at;
+      best_end = end;
       best_stop = &stop;
     }
   }

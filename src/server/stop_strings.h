@@ -1,6 +1,7 @@
 // Stop strings over streamed text. Text that might be the beginning of a stop
 // string is held back until it is known not to be, so a stop string split
-// across tokens is still found and never leaks to the client.
+// across tokens is still found and never leaks to the client. When several
+// match, the first to complete wins, whatever the cut into pieces.
 #pragma once
 
 #include <string>
