@@ -3,6 +3,7 @@
 #include <array>
 
 #include "base/error.h"
+#include "server/utf8_text.h"
 
 namespace fp4serve::server {
 namespace {

@@ -2,23 +2,11 @@
 
 #include <algorithm>
 
+#include "server/utf8_text.h"
+
 namespace fp4serve::server {
 
-std::string printable_token(const std::string& bytes) {
-  std::string out;
-  std::string_view rest = bytes;
-  while (!rest.empty()) {
-    size_t bad = first_invalid_utf8(rest);
-    if (bad == std::string_view::npos) {
-      out += rest;
-      break;
-    }
-    out += rest.substr(0, bad);
-    out += "\xEF\xBF\xBD";
-    rest.remove_prefix(bad + 1);
-  }
-  return out;
-}
+std::string printable_token(const std::string& bytes) { return replace_invalid_utf8(bytes); }
 
 ChoiceOutput::ChoiceOutput(const ServingText& text, const GenerationOptions& options,
                            std::vector<int32_t> stop_token_ids, std::unique_ptr<OutputParser> parser)

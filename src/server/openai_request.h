@@ -81,8 +81,4 @@ CompletionRequest parse_completion_request(std::string_view body);
 TokenizeRequest parse_tokenize_request(std::string_view body);
 DetokenizeRequest parse_detokenize_request(std::string_view body);
 
-// Offset of the first byte that breaks UTF-8 (overlongs, surrogates and code
-// points past U+10FFFF included), or npos when `text` is valid.
-size_t first_invalid_utf8(std::string_view text);
-
 }  // namespace fp4serve::server

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "server/api_error.h"
+#include "server/utf8_text.h"
 
 namespace fp4serve::server {
 namespace {
