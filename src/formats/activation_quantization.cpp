@@ -16,10 +16,9 @@ constexpr uint8_t kE8M0NaN = 0xFF;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 void check_shape(size_t size, int64_t rows, int64_t cols, int64_t block_size, const char* what) {
-  FP4SERVE_CHECK(rows >= 0 && cols > 0 && block_size > 0, "{}: bad shape {} x {} with block size {}", what, rows,
-                 cols, block_size);
-  FP4SERVE_CHECK(static_cast<int64_t>(size) == rows * cols, "{}: {} values given for {} x {}", what, size, rows,
-                 cols);
+  FP4SERVE_CHECK(rows >= 0 && cols > 0 && block_size > 0, "{}: bad shape {} x {} with block size {}", what, rows, cols,
+                 block_size);
+  FP4SERVE_CHECK(static_cast<int64_t>(size) == rows * cols, "{}: {} values given for {} x {}", what, size, rows, cols);
 }
 
 int64_t blocks_per_row(int64_t cols, int64_t block_size) { return (cols + block_size - 1) / block_size; }

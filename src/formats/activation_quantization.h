@@ -29,8 +29,7 @@ void quantize_activations_fp8(std::span<const float> x, int64_t rows, int64_t co
 
 // In place: x <- E4M3(clamp(x / scale, ±448)) * scale (act_quant with inplace=True). The
 // product is exact in fp32 and in bf16.
-void simulate_activations_fp8(std::span<float> x, int64_t rows, int64_t cols, int64_t block_size,
-                              ActivationScale rule);
+void simulate_activations_fp8(std::span<float> x, int64_t rows, int64_t cols, int64_t block_size, ActivationScale rule);
 
 // fp4_act_quant: scale = fp4_scale_ue8m0(amax) (amax floored at 6 * 2^-126), code =
 // E2M1(clamp(x / scale, ±6)) (nearest even, sign kept). packed: rows * cols / 2 bytes, low

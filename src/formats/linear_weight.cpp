@@ -30,22 +30,22 @@ constexpr int64_t kNvfp4BlockSize = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
-void check_tensor(const LinearWeight& w, const TensorView& t, std::string_view role, std::initializer_list<DType> dtypes,
-                  const std::vector<int64_t>& shape) {
+void check_tensor(const LinearWeight& w, const TensorView& t, std::string_view role,
+                  std::initializer_list<DType> dtypes, const std::vector<int64_t>& shape) {
   bool dtype_ok = false;
   std::string expected;
   for (DType d : dtypes) {
     dtype_ok = dtype_ok || t.dtype == d;
     expected += (expected.empty() ? "" : " or ") + std::string(dtype_name(d));
   }
-  FP4SERVE_CHECK(dtype_ok, "{} ({}): {} has dtype {}, expected {}", linear_weight_label(w), encoding_name(w.encoding), role,
-                 dtype_name(t.dtype), expected);
+  FP4SERVE_CHECK(dtype_ok, "{} ({}): {} has dtype {}, expected {}", linear_weight_label(w), encoding_name(w.encoding),
+                 role, dtype_name(t.dtype), expected);
   FP4SERVE_CHECK(t.shape == shape, "{} ({}, {} x {}): {} has shape {}, expected {}", linear_weight_label(w),
                  encoding_name(w.encoding), w.out_features, w.in_features, role, shape_string(t.shape),
                  shape_string(shape));
   const size_t expected_bytes = static_cast<size_t>(element_count(shape)) * dtype_size(t.dtype);
-  FP4SERVE_CHECK(t.nbytes == expected_bytes, "{}: {} holds {} bytes, its shape {} needs {}", linear_weight_label(w), role, t.nbytes,
-                 shape_string(t.shape), expected_bytes);
+  FP4SERVE_CHECK(t.nbytes == expected_bytes, "{}: {} holds {} bytes, its shape {} needs {}", linear_weight_label(w),
+                 role, t.nbytes, shape_string(t.shape), expected_bytes);
   FP4SERVE_CHECK(t.data != nullptr || t.nbytes == 0, "{}: {} has no data", linear_weight_label(w), role);
 }
 
@@ -82,7 +82,8 @@ bool parse_encoding_name(std::string_view name, WeightEncoding* out) {
 void validate_linear_weight(const LinearWeight& w) {
   const int64_t n = w.out_features;
   const int64_t k = w.in_features;
-  FP4SERVE_CHECK(n > 0 && k > 0, "{} ({}): bad dimensions {} x {}", linear_weight_label(w), encoding_name(w.encoding), n, k);
+  FP4SERVE_CHECK(n > 0 && k > 0, "{} ({}): bad dimensions {} x {}", linear_weight_label(w), encoding_name(w.encoding),
+                 n, k);
   const bool has_scale = w.scale.nbytes != 0 || !w.scale.shape.empty();
   switch (w.encoding) {
     case WeightEncoding::kBF16:
@@ -90,7 +91,7 @@ void validate_linear_weight(const LinearWeight& w) {
     case WeightEncoding::kF32: {
       const DType dtype = w.encoding == WeightEncoding::kBF16  ? DType::BF16
                           : w.encoding == WeightEncoding::kF16 ? DType::F16
-                                                                : DType::F32;
+                                                               : DType::F32;
       check_tensor(w, w.weight, "weight", {dtype}, {n, k});
       FP4SERVE_CHECK(!has_scale, "{} ({}): an unquantized weight has a scale tensor", linear_weight_label(w),
                      encoding_name(w.encoding));
@@ -114,7 +115,8 @@ void validate_linear_weight(const LinearWeight& w) {
                      "{} (nvfp4): weight_scale_2 is {}, expected a finite non-negative number", linear_weight_label(w),
                      w.global_scale);
       FP4SERVE_CHECK(std::isfinite(w.input_scale) && w.input_scale >= 0.0f,
-                     "{} (nvfp4): input_scale is {}, expected a finite non-negative number", linear_weight_label(w), w.input_scale);
+                     "{} (nvfp4): input_scale is {}, expected a finite non-negative number", linear_weight_label(w),
+                     w.input_scale);
       return;
   }
   fail("{}: unknown weight encoding {}", linear_weight_label(w), static_cast<int>(w.encoding));

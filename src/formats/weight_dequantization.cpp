@@ -55,12 +55,12 @@ float element(const LinearWeight& w, int64_t n, int64_t k) {
 void dequantize_rows(const LinearWeight& weight, int64_t first_row, int64_t row_count, std::span<float> out) {
   validate_linear_weight(weight);
   FP4SERVE_CHECK(first_row >= 0 && row_count >= 0 && first_row + row_count <= weight.out_features,
-                 "{}: rows [{}, {}) are outside its {} rows", linear_weight_label(weight), first_row, first_row + row_count,
-                 weight.out_features);
+                 "{}: rows [{}, {}) are outside its {} rows", linear_weight_label(weight), first_row,
+                 first_row + row_count, weight.out_features);
   const int64_t k_dim = weight.in_features;
   FP4SERVE_CHECK(static_cast<int64_t>(out.size()) == row_count * k_dim,
-                 "{}: output buffer holds {} floats, {} rows of {} need {}", linear_weight_label(weight), out.size(), row_count, k_dim,
-                 row_count * k_dim);
+                 "{}: output buffer holds {} floats, {} rows of {} need {}", linear_weight_label(weight), out.size(),
+                 row_count, k_dim, row_count * k_dim);
   for (int64_t r = 0; r < row_count; ++r) {
     for (int64_t k = 0; k < k_dim; ++k) out[r * k_dim + k] = element(weight, first_row + r, k);
   }

@@ -19,11 +19,11 @@ constexpr int64_t kNvfp4Block = 16;
 // Checks dimensions and that every element is finite (naming the first bad one).
 void check_matrix(std::span<const float> w, int64_t n, int64_t k, const std::string& name) {
   FP4SERVE_CHECK(n > 0 && k > 0, "{}: bad weight dimensions {} x {}", name, n, k);
-  FP4SERVE_CHECK(static_cast<int64_t>(w.size()) == n * k, "{}: {} values given for a {} x {} weight", name,
-                 w.size(), n, k);
+  FP4SERVE_CHECK(static_cast<int64_t>(w.size()) == n * k, "{}: {} values given for a {} x {} weight", name, w.size(), n,
+                 k);
   for (int64_t i = 0; i < n * k; ++i) {
-    FP4SERVE_CHECK(std::isfinite(w[i]), "{}: element [{}, {}] is {}; only finite weights can be quantized", name,
-                   i / k, i % k, w[i]);
+    FP4SERVE_CHECK(std::isfinite(w[i]), "{}: element [{}, {}] is {}; only finite weights can be quantized", name, i / k,
+                   i % k, w[i]);
   }
 }
 
@@ -68,15 +68,15 @@ float absolute_max(std::span<const float> w, const std::string& name) {
 
 LinearWeight make_dense_weight(std::span<const float> w, int64_t n, int64_t k, WeightEncoding encoding,
                                std::string name) {
-  FP4SERVE_CHECK(encoding == WeightEncoding::kBF16 || encoding == WeightEncoding::kF16 ||
-                     encoding == WeightEncoding::kF32,
-                 "{}: make_dense_weight makes bf16, f16 or f32, not {}", name, encoding_name(encoding));
-  FP4SERVE_CHECK(n > 0 && k > 0 && static_cast<int64_t>(w.size()) == n * k,
-                 "{}: {} values given for a {} x {} weight", name, w.size(), n, k);
+  FP4SERVE_CHECK(
+      encoding == WeightEncoding::kBF16 || encoding == WeightEncoding::kF16 || encoding == WeightEncoding::kF32,
+      "{}: make_dense_weight makes bf16, f16 or f32, not {}", name, encoding_name(encoding));
+  FP4SERVE_CHECK(n > 0 && k > 0 && static_cast<int64_t>(w.size()) == n * k, "{}: {} values given for a {} x {} weight",
+                 name, w.size(), n, k);
   LinearWeight out = make_linear(encoding, n, k, std::move(name));
-  const DType dtype = encoding == WeightEncoding::kBF16 ? DType::BF16
+  const DType dtype = encoding == WeightEncoding::kBF16  ? DType::BF16
                       : encoding == WeightEncoding::kF16 ? DType::F16
-                                                          : DType::F32;
+                                                         : DType::F32;
   out.weight = make_owned_tensor(dtype, {n, k}, out.name + ".weight");
   for (int64_t i = 0; i < n * k; ++i) {
     if (dtype == DType::F32) {
@@ -191,8 +191,8 @@ LinearWeight quantize_nvfp4(std::span<const float> w, int64_t n, int64_t k, cons
   return out;
 }
 
-LinearWeight quantize_weight(std::span<const float> w, int64_t n, int64_t k, WeightEncoding encoding,
-                             std::string name, const QuantizeOptions& options) {
+LinearWeight quantize_weight(std::span<const float> w, int64_t n, int64_t k, WeightEncoding encoding, std::string name,
+                             const QuantizeOptions& options) {
   switch (encoding) {
     case WeightEncoding::kBF16:
     case WeightEncoding::kF16:

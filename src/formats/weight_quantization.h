@@ -55,7 +55,7 @@ struct QuantizeOptions {
 };
 
 // Any encoding from float32, by the functions above.
-LinearWeight quantize_weight(std::span<const float> w, int64_t n, int64_t k, WeightEncoding encoding,
-                             std::string name, const QuantizeOptions& options = {});
+LinearWeight quantize_weight(std::span<const float> w, int64_t n, int64_t k, WeightEncoding encoding, std::string name,
+                             const QuantizeOptions& options = {});
 
 }  // namespace fp4serve

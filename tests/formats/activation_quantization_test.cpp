@@ -1,5 +1,7 @@
 // DeepSeek activation quantization (act_quant / fp4_act_quant) and its QAT simulation,
 // against float64 re-derivations of the rules and brute-force nearest codes.
+#include "formats/activation_quantization.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -12,7 +14,6 @@
 
 #include "base/error.h"
 #include "format_references.h"
-#include "formats/activation_quantization.h"
 #include "formats/number_formats.h"
 
 namespace fp4serve {

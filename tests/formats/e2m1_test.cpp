@@ -39,8 +39,8 @@ TEST(E2M1, Spec61PackedBytes) {
     uint8_t byte;
     float even, odd;
   };
-  for (const Case& c : {Case{0x21, 0.5f, 1.0f}, Case{0xF7, 6.0f, -6.0f}, Case{0x9A, -1.0f, -0.5f},
-                        Case{0x4C, -2.0f, 2.0f}}) {
+  for (const Case& c :
+       {Case{0x21, 0.5f, 1.0f}, Case{0xF7, 6.0f, -6.0f}, Case{0x9A, -1.0f, -0.5f}, Case{0x4C, -2.0f, 2.0f}}) {
     EXPECT_EQ(decode_e2m1(e2m1_even(c.byte)), c.even) << std::hex << int(c.byte);
     EXPECT_EQ(decode_e2m1(e2m1_odd(c.byte)), c.odd) << std::hex << int(c.byte);
     EXPECT_EQ(pack_e2m1(encode_e2m1(c.even), encode_e2m1(c.odd)), c.byte) << std::hex << int(c.byte);

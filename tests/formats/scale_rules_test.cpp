@@ -1,5 +1,7 @@
 // Scale rules: §6.3 values, the floors, and the claim that DeepSeek's multiply by fp32(1/448)
 // or fp32(1/6) picks the same power of two as the division, over a dense sample.
+#include "formats/scale_rules.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -8,7 +10,6 @@
 
 #include "format_references.h"
 #include "formats/number_formats.h"
-#include "formats/scale_rules.h"
 
 namespace fp4serve {
 namespace {

@@ -26,7 +26,8 @@ namespace {
 using testing::SafetensorsFixture;
 
 const SafetensorsFixture& fixture() {
-  static const SafetensorsFixture f(std::string(FP4SERVE_SOURCE_DIR) + "/tests/formats/fixtures/torch_casts.safetensors");
+  static const SafetensorsFixture f(std::string(FP4SERVE_SOURCE_DIR) +
+                                    "/tests/formats/fixtures/torch_casts.safetensors");
   return f;
 }
 

@@ -1,5 +1,7 @@
 // Reference dequantization and validation of LinearWeight, against hand-built weights and
 // the §6.4 / §6.5 vectors.
+#include "formats/weight_dequantization.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -10,7 +12,6 @@
 #include "base/error.h"
 #include "format_references.h"
 #include "formats/linear_weight.h"
-#include "formats/weight_dequantization.h"
 
 namespace fp4serve {
 namespace {
@@ -36,9 +37,9 @@ TensorView values_tensor(DType dtype, std::vector<int64_t> shape, const std::vec
 const std::vector<uint8_t> kSpecNvfp4Row = {0x00, 0x19, 0xa2, 0x43, 0x4c, 0x80, 0x50, 0x6f,
                                             0x91, 0x32, 0x44, 0x5d, 0x65, 0x66, 0x7e, 0x77};
 const std::vector<float> kSpecBlock0 = {0, 0, -0.25, 0.25, 0.5, -0.5, 0.75, 1.0, -1.0, 1.0, 0, -0.0, 0, 1.5, -3.0, 2.0};
-const std::vector<float> kSpecBlock1 = {0.001395, -0.001395, 0.00279,   0.004185,  0.00558,  0.00558,
-                                        -0.008371, 0.008371, 0.008371,  0.011161,  0.011161, 0.011161,
-                                        -0.011161, 0.016741, 0.016741,  0.016741};
+const std::vector<float> kSpecBlock1 = {0.001395,  -0.001395, 0.00279,  0.004185, 0.00558,  0.00558,
+                                        -0.008371, 0.008371,  0.008371, 0.011161, 0.011161, 0.011161,
+                                        -0.011161, 0.016741,  0.016741, 0.016741};
 
 LinearWeight spec_nvfp4_row() {
   LinearWeight w;
@@ -84,8 +85,9 @@ TEST(Dequantize, Spec65Mxfp4Block) {
   w.encoding = WeightEncoding::kMXFP4;
   w.out_features = 1;
   w.in_features = 32;
-  w.weight = bytes_tensor(DType::I8, {1, 16},
-                          {0x00, 0x19, 0xa2, 0x43, 0x4c, 0x80, 0x50, 0x6f, 0x80, 0x00, 0x00, 0x08, 0x00, 0x00, 0x08, 0x00});
+  w.weight =
+      bytes_tensor(DType::I8, {1, 16},
+                   {0x00, 0x19, 0xa2, 0x43, 0x4c, 0x80, 0x50, 0x6f, 0x80, 0x00, 0x00, 0x08, 0x00, 0x00, 0x08, 0x00});
   w.scale = bytes_tensor(DType::F8_E8M0, {1, 1}, {0x7E});
   const std::vector<float> out = dequantize_to_f32(w);
   for (int i = 0; i < 16; ++i) EXPECT_EQ(out[i], kSpecBlock0[i]) << i;
@@ -170,8 +172,8 @@ TEST(Dequantize, DenseEncodingsAndRowRanges) {
     EXPECT_EQ(bf16_out[i], values[i]) << i;
     EXPECT_EQ(f16_out[i], values[i]) << i;
   }
-  EXPECT_EQ(bf16_out[5], 0x1.06p-10f);      // 0x3A83: 1e-3 in bf16
-  EXPECT_EQ(f16_out[5], 0x1.064p-10f);      // 0x1419: 1e-3 in f16
+  EXPECT_EQ(bf16_out[5], 0x1.06p-10f);  // 0x3A83: 1e-3 in bf16
+  EXPECT_EQ(f16_out[5], 0x1.064p-10f);  // 0x1419: 1e-3 in f16
   std::vector<float> row(3);
   dequantize_rows(f32, 1, 1, row);
   EXPECT_EQ(row, std::vector<float>(values.begin() + 3, values.end()));

@@ -1,6 +1,8 @@
 // Quantizers: the §6.4 / §6.5 rows bit for bit, every scale and code of random matrices
 // against naive float64 re-derivations of each producer's rule, error bounds of
 // dequant(quantize(w)), and clear errors for bad input.
+#include "formats/weight_quantization.h"
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -14,7 +16,6 @@
 #include "format_references.h"
 #include "formats/number_formats.h"
 #include "formats/weight_dequantization.h"
-#include "formats/weight_quantization.h"
 #include "test_matrices.h"
 
 namespace fp4serve {
@@ -23,9 +24,9 @@ namespace {
 using ::testing::HasSubstr;
 using testing::nearest_code;
 
-const std::vector<float> kSpecRow = {0,     0.1,    -0.2,  0.3,   0.45,  -0.6,  0.75,  0.9,   -1.05, 1.2,   0.01,
-                                     -0.02, 0.05,   1.5,   -3.0,  2.25,  0.001, -0.002, 0.003, 0.004, 0.005, 0.006,
-                                     -0.007, 0.008, 0.009, 0.01,  0.011, 0.012, -0.013, 0.014, 0.015, 0.016};
+const std::vector<float> kSpecRow = {0,      0.1,   -0.2,  0.3,  0.45,  -0.6,  0.75,   0.9,   -1.05, 1.2,   0.01,
+                                     -0.02,  0.05,  1.5,   -3.0, 2.25,  0.001, -0.002, 0.003, 0.004, 0.005, 0.006,
+                                     -0.007, 0.008, 0.009, 0.01, 0.011, 0.012, -0.013, 0.014, 0.015, 0.016};
 
 std::vector<uint8_t> bytes_of(const TensorView& t) {
   const auto* p = reinterpret_cast<const uint8_t*>(t.data);
@@ -95,7 +96,8 @@ TEST(QuantizeFp8Block, E8M0ScalesAndCodesMatchTheRuleOnPartialBlocks) {
           const int expected = (std::signbit(x) ? 0x80 : 0) | e4m3_reference_magnitude(x);
           ASSERT_EQ(codes[r * k + c], expected) << r << "," << c << ": " << w[r * k + c];
           // Error bound: half an E4M3 step, relative 2^-4 (normal) or 2^-10 * scale (subnormal).
-          ASSERT_LE(std::fabs(deq[r * k + c] - w[r * k + c]), std::max(std::fabs(double{w[r * k + c]}) / 16, scale / 1024));
+          ASSERT_LE(std::fabs(deq[r * k + c] - w[r * k + c]),
+                    std::max(std::fabs(double{w[r * k + c]}) / 16, scale / 1024));
         }
       }
     }
@@ -123,7 +125,8 @@ TEST(QuantizeFp8Block, F32ScalesAreAmaxOver448) {
           const int expected = (std::signbit(x) ? 0x80 : 0) | e4m3_reference_magnitude(x);
           ASSERT_EQ(codes[r * k + c], expected) << r << "," << c;
           ASSERT_LE(std::fabs(deq[r * k + c] - w[r * k + c]),
-                    std::max(std::fabs(w[r * k + c]) / 15.9, double{scale} / 1000)) << r << "," << c;
+                    std::max(std::fabs(w[r * k + c]) / 15.9, double{scale} / 1000))
+              << r << "," << c;
         }
       }
     }
@@ -261,8 +264,9 @@ TEST(QuantizeWeight, EveryEncodingGivesAValidWeightThatDecodesClose) {
       err += (deq[i] - w[i]) * double(deq[i] - w[i]);
       ref += double(w[i]) * w[i];
     }
-    const double limit = e == WeightEncoding::kF32 ? 0 : e == WeightEncoding::kBF16 || e == WeightEncoding::kF16 ? 1e-2
-                                                                                                                : 0.2;
+    const double limit = e == WeightEncoding::kF32                                 ? 0
+                         : e == WeightEncoding::kBF16 || e == WeightEncoding::kF16 ? 1e-2
+                                                                                   : 0.2;
     EXPECT_LE(std::sqrt(err / ref), limit) << encoding_name(e);
   }
 }
