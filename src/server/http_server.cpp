@@ -85,6 +85,16 @@ void send_json(httplib::Response& res, const json& body) {
   res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
+// cpp-httplib 0.11 listens with a backlog of 5, fixed inside the library: a
+// burst of connections beyond it waits for TCP's SYN retry (one second). The
+// listening socket is a protected member, so widen the backlog after binding.
+class WideBacklogServer : public httplib::Server {
+ public:
+  void widen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
+};
+
+constexpr int kListenBacklog = 1024;
+
 }  // namespace
 
 class HttpServer::Impl {
@@ -112,6 +122,7 @@ class HttpServer::Impl {
       FP4SERVE_CHECK(server_.bind_to_port(config_.host, port), "cannot bind to {}:{} (in use or not allowed?)",
                      config_.host, port);
     }
+    server_.widen_backlog(kListenBacklog);
     return port;
   }
   void serve() { server_.listen_after_bind(); }
@@ -245,7 +256,7 @@ class HttpServer::Impl {
   runtime::Scheduler& scheduler_;
   runtime::SchedulerMetrics& metrics_;
   HttpServerConfig config_;
-  httplib::Server server_;
+  WideBacklogServer server_;
   std::atomic<int> open_responses_{0};
 };
 
