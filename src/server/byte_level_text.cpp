@@ -131,7 +131,7 @@ class ThinkSplittingParser : public OutputParser {
   std::string held_;
 };
 
-std::string content_text(const nlohmann::json& message) {
+std::string content_text(const nlohmann::ordered_json& message) {
   auto it = message.find("content");
   if (it == message.end() || it->is_null()) return {};
   if (it->is_string()) return it->get<std::string>();

@@ -367,9 +367,10 @@ ChatRequest parse_chat_request(std::string_view text) {
   ChatRequest r;
   check_model_field(f, &r.model);
   check_messages(body);
-  r.messages = body["messages"];
   r.render_tools = check_tools(body);
-  if (r.render_tools) r.tools = body["tools"];
+  nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(text);  // valid: parsed above
+  r.messages = ordered["messages"];
+  if (r.render_tools) r.tools = ordered["tools"];
   read_thinking(body, r);
   read_response_format(body, r);
   r.add_generation_prompt = f.boolean("add_generation_prompt").value_or(true);

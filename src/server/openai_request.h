@@ -40,8 +40,10 @@ enum class ThinkingMode { kChat, kThinking };
 
 struct ChatRequest {
   std::optional<std::string> model;
-  nlohmann::json messages;               // validated OpenAI messages, as sent
-  nlohmann::json tools;                  // validated tool list, or null
+  // Validated, as sent, in their key order: prompts render tool schemas as
+  // Python's json.dumps does, which keeps the client's order.
+  nlohmann::ordered_json messages;
+  nlohmann::ordered_json tools;          // or null
   bool render_tools = false;             // tools given and tool_choice is not "none"
   ThinkingMode thinking = ThinkingMode::kThinking;
   std::string reasoning_effort = "high";  // "high" or "max" (thinking mode only)
