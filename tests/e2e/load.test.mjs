@@ -105,6 +105,22 @@ describe('limits, aborts, timeouts', () => {
     }
   });
 
+  it('a client that hangs up on a plain (non-streaming) request cancels it too', async () => {
+    const server = await startServer(['--fake-model-step-delay-us', '2000']);
+    try {
+      const controller = new AbortController();
+      const pending = server.client().chat.completions.create(
+        { model: 'fake-v4', messages: [{ role: 'user', content: 'plain' }], max_tokens: 4000 }, { signal: controller.signal });
+      await waitFor(async () => (await server.metric('vllm:num_requests_running')) === 1, 'the request to run');
+      controller.abort();
+      await assert.rejects(pending);
+      await waitFor(async () => (await server.metric('vllm:num_requests_running')) === 0, 'the request to be cancelled', 1500);
+      assert.ok((await server.metric('vllm:generation_tokens_total')) < 3000, 'generation went on after the hang-up');
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('a full queue answers 429 with Retry-After', async () => {
     const server = await startServer(['--fake-model-step-delay-us', '2000', '--max-num-seqs', '4', '--max-waiting-requests', '2']);
     try {
