@@ -60,10 +60,12 @@ std::vector<TokenProbability> next_token_distribution(std::span<const float> raw
   FP4SERVE_CHECK(!raw.empty(), "sampler: empty logits");
   std::vector<float> logits(raw.begin(), raw.end());
   apply_bias_and_penalties(logits, params, history);
-  if (params.temperature <= 0.0 || params.top_k == 1) return {{argmax(logits), 1.0}};
-
-  const double max_logit = logits[argmax(logits)];
+  const int32_t best = argmax(logits);
+  const double max_logit = logits[best];
+  // NaN or infinite logits mean a broken model step: fail rather than pick token 0.
   FP4SERVE_CHECK(std::isfinite(max_logit), "sampler: logits have no finite maximum ({})", max_logit);
+  if (params.temperature <= 0.0 || params.top_k == 1) return {{best, 1.0}};
+
   std::vector<TokenProbability> kept;
   kept.reserve(logits.size());
   double total = 0;

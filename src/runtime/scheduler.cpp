@@ -130,8 +130,12 @@ Scheduler::Load Scheduler::load() const {
 
 void Scheduler::finish_sequence(Sequence& s, Finish finish) {
   if (s.has_state) {
-    model_.free_sequence(s.id);
     s.has_state = false;
+    try {
+      model_.free_sequence(s.id);
+    } catch (const std::exception& e) {
+      if (finish.error.empty()) finish = {FinishReason::kError, -1, e.what()};
+    }
   }
   Clock::time_point now = Clock::now();
   if (s.generated > 0) {
@@ -251,7 +255,14 @@ void Scheduler::run_one_step() {
       if (!work[i].want_logits) continue;
     }
     if (s.stream->cancelled()) continue;  // retired next iteration
-    SampledToken token = s.sampler.sample(std::span<const float>(logits_.data() + i * vocab, vocab));
+    SampledToken token;
+    try {
+      token = s.sampler.sample(std::span<const float>(logits_.data() + i * vocab, vocab));
+    } catch (const std::exception& e) {
+      // E.g. logits without a finite maximum: this sequence cannot go on, the others can.
+      finish_sequence(s, {FinishReason::kError, -1, e.what()});
+      continue;
+    }
     s.last_token = token.token;
     ++s.generated;
     metrics_.add_generation_tokens(1);

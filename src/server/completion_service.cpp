@@ -320,6 +320,9 @@ class StreamingResponse : public EventSource {
     } catch (const ApiError& error) {
       out += sse_event(error.to_json());
       return end(out);
+    } catch (const std::exception& e) {
+      out += sse_event(ApiError(500, std::string("internal error: ") + e.what()).to_json());
+      return end(out);
     }
     if (run_->done()) {
       if (include_usage_) {

@@ -27,8 +27,7 @@ RequestRun::RequestRun(runtime::Scheduler& scheduler, runtime::SchedulerMetrics&
   try {
     streams_ = scheduler.submit(std::move(requests));
   } catch (const runtime::QueueFullError& e) {
-    ApiError error(429, e.what(), {}, "queue_full");
-    throw error;
+    throw ApiError(429, e.what(), {}, "queue_full");
   } catch (const runtime::DrainingError& e) {
     throw ApiError(503, e.what(), {}, "shutting_down");
   }

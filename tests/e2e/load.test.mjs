@@ -71,35 +71,48 @@ describe('limits, aborts, timeouts', () => {
     const server = await startServer(['--fake-model-step-delay-us', '2000', '--max-num-seqs', '16']);
     try {
       const client = server.client();
-      await client.chat.completions.create({ model: 'fake-v4', messages: [{ role: 'user', content: 'warm up' }], max_tokens: 50 });
+      // 16 streams that are aborted once each has produced 300 tokens.
+      const abortedLoad = async () => {
+        const controllers = Array.from({ length: 16 }, () => new AbortController());
+        const progress = new Array(16).fill(0);
+        const streams = controllers.map(async (controller, i) => {
+          const stream = await client.chat.completions.create(
+            { model: 'fake-v4', messages: [{ role: 'user', content: `long ${i}` }], max_tokens: 4000, stream: true },
+            { signal: controller.signal },
+          );
+          try {
+            for await (const chunk of stream) progress[i] += chunk.choices[0]?.delta?.reasoning_content?.length ?? 0;
+          } catch (e) {
+            if (!(e instanceof OpenAI.APIUserAbortError) && e.name !== 'AbortError') throw e;
+          }
+        });
+        await waitFor(() => progress.every((p) => p >= 300), 'streams to produce 300 tokens each', 10000);
+        assert.equal(await server.metric('vllm:num_requests_running'), 16);
+        const during = server.rssBytes();
+        for (const c of controllers) c.abort();
+        await Promise.all(streams);
+        await waitFor(async () => (await server.metric('vllm:num_requests_running')) === 0, 'nothing running', 2000);
+        assert.equal(await server.metric('vllm:num_requests_waiting'), 0);
+        assert.equal(await server.metric('fp4serve:sequence_state_bytes'), 0);
+        return during;
+      };
+      // The baseline is taken after one full round of the same load, so that
+      // what the allocator and the HTTP workers keep for reuse is in it; a
+      // second round must come back to it. Sequence state that was not freed
+      // (16 x 300 tokens x 4 KiB = 19 MiB per round) would not.
+      await abortedLoad();
       await sleep(200);
       const baseline = server.rssBytes();
-      const controllers = Array.from({ length: 16 }, () => new AbortController());
-      const progress = new Array(16).fill(0);
-      const streams = controllers.map(async (controller, i) => {
-        const stream = await client.chat.completions.create(
-          { model: 'fake-v4', messages: [{ role: 'user', content: `long ${i}` }], max_tokens: 3000, stream: true },
-          { signal: controller.signal },
-        );
-        try {
-          for await (const chunk of stream) progress[i] += chunk.choices[0]?.delta?.reasoning_content?.length ?? 0;
-        } catch (e) {
-          if (!(e instanceof OpenAI.APIUserAbortError) && e.name !== 'AbortError') throw e;
-        }
-      });
-      await waitFor(() => progress.every((p) => p >= 300), 'streams to produce 300 tokens each', 10000);
-      assert.equal(await server.metric('vllm:num_requests_running'), 16);
-      const during = server.rssBytes();
-      assert.ok(during > baseline + 16 * 300 * 4096 * 0.9,
-        `state memory not visible: baseline ${baseline}, during ${during}`);
-      for (const c of controllers) c.abort();
-      await Promise.all(streams);
-      await waitFor(async () => (await server.metric('vllm:num_requests_running')) === 0, 'nothing running', 2000);
-      assert.equal(await server.metric('vllm:num_requests_waiting'), 0);
-      assert.equal(await server.metric('fp4serve:sequence_state_bytes'), 0);
+      const during = await abortedLoad();
+      assert.ok(during > baseline + 16 * 300 * 4096 * 0.9, `state memory not visible: baseline ${baseline}, during ${during}`);
+      await sleep(200);
       const afterAbort = server.rssBytes();
-      assert.ok(afterAbort < baseline + 4 * 1024 * 1024, `RSS ${afterAbort} not back to baseline ${baseline}`);
-      assert.ok((await server.metric('vllm:request_success_total', 'finished_reason="abort"')) >= 16);
+      // An AddressSanitizer build keeps the shadow bytes of unmapped memory, so
+      // its RSS cannot come back; there LeakSanitizer checks at exit instead.
+      if (!process.env.FP4SERVE_ASAN) {
+        assert.ok(afterAbort < baseline + 4 * 1024 * 1024, `RSS ${afterAbort} not back to baseline ${baseline}`);
+      }
+      assert.ok((await server.metric('vllm:request_success_total', 'finished_reason="abort"')) >= 32);
     } finally {
       await server.stop();
     }

@@ -64,7 +64,11 @@ export class Server {
 // Starts the server with the deterministic fake model and waits until it answers.
 export async function startServer(extraArgs = [], name = 'fake-v4') {
   const args = ['serve', '--fake-model', '--host', '127.0.0.1', '--port', '0', '--served-model-name', name, ...extraArgs];
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Under AddressSanitizer, freed memory sits in a quarantine (256 MB by
+  // default) and would hide whether the server gave memory back; keep it small.
+  // Other builds ignore the variable.
+  const env = { ...process.env, ASAN_OPTIONS: [process.env.ASAN_OPTIONS, 'quarantine_size_mb=1'].filter(Boolean).join(':') };
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
   let log = '';
   child.stderr.on('data', (d) => (log += d));
   const port = await new Promise((resolvePort, reject) => {

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <random>
 #include <set>
 #include <thread>
@@ -308,6 +309,39 @@ TEST(Scheduler, StepFailureEndsTheBatchWithAnError) {
   Collected c = collect(*scheduler.submit({r})[0]);
   EXPECT_EQ(c.finish.reason, FinishReason::kError);
   EXPECT_NE(c.finish.error.find("simulated step failure"), std::string::npos);
+  EXPECT_EQ(model.live_sequences(), 0u);
+}
+
+// Writes NaN logits for one chosen sequence: only that one may fail.
+class PoisonedModel : public FakeStepModel {
+ public:
+  using FakeStepModel::FakeStepModel;
+  void step(std::span<const SequenceWork> work, std::span<float> logits) override {
+    FakeStepModel::step(work, logits);
+    for (size_t i = 0; i < work.size(); ++i) {
+      if (work[i].sequence == poisoned && work[i].want_logits) {
+        std::fill_n(logits.begin() + i * vocab_size(), vocab_size(), std::numeric_limits<float>::quiet_NaN());
+      }
+    }
+  }
+  SequenceId poisoned = 1;  // the first submitted request
+};
+
+TEST(Scheduler, BadLogitsFailOnlyTheirSequence) {
+  PoisonedModel model(small_model());
+  SchedulerMetrics metrics;
+  Scheduler scheduler(model, {}, metrics);
+  GenerationRequest r;
+  r.prompt = {3, 4};
+  r.max_new_tokens = 5;
+  auto streams = scheduler.submit({r, r});
+  Collected bad = collect(*streams[0]);
+  Collected good = collect(*streams[1]);
+  EXPECT_EQ(bad.finish.reason, FinishReason::kError);
+  EXPECT_NE(bad.finish.error.find("finite"), std::string::npos) << bad.finish.error;
+  EXPECT_EQ(good.finish.reason, FinishReason::kLength);
+  EXPECT_EQ(good.tokens.size(), 5u);
+  EXPECT_TRUE(scheduler.wait_until_idle(1s));
   EXPECT_EQ(model.live_sequences(), 0u);
 }
 
