@@ -15,9 +15,11 @@ struct ObjectFrame {
   std::string current_key;
 };
 
-std::string key_path(const std::vector<ObjectFrame>& frames) {
+// The keys leading to the innermost open object (`levels` = frames.size() - 1),
+// or to the value being read (`levels` = frames.size()).
+std::string key_path(const std::vector<ObjectFrame>& frames, size_t levels) {
   std::string path;
-  for (size_t i = 0; i + 1 < frames.size(); ++i) {
+  for (size_t i = 0; i < levels; ++i) {
     if (!path.empty()) path += " > ";
     path += "'" + frames[i].current_key + "'";
   }
@@ -44,7 +46,8 @@ nlohmann::json parse_strict_json_object(std::string_view text, const std::string
         frame.current_key = parsed.get<std::string>();
         if (!frame.keys.insert(frame.current_key).second) {
           if (frames.size() == 1) fail("{}: {} has key '{}' twice", label, what, frame.current_key);
-          fail("{}: {} has key '{}' twice inside {}", label, what, frame.current_key, key_path(frames));
+          fail("{}: {} has key '{}' twice inside {}", label, what, frame.current_key,
+               key_path(frames, frames.size() - 1));
         }
         break;
       }
@@ -53,11 +56,17 @@ nlohmann::json parse_strict_json_object(std::string_view text, const std::string
     }
     return true;
   };
+  // nlohmann stops at a NUL byte as if the input ended there, which would let
+  // anything after it through unread. JSON text never holds a raw NUL.
+  if (const size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    fail("{}: {} holds a NUL byte at offset {} (not valid JSON)", label, what, nul);
+  }
   Json value;
   try {
     value = Json::parse(text.begin(), text.end(), on_event);
   } catch (const Json::exception& e) {
-    fail("{}: {} is not valid JSON: {}", label, what, e.what());
+    if (frames.empty()) fail("{}: {} is not valid JSON: {}", label, what, e.what());
+    fail("{}: {} is not valid JSON (last key read: {}): {}", label, what, key_path(frames, frames.size()), e.what());
   }
   if (!value.is_object()) fail("{}: {} must be a JSON object, not {}", label, what, value.type_name());
   return value;
