@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
-#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -45,6 +44,12 @@ inline std::string le_u64(uint64_t value) {
   return out;
 }
 
+inline uint64_t header_length_of(const std::string& file_bytes) {
+  uint64_t value = 0;
+  for (int i = 7; i >= 0; --i) value = (value << 8) | static_cast<uint8_t>(file_bytes.at(i));
+  return value;
+}
+
 // A safetensors file: length prefix, the header exactly as given, then `data`.
 inline std::string safetensors_bytes(const std::string& header, const std::string& data) {
   return le_u64(header.size()) + header + data;
@@ -65,10 +70,10 @@ inline std::string read_file(const std::string& path) {
 
 // Runs `action`, which must throw fp4serve::Error whose message contains every
 // one of `parts` (the file, the tensor, the reason).
-inline void expect_error(const std::function<void()>& action, std::initializer_list<std::string> parts) {
+inline void expect_error(const std::function<void()>& action, const std::vector<std::string>& parts) {
   try {
     action();
-    ADD_FAILURE() << "expected fp4serve::Error mentioning " << ::testing::PrintToString(std::vector<std::string>(parts));
+    ADD_FAILURE() << "expected fp4serve::Error mentioning " << ::testing::PrintToString(parts);
   } catch (const Error& e) {
     for (const auto& part : parts) EXPECT_THAT(e.what(), ::testing::HasSubstr(part));
   }

@@ -18,24 +18,16 @@ class Malformed : public ::testing::Test {
  protected:
   // Writes `bytes` as bad.safetensors and expects opening it to fail naming the
   // file and each of `parts`.
-  void expect_refused(const std::string& bytes, std::initializer_list<std::string> parts) {
+  void expect_refused(const std::string& bytes, std::vector<std::string> parts) {
     const std::string path = write_file(dir_.file("bad.safetensors"), bytes);
+    parts.push_back(path);
     expect_error([&] { SafetensorsFile::open(path); }, parts);
-    expect_error([&] { SafetensorsFile::open(path); }, {path});
   }
   // A header with one tensor entry `body` named "w" and `data` behind it.
-  void expect_entry_refused(const std::string& body, const std::string& data,
-                            std::initializer_list<std::string> parts) {
-    std::vector<std::string> all(parts);
-    all.push_back("tensor 'w'");
-    const std::string path = write_file(dir_.file("bad.safetensors"), safetensors_bytes(R"({"w":)" + body + "}", data));
-    try {
-      SafetensorsFile::open(path);
-      ADD_FAILURE() << "accepted " << body;
-    } catch (const Error& e) {
-      EXPECT_THAT(e.what(), ::testing::HasSubstr(path));
-      for (const auto& part : all) EXPECT_THAT(e.what(), ::testing::HasSubstr(part));
-    }
+  void expect_entry_refused(const std::string& body, const std::string& data, std::vector<std::string> parts) {
+    SCOPED_TRACE(body);
+    parts.push_back("tensor 'w'");
+    expect_refused(safetensors_bytes(R"({"w":)" + body + "}", data), parts);
   }
 
   ScratchDir dir_;
