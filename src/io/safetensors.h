@@ -54,7 +54,7 @@ class TensorSource {
  public:
   static TensorSource open(const std::string& path);
 
-  const std::string& path() const;  // as given to open()
+  const std::string& path() const;                       // as given to open()
   const std::vector<std::string>& tensor_names() const;  // sorted
   bool contains(const std::string& name) const;
   const TensorView& tensor(const std::string& name) const;  // throws naming the checkpoint and tensor

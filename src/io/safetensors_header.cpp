@@ -57,7 +57,8 @@ SafetensorsEntry parse_entry(const std::string& name, const Json& value, uint64_
   const TensorContext at{label, name};
   if (!value.is_object()) fail_tensor(at, "entry must be an object, not {}", value.type_name());
   for (const auto& [field, unused] : value.items()) {
-    if (field != "dtype" && field != "shape" && field != "data_offsets") fail_tensor(at, "unexpected field '{}'", field);
+    if (field != "dtype" && field != "shape" && field != "data_offsets")
+      fail_tensor(at, "unexpected field '{}'", field);
   }
   for (const char* field : {"dtype", "shape", "data_offsets"}) {
     if (!value.contains(field)) fail_tensor(at, "missing field '{}'", field);
@@ -120,9 +121,10 @@ void check_tiling(const std::vector<SafetensorsEntry>& tensors, uint64_t data_by
            t.begin, t.end, previous->name, previous->begin, previous->end);
     }
     if (t.begin > covered) {
-      fail("{}: tensor '{}' starts at data offset {}, leaving {} unused bytes before it (safetensors data must be "
-           "contiguous)",
-           label, t.name, t.begin, t.begin - covered);
+      fail(
+          "{}: tensor '{}' starts at data offset {}, leaving {} unused bytes before it (safetensors data must be "
+          "contiguous)",
+          label, t.name, t.begin, t.begin - covered);
     }
     covered = t.end;
     previous = &t;

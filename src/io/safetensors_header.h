@@ -33,8 +33,8 @@ struct SafetensorsEntry {
 };
 
 struct SafetensorsHeader {
-  uint64_t data_start = 0;                 // 8 + header length: file offset of the data section
-  std::vector<SafetensorsEntry> tensors;   // in data order (by begin offset, then name)
+  uint64_t data_start = 0;                // 8 + header length: file offset of the data section
+  std::vector<SafetensorsEntry> tensors;  // in data order (by begin offset, then name)
   std::map<std::string, std::string> metadata;
 };
 

@@ -42,7 +42,9 @@ SafetensorsIndex parse_safetensors_index(std::string_view text, const std::strin
     } else if (key == "metadata") {
       if (!value.is_object()) fail("{}: metadata must be an object, not {}", label, value.type_name());
       for (const auto& [name, item] : value.items()) {
-        index.metadata.emplace(name, item.is_string() ? item.get<std::string>() : item.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+        index.metadata.emplace(name, item.is_string()
+                                         ? item.get<std::string>()
+                                         : item.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
       }
     } else {
       fail("{}: unexpected top-level key '{}' (an index holds only \"metadata\" and \"weight_map\")", label, key);

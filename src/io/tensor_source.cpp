@@ -42,7 +42,8 @@ std::vector<std::string> list_safetensors_files(const fs::path& dir) {
     if (item.is_regular_file() && item.path().extension() == ".safetensors") files.push_back(item.path().string());
   }
   std::sort(files.begin(), files.end());
-  if (files.empty()) fail("{}: no *.safetensors files and no {} in this directory", dir.string(), kSafetensorsIndexName);
+  if (files.empty())
+    fail("{}: no *.safetensors files and no {} in this directory", dir.string(), kSafetensorsIndexName);
   return files;
 }
 
@@ -59,7 +60,8 @@ void TensorSource::add_file(std::shared_ptr<SafetensorsFile> file) {
     auto [it, inserted] = by_name_.emplace(name, &file->tensor(name));
     if (!inserted) {
       for (const auto& earlier : files_) {
-        if (earlier->contains(name)) fail("tensor '{}' is in two shards: {} and {}", name, earlier->path(), file->path());
+        if (earlier->contains(name))
+          fail("tensor '{}' is in two shards: {} and {}", name, earlier->path(), file->path());
       }
     }
   }

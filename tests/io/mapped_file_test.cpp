@@ -1,5 +1,6 @@
 // MappedFile: contents, empty files, and errors naming the path.
 #include "base/mapped_file.h"
+
 #include "io_test_support.h"
 
 namespace fp4serve {

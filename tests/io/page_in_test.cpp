@@ -1,9 +1,10 @@
 // sum_bytes_parallel against a plain byte-by-byte sum, over slices that cut
 // through ranges at every thread count.
+#include "io/page_in.h"
+
 #include <numeric>
 #include <random>
 
-#include "io/page_in.h"
 #include "io_test_support.h"
 
 namespace fp4serve {
@@ -28,7 +29,8 @@ TEST(SumBytesParallel, MatchesNaiveSumForAnyThreadCount) {
   std::vector<std::span<const std::byte>> ranges;
   for (const auto& b : buffers) ranges.emplace_back(reinterpret_cast<const std::byte*>(b.data()), b.size());
   const uint64_t expected = naive_sum(buffers);
-  for (unsigned threads : {0u, 1u, 2u, 3u, 7u, 64u}) EXPECT_EQ(sum_bytes_parallel(ranges, threads), expected) << threads;
+  for (unsigned threads : {0u, 1u, 2u, 3u, 7u, 64u})
+    EXPECT_EQ(sum_bytes_parallel(ranges, threads), expected) << threads;
 }
 
 TEST(SumBytesParallel, AllOnesReachTheFullCount) {

@@ -47,45 +47,44 @@ TEST(SafetensorsReader, FullyHandWrittenFile) {
 
 TEST(SafetensorsReader, EveryDtype) {
   // One element of each dtype, laid out by hand, largest first.
-  const std::string header =
-      R"({"f64":{"dtype":"F64","shape":[1],"data_offsets":[0,8]},)"
-      R"("i64":{"dtype":"I64","shape":[1],"data_offsets":[8,16]},)"
-      R"("f32":{"dtype":"F32","shape":[1],"data_offsets":[16,20]},)"
-      R"("i32":{"dtype":"I32","shape":[1],"data_offsets":[20,24]},)"
-      R"("f16":{"dtype":"F16","shape":[1],"data_offsets":[24,26]},)"
-      R"("bf16":{"dtype":"BF16","shape":[1],"data_offsets":[26,28]},)"
-      R"("i16":{"dtype":"I16","shape":[1],"data_offsets":[28,30]},)"
-      R"("i8":{"dtype":"I8","shape":[1],"data_offsets":[30,31]},)"
-      R"("u8":{"dtype":"U8","shape":[1],"data_offsets":[31,32]},)"
-      R"("bool":{"dtype":"BOOL","shape":[1],"data_offsets":[32,33]},)"
-      R"("e4m3":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[33,34]},)"
-      R"("e5m2":{"dtype":"F8_E5M2","shape":[1],"data_offsets":[34,35]},)"
-      R"("e8m0":{"dtype":"F8_E8M0","shape":[1],"data_offsets":[35,36]}})";
+  const std::string header = R"({"f64":{"dtype":"F64","shape":[1],"data_offsets":[0,8]},)"
+                             R"("i64":{"dtype":"I64","shape":[1],"data_offsets":[8,16]},)"
+                             R"("f32":{"dtype":"F32","shape":[1],"data_offsets":[16,20]},)"
+                             R"("i32":{"dtype":"I32","shape":[1],"data_offsets":[20,24]},)"
+                             R"("f16":{"dtype":"F16","shape":[1],"data_offsets":[24,26]},)"
+                             R"("bf16":{"dtype":"BF16","shape":[1],"data_offsets":[26,28]},)"
+                             R"("i16":{"dtype":"I16","shape":[1],"data_offsets":[28,30]},)"
+                             R"("i8":{"dtype":"I8","shape":[1],"data_offsets":[30,31]},)"
+                             R"("u8":{"dtype":"U8","shape":[1],"data_offsets":[31,32]},)"
+                             R"("bool":{"dtype":"BOOL","shape":[1],"data_offsets":[32,33]},)"
+                             R"("e4m3":{"dtype":"F8_E4M3","shape":[1],"data_offsets":[33,34]},)"
+                             R"("e5m2":{"dtype":"F8_E5M2","shape":[1],"data_offsets":[34,35]},)"
+                             R"("e8m0":{"dtype":"F8_E8M0","shape":[1],"data_offsets":[35,36]}})";
   const std::string data = bytes_of({
-      0, 0, 0, 0, 0, 0, 0xF8, 0x3F,                          // F64 1.5 = 0x3FF8000000000000
-      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,        // I64 -1
-      0, 0, 0, 0xC0,                                          // F32 -2.0 = 0xC0000000
-      0x04, 0x03, 0x02, 0x01,                                 // I32 0x01020304
-      0x00, 0x3C,                                             // F16 1.0 = 0x3C00
-      0x80, 0x3F,                                             // BF16 1.0 = 0x3F80
-      0xFE, 0xFF,                                             // I16 -2
-      0x80,                                                   // I8 -128
-      0xFF,                                                   // U8 255
-      0x01,                                                   // BOOL true
-      0x38,                                                   // E4M3 1.0: exponent 7 (bias 7)
-      0x3C,                                                   // E5M2 1.0: exponent 15 (bias 15)
-      0x7F,                                                   // E8M0 2^0: 127 (bias 127)
+      0,    0,    0,    0,    0,    0,    0xF8, 0x3F,  // F64 1.5 = 0x3FF8000000000000
+      0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF,  // I64 -1
+      0,    0,    0,    0xC0,                          // F32 -2.0 = 0xC0000000
+      0x04, 0x03, 0x02, 0x01,                          // I32 0x01020304
+      0x00, 0x3C,                                      // F16 1.0 = 0x3C00
+      0x80, 0x3F,                                      // BF16 1.0 = 0x3F80
+      0xFE, 0xFF,                                      // I16 -2
+      0x80,                                            // I8 -128
+      0xFF,                                            // U8 255
+      0x01,                                            // BOOL true
+      0x38,                                            // E4M3 1.0: exponent 7 (bias 7)
+      0x3C,                                            // E5M2 1.0: exponent 15 (bias 15)
+      0x7F,                                            // E8M0 2^0: 127 (bias 127)
   });
   ScratchDir dir;
   auto file = SafetensorsFile::open(write_file(dir.file("all.safetensors"), safetensors_bytes(header, data)));
 
-  const std::vector<std::string> in_data_order = {"f64", "i64", "f32", "i32", "f16", "bf16", "i16",
+  const std::vector<std::string> in_data_order = {"f64", "i64", "f32",  "i32",  "f16",  "bf16", "i16",
                                                   "i8",  "u8",  "bool", "e4m3", "e5m2", "e8m0"};
   EXPECT_EQ(file->tensor_names(), in_data_order);
   const std::vector<std::pair<std::string, DType>> dtypes = {
-      {"f64", DType::F64}, {"i64", DType::I64}, {"f32", DType::F32}, {"i32", DType::I32},
-      {"f16", DType::F16}, {"bf16", DType::BF16}, {"i16", DType::I16}, {"i8", DType::I8},
-      {"u8", DType::U8}, {"bool", DType::BOOL}, {"e4m3", DType::F8_E4M3}, {"e5m2", DType::F8_E5M2},
+      {"f64", DType::F64},     {"i64", DType::I64},   {"f32", DType::F32},      {"i32", DType::I32},
+      {"f16", DType::F16},     {"bf16", DType::BF16}, {"i16", DType::I16},      {"i8", DType::I8},
+      {"u8", DType::U8},       {"bool", DType::BOOL}, {"e4m3", DType::F8_E4M3}, {"e5m2", DType::F8_E5M2},
       {"e8m0", DType::F8_E8M0}};
   for (const auto& [name, dtype] : dtypes) {
     EXPECT_EQ(file->tensor(name).dtype, dtype) << name;
@@ -109,12 +108,11 @@ TEST(SafetensorsReader, EveryDtype) {
 TEST(SafetensorsReader, ShapesScalarsEmptyTensorsMetadataAndPadding) {
   // Keys out of data order, a 0-d scalar, a zero-element tensor, metadata, and
   // a header padded with spaces (as writers do to align the data section).
-  const std::string header =
-      R"({"__metadata__":{"format":"pt","note":"x"},)"
-      R"("w":{"dtype":"F32","shape":[2,3],"data_offsets":[4,28]},)"
-      R"("empty":{"dtype":"BF16","shape":[0,4],"data_offsets":[28,28]},)"
-      R"("scale":{"data_offsets":[0,4],"shape":[],"dtype":"F32"}}     )";
-  std::string data = bytes_of({0, 0, 0x80, 0x3F});  // scale = 1.0f
+  const std::string header = R"({"__metadata__":{"format":"pt","note":"x"},)"
+                             R"("w":{"dtype":"F32","shape":[2,3],"data_offsets":[4,28]},)"
+                             R"("empty":{"dtype":"BF16","shape":[0,4],"data_offsets":[28,28]},)"
+                             R"("scale":{"data_offsets":[0,4],"shape":[],"dtype":"F32"}}     )";
+  std::string data = bytes_of({0, 0, 0x80, 0x3F});                // scale = 1.0f
   for (int i = 0; i < 6; ++i) data += bytes_of({0, 0, 0, 0x40});  // w = 2.0f each
   ScratchDir dir;
   auto file = SafetensorsFile::open(write_file(dir.file("m.safetensors"), safetensors_bytes(header, data)));

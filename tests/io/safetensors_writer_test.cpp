@@ -41,17 +41,16 @@ TEST(SafetensorsWriter, ExactBytesOfASmallFile) {
                     {{"k", "v"}});
   // Sorted keys, the F32 tensor first (larger elements), 131 header bytes padded
   // with 5 spaces to 136 = 0x88 so that the data starts at 144, a multiple of 8.
-  const std::string expected =
-      bytes_of({0x88, 0, 0, 0, 0, 0, 0, 0}) +
-      R"({"__metadata__":{"k":"v"},"a":{"data_offsets":[0,4],"dtype":"F32","shape":[1]},)"
-      R"("b":{"data_offsets":[4,7],"dtype":"U8","shape":[3]}})" +
-      "     " + bytes_of({0, 0, 0x80, 0x3F, 1, 2, 3});
+  const std::string expected = bytes_of({0x88, 0, 0, 0, 0, 0, 0, 0}) +
+                               R"({"__metadata__":{"k":"v"},"a":{"data_offsets":[0,4],"dtype":"F32","shape":[1]},)"
+                               R"("b":{"data_offsets":[4,7],"dtype":"U8","shape":[3]}})" +
+                               "     " + bytes_of({0, 0, 0x80, 0x3F, 1, 2, 3});
   EXPECT_EQ(read_file(path), expected);
 }
 
 TEST(SafetensorsWriter, RoundTripOfEveryDtype) {
-  const std::vector<DType> dtypes = {DType::F64,  DType::F32, DType::F16, DType::BF16,    DType::I64,
-                                     DType::I32,  DType::I16, DType::I8,  DType::U8,      DType::BOOL,
+  const std::vector<DType> dtypes = {DType::F64,     DType::F32,     DType::F16,    DType::BF16, DType::I64,
+                                     DType::I32,     DType::I16,     DType::I8,     DType::U8,   DType::BOOL,
                                      DType::F8_E4M3, DType::F8_E5M2, DType::F8_E8M0};
   std::mt19937 random(2024);
   std::vector<NamedTensor> tensors;
@@ -112,8 +111,11 @@ TEST(SafetensorsWriter, RefusesBadTensorsAndWritesNothing) {
   expect_error([&] { write_safetensors(path, {{"__metadata__", two}}); }, {path, "'__metadata__' is reserved"});
   TensorView wrong = two;
   wrong.shape = {3};
-  expect_error([&] { write_safetensors(path, {{"w", wrong}}); },
-               {path, "tensor 'w'", "dtype U8 x shape [3] needs 3 bytes, but the view holds 2"});
+  expect_error(
+      [&] {
+        write_safetensors(path, {{"w", wrong}});
+      },
+      {path, "tensor 'w'", "dtype U8 x shape [3] needs 3 bytes, but the view holds 2"});
   TensorView negative = two;
   negative.shape = {-2};
   expect_error([&] { write_safetensors(path, {{"n", negative}}); }, {path, "tensor 'n'", "negative dimension"});

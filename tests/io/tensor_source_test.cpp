@@ -19,9 +19,8 @@ std::string shard_bytes(const std::vector<std::string>& names) {
   std::string data;
   for (const auto& name : names) {
     if (header.size() > 1) header += ",";
-    header += "\"" + name + "\":{\"dtype\":\"U8\",\"shape\":[" + std::to_string(name.size()) +
-              "],\"data_offsets\":[" + std::to_string(data.size()) + "," + std::to_string(data.size() + name.size()) +
-              "]}";
+    header += "\"" + name + "\":{\"dtype\":\"U8\",\"shape\":[" + std::to_string(name.size()) + "],\"data_offsets\":[" +
+              std::to_string(data.size()) + "," + std::to_string(data.size() + name.size()) + "]}";
     data += name;
   }
   return safetensors_bytes(header + "}", data);
@@ -105,12 +104,14 @@ TEST_F(TwoShards, ShardHoldsATensorTheIndexDoesNotList) {
 TEST_F(TwoShards, DuplicateTensorAcrossShardsWithIndex) {
   write_file(shard(2), shard_bytes({"b.w", "c.w"}));
   index(kTwoShardIndex);
-  expect_error([&] { TensorSource::open(dir_.path().string()); }, {"tensor 'b.w' is in two shards", shard(1), shard(2)});
+  expect_error([&] { TensorSource::open(dir_.path().string()); },
+               {"tensor 'b.w' is in two shards", shard(1), shard(2)});
 }
 
 TEST_F(TwoShards, DuplicateTensorAcrossShardsWithoutIndex) {
   write_file(shard(2), shard_bytes({"c.w", "a.w"}));
-  expect_error([&] { TensorSource::open(dir_.path().string()); }, {"tensor 'a.w' is in two shards", shard(1), shard(2)});
+  expect_error([&] { TensorSource::open(dir_.path().string()); },
+               {"tensor 'a.w' is in two shards", shard(1), shard(2)});
 }
 
 TEST_F(TwoShards, MalformedShardNamesShardAndTensor) {
