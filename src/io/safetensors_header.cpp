@@ -148,7 +148,6 @@ SafetensorsHeader parse_safetensors_header(const std::byte* data, size_t size, c
     fail("{}: header length {} runs past the end of the file ({} bytes)", label, header_bytes, size);
   }
   const std::string_view text(reinterpret_cast<const char*>(data + 8), header_bytes);
-  if (text.empty() || text.front() != '{') fail("{}: header does not start with '{{'", label);
   const Json root = parse_strict_json_object(text, label, "header");
 
   SafetensorsHeader header;

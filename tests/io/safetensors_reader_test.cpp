@@ -107,11 +107,13 @@ TEST(SafetensorsReader, EveryDtype) {
 
 TEST(SafetensorsReader, ShapesScalarsEmptyTensorsMetadataAndPadding) {
   // Keys out of data order, a 0-d scalar, a zero-element tensor, metadata, and
-  // a header padded with spaces (as writers do to align the data section).
+  // a header of 217 bytes padded with 7 spaces so the data starts at 8 + 224
+  // (aligned, as writers do, which makes as<float>() legal).
   const std::string header = R"({"__metadata__":{"format":"pt","note":"x"},)"
                              R"("w":{"dtype":"F32","shape":[2,3],"data_offsets":[4,28]},)"
                              R"("empty":{"dtype":"BF16","shape":[0,4],"data_offsets":[28,28]},)"
-                             R"("scale":{"data_offsets":[0,4],"shape":[],"dtype":"F32"}}     )";
+                             R"("scale":{"data_offsets":[0,4],"shape":[],"dtype":"F32"}}       )";
+  ASSERT_EQ(header.size(), 224u);
   std::string data = bytes_of({0, 0, 0x80, 0x3F});                // scale = 1.0f
   for (int i = 0; i < 6; ++i) data += bytes_of({0, 0, 0, 0x40});  // w = 2.0f each
   ScratchDir dir;
@@ -124,11 +126,19 @@ TEST(SafetensorsReader, ShapesScalarsEmptyTensorsMetadataAndPadding) {
   const TensorView& w = file->tensor("w");
   EXPECT_EQ(w.shape, (std::vector<int64_t>{2, 3}));
   EXPECT_EQ(w.nbytes, 24u);
+  ASSERT_EQ(reinterpret_cast<uintptr_t>(w.data) % alignof(float), 0u);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(w.as<float>()[i], 2.0f);
   EXPECT_EQ(file->tensor("empty").nbytes, 0u);
   EXPECT_EQ(file->tensor("empty").numel(), 0);
   EXPECT_TRUE(file->contains("w"));
   EXPECT_FALSE(file->contains("__metadata__"));
+}
+
+TEST(SafetensorsReader, LeadingWhitespaceIsAcceptedAsByTheReferenceReader) {
+  ScratchDir dir;
+  const std::string header = " \n{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+  auto file = SafetensorsFile::open(write_file(dir.file("ws.safetensors"), safetensors_bytes(header, "z")));
+  EXPECT_EQ(file->tensor_names(), std::vector<std::string>{"a"});
 }
 
 TEST(SafetensorsReader, HeaderOnlyFileWithNoTensors) {
