@@ -18,17 +18,28 @@ bool ends_with(const std::string& text, std::string_view suffix) {
   return text.size() >= suffix.size() && text.compare(text.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
+// Regular files directly in `dir`, sorted; Error (not filesystem_error) when
+// the directory cannot be read.
+std::vector<std::string> files_in(const fs::path& dir) {
+  std::error_code ec;
+  std::vector<std::string> files;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::error_code type_ec;
+    if (it->is_regular_file(type_ec)) files.push_back(it->path().string());
+  }
+  if (ec) fail("{}: cannot list the directory: {}", dir.string(), ec.message());
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
 // The index to use for a directory: model.safetensors.index.json, or the only
 // *.safetensors.index.json present; "" when there is none.
-std::string find_index(const fs::path& dir) {
-  if (fs::is_regular_file(dir / kSafetensorsIndexName)) return (dir / kSafetensorsIndexName).string();
+std::string find_index(const std::vector<std::string>& files, const fs::path& dir) {
   std::vector<std::string> candidates;
-  for (const auto& item : fs::directory_iterator(dir)) {
-    if (item.is_regular_file() && ends_with(item.path().filename().string(), ".safetensors.index.json")) {
-      candidates.push_back(item.path().string());
-    }
+  for (const auto& file : files) {
+    if (fs::path(file).filename() == kSafetensorsIndexName) return file;
+    if (ends_with(file, ".safetensors.index.json")) candidates.push_back(file);
   }
-  std::sort(candidates.begin(), candidates.end());
   if (candidates.size() > 1) {
     fail("{}: several shard indexes ({} and {}) and no {}", dir.string(), candidates[0], candidates[1],
          kSafetensorsIndexName);
@@ -36,15 +47,15 @@ std::string find_index(const fs::path& dir) {
   return candidates.empty() ? "" : candidates[0];
 }
 
-std::vector<std::string> list_safetensors_files(const fs::path& dir) {
-  std::vector<std::string> files;
-  for (const auto& item : fs::directory_iterator(dir)) {
-    if (item.is_regular_file() && item.path().extension() == ".safetensors") files.push_back(item.path().string());
+std::vector<std::string> safetensors_files(const std::vector<std::string>& files, const fs::path& dir) {
+  std::vector<std::string> shards;
+  for (const auto& file : files) {
+    if (fs::path(file).extension() == ".safetensors") shards.push_back(file);
   }
-  std::sort(files.begin(), files.end());
-  if (files.empty())
+  if (shards.empty()) {
     fail("{}: no *.safetensors files and no {} in this directory", dir.string(), kSafetensorsIndexName);
-  return files;
+  }
+  return shards;
 }
 
 SafetensorsIndex read_index(const std::string& index_path) {
@@ -77,9 +88,10 @@ TensorSource TensorSource::open(const std::string& path) {
   source.path_ = path;
   std::string index_path;
   if (fs::is_directory(status)) {
-    index_path = find_index(path);
+    const std::vector<std::string> files = files_in(path);
+    index_path = find_index(files, path);
     if (index_path.empty()) {
-      for (const auto& file : list_safetensors_files(path)) source.add_file(SafetensorsFile::open(file));
+      for (const auto& file : safetensors_files(files, path)) source.add_file(SafetensorsFile::open(file));
     }
   } else if (ends_with(path, ".index.json")) {
     index_path = path;
@@ -104,7 +116,8 @@ void TensorSource::add_indexed_shards(const std::string& index_path) {
   // catches a tensor present in two of them.
   for (const auto& [shard, tensors] : tensors_by_shard) {
     const std::string shard_path = (dir / shard).string();
-    if (!fs::exists(shard_path)) {
+    std::error_code ec;
+    if (!fs::exists(shard_path, ec)) {
       fail("{}: tensor '{}' (and {} more) is mapped to shard {}, which does not exist", index_path, tensors.front(),
            tensors.size() - 1, shard_path);
     }
