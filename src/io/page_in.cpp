@@ -1,8 +1,5 @@
 #include "io/page_in.h"
 
-#include <sys/mman.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <thread>
 
@@ -24,45 +21,17 @@ uint64_t sum_bytes(const std::byte* data, size_t size) {
   return total;
 }
 
-// Asks the kernel to start reading [data, data + size) in the background. On a
-// cold mapped file this keeps the disk busy while we sum the chunk before it;
-// page faults alone fetch only a small readahead window at a time.
-void prefetch(const std::byte* data, size_t size) {
-  static const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const auto start = reinterpret_cast<uintptr_t>(data) / page * page;
-  const auto end = reinterpret_cast<uintptr_t>(data) + size;
-  if (size > 0) ::madvise(reinterpret_cast<void*>(start), end - start, MADV_WILLNEED);
-}
-
-// The pieces of [begin, end) of the concatenation of `ranges`.
-std::vector<std::span<const std::byte>> slice(const std::vector<std::span<const std::byte>>& ranges, size_t begin,
-                                              size_t end) {
-  std::vector<std::span<const std::byte>> pieces;
+// Sums the bytes in [begin, end) of the concatenation of `ranges`.
+uint64_t sum_slice(const std::vector<std::span<const std::byte>>& ranges, size_t begin, size_t end) {
+  uint64_t total = 0;
   size_t range_start = 0;
   for (const auto& range : ranges) {
     const size_t range_end = range_start + range.size();
     const size_t from = std::max(begin, range_start);
     const size_t to = std::min(end, range_end);
-    if (from < to) pieces.push_back(range.subspan(from - range_start, to - from));
+    if (from < to) total += sum_bytes(range.data() + (from - range_start), to - from);
     range_start = range_end;
     if (range_start >= end) break;
-  }
-  return pieces;
-}
-
-// Sums a slice chunk by chunk, hinting the next chunk before summing this one.
-uint64_t sum_slice(const std::vector<std::span<const std::byte>>& ranges, size_t begin, size_t end) {
-  constexpr size_t kChunk = size_t{64} << 20;
-  std::vector<std::span<const std::byte>> chunks;
-  for (const auto& piece : slice(ranges, begin, end)) {
-    for (size_t at = 0; at < piece.size(); at += kChunk)
-      chunks.push_back(piece.subspan(at, std::min(kChunk, piece.size() - at)));
-  }
-  uint64_t total = 0;
-  if (!chunks.empty()) prefetch(chunks[0].data(), chunks[0].size());
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    if (i + 1 < chunks.size()) prefetch(chunks[i + 1].data(), chunks[i + 1].size());
-    total += sum_bytes(chunks[i].data(), chunks[i].size());
   }
   return total;
 }
