@@ -15,7 +15,7 @@ namespace fp4serve {
 
 // One .safetensors file, mapped read-only. Tensors are views into the mapping and
 // keep it alive. A tensor's data is aligned to its element size whenever the file
-// laid it out so (the reference writer and ours always do); the format does not
+// laid it out so (current reference writers and ours do); the format does not
 // demand it, so a foreign file may give a misaligned view.
 class SafetensorsFile {
  public:

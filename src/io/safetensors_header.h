@@ -4,11 +4,11 @@
 // (offsets relative to the data section) plus an optional "__metadata__" object of
 // strings.
 //
-// Validation is as strict as the reference implementation (huggingface/safetensors)
-// and a little stricter: the tensors must tile the data section exactly, with no
-// overlap, no gap and no trailing bytes, because the reference reader refuses gaps
-// and every file the ecosystem writes is contiguous; a gap means a foreign or
-// damaged writer, and we would rather say so than guess. Keys may not repeat.
+// Validation follows the reference implementation (huggingface/safetensors; checked
+// against 0.8.0, which refuses gaps, overlaps, bytes after the last tensor, NUL
+// padding and non-string metadata, as we do): the tensors must tile the data
+// section exactly. We are stricter in two ways the reference lets through: a key
+// given twice (it keeps one silently) and unknown fields in a tensor entry.
 #pragma once
 
 #include <cstddef>
