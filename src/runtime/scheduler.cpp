@@ -13,6 +13,26 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
 // deadlines must still be noticed).
 constexpr auto kWaitingPoll = std::chrono::milliseconds(20);
 
+// Below this many logits per step, threads cost more than they save.
+constexpr size_t kParallelSamplingWork = size_t{1} << 20;
+
+// Runs fn(0..n-1), split across the hardware threads when `worth_it`.
+template <typename Fn>
+void parallel_for(size_t n, bool worth_it, Fn fn) {
+  const size_t threads = worth_it ? std::min<size_t>(n, std::max(1u, std::thread::hardware_concurrency())) : 1;
+  if (threads <= 1) {
+    for (size_t i = 0; i < n; ++i) fn(i);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      for (size_t i = t; i < n; i += threads) fn(i);
+    });
+  }
+  for (auto& th : pool) th.join();
+}
+
 }  // namespace
 
 GenerationStream::Update GenerationStream::wait(std::chrono::milliseconds timeout) {
@@ -246,7 +266,8 @@ void Scheduler::run_one_step() {
     return;
   }
 
-  Clock::time_point now = Clock::now();
+  // Which items get a token this step: prefill bookkeeping first.
+  std::vector<size_t> to_sample;
   for (size_t i = 0; i < work.size(); ++i) {
     Sequence& s = *owners[i];
     if (!s.decoding()) {
@@ -254,15 +275,30 @@ void Scheduler::run_one_step() {
       metrics_.add_prompt_tokens(work[i].tokens.size());
       if (!work[i].want_logits) continue;
     }
-    if (s.stream->cancelled()) continue;  // retired next iteration
-    SampledToken token;
+    if (!s.stream->cancelled()) to_sample.push_back(i);  // cancelled ones are retired next iteration
+  }
+
+  // Sampling touches only each sequence's own sampler, so it runs in parallel
+  // (a large vocabulary makes it cost about a millisecond per sequence).
+  std::vector<SampledToken> sampled(to_sample.size());
+  std::vector<std::string> errors(to_sample.size());
+  parallel_for(to_sample.size(), vocab * to_sample.size() >= kParallelSamplingWork, [&](size_t k) {
+    const size_t i = to_sample[k];
     try {
-      token = s.sampler.sample(std::span<const float>(logits_.data() + i * vocab, vocab));
+      sampled[k] = owners[i]->sampler.sample(std::span<const float>(logits_.data() + i * vocab, vocab));
     } catch (const std::exception& e) {
-      // E.g. logits without a finite maximum: this sequence cannot go on, the others can.
-      finish_sequence(s, {FinishReason::kError, -1, e.what()});
+      errors[k] = e.what();  // e.g. logits without a finite maximum
+    }
+  });
+
+  Clock::time_point now = Clock::now();
+  for (size_t k = 0; k < to_sample.size(); ++k) {
+    Sequence& s = *owners[to_sample[k]];
+    if (!errors[k].empty()) {
+      finish_sequence(s, {FinishReason::kError, -1, errors[k]});  // this sequence cannot go on; the others can
       continue;
     }
+    SampledToken& token = sampled[k];
     s.last_token = token.token;
     ++s.generated;
     metrics_.add_generation_tokens(1);
@@ -274,13 +310,13 @@ void Scheduler::run_one_step() {
       metrics_.inter_token_latency.observe(seconds_between(s.last_token_time, now));
     }
     s.last_token_time = now;
-    const int32_t sampled = token.token;
+    const int32_t id = token.token;
     s.stream->push(std::move(token));
 
     const auto& stops = s.request.stop_token_ids;
     const int64_t length = static_cast<int64_t>(s.request.prompt.size()) + s.generated;
-    if (std::find(stops.begin(), stops.end(), sampled) != stops.end()) {
-      finish_sequence(s, {FinishReason::kStopToken, sampled, {}});
+    if (std::find(stops.begin(), stops.end(), id) != stops.end()) {
+      finish_sequence(s, {FinishReason::kStopToken, id, {}});
     } else if (s.generated >= s.request.max_new_tokens || length >= model_.max_context()) {
       finish_sequence(s, {FinishReason::kLength, -1, {}});
     }

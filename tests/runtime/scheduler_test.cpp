@@ -143,6 +143,27 @@ TEST(Scheduler, ConcurrentOutputsEqualSerialReference) {
   }
 }
 
+// A large vocabulary makes the scheduler sample in parallel threads.
+TEST(Scheduler, ParallelSamplingEqualsSerialReference) {
+  FakeModelOptions options = small_model();
+  options.vocab_size = 40000;
+  options.state_bytes_per_token = 16;
+  FakeStepModel model(options);
+  SchedulerMetrics metrics;
+  Scheduler scheduler(model, {.max_num_seqs = 32, .max_waiting = 100, .max_batched_tokens = 256}, metrics);
+  std::mt19937 rng(7);
+  std::vector<GenerationRequest> requests;
+  for (int i = 0; i < 32; ++i) {
+    GenerationRequest r = random_request(rng, options.vocab_size, i % 2 == 0);
+    r.max_new_tokens = 8;
+    requests.push_back(r);
+  }
+  auto streams = scheduler.submit(requests);
+  for (size_t i = 0; i < requests.size(); ++i) {
+    EXPECT_EQ(collect(*streams[i]).tokens, reference_generation(options, requests[i])) << "request " << i;
+  }
+}
+
 TEST(Scheduler, BatchesRespectLimitsAndMixPrefillWithDecode) {
   FakeModelOptions options = small_model();
   FakeStepModel fake(options);
