@@ -1,0 +1,136 @@
+#include "text/pcre2_regex.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "base/error.h"
+#include "text/utf8.h"
+
+namespace fp4serve::text {
+
+namespace {
+
+std::string pcre2_message(int code) {
+  PCRE2_UCHAR buffer[256];
+  pcre2_get_error_message(code, buffer, sizeof(buffer));
+  return reinterpret_cast<const char*>(buffer);
+}
+
+// Per-thread match state: PCRE2 match data and the JIT stack must not be shared
+// between threads, while the compiled code may be.
+struct MatchScratch {
+  pcre2_match_data* data = pcre2_match_data_create(1, nullptr);
+  pcre2_match_context* context = pcre2_match_context_create(nullptr);
+  // Long runs of one character class can need more than the default 32 KiB.
+  pcre2_jit_stack* jit_stack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, nullptr);
+
+  MatchScratch() { pcre2_jit_stack_assign(context, nullptr, jit_stack); }
+  ~MatchScratch() {
+    pcre2_jit_stack_free(jit_stack);
+    pcre2_match_context_free(context);
+    pcre2_match_data_free(data);
+  }
+};
+
+MatchScratch& scratch() {
+  thread_local MatchScratch instance;
+  return instance;
+}
+
+}  // namespace
+
+std::string pcre2_pattern_from_oniguruma(std::string_view pattern) {
+  // Oniguruma (Unicode): \s is White_Space and \w is Letter|Mark|Number|Connector_Punctuation.
+  static constexpr std::string_view kSpace = "\\p{White_Space}";
+  static constexpr std::string_view kNotSpace = "\\P{White_Space}";
+  static constexpr std::string_view kWordInClass = "\\p{L}\\p{M}\\p{N}\\p{Pc}";
+  std::string out;
+  out.reserve(pattern.size() + 32);
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char e = pattern[++i];
+      if (e == 'Q') {  // \Q...\E is literal text: copy it untouched
+        const size_t end = pattern.find("\\E", i + 1);
+        const size_t stop = end == std::string_view::npos ? pattern.size() : end + 2;
+        out.append(pattern.substr(i - 1, stop - (i - 1)));
+        i = stop - 1;
+      } else if (e == 's') {
+        out.append(kSpace);
+      } else if (e == 'S') {
+        out.append(kNotSpace);
+      } else if (e == 'w') {
+        out.append(in_class ? std::string(kWordInClass) : "[" + std::string(kWordInClass) + "]");
+      } else if (e == 'W') {
+        if (in_class) fail("regex '{}': \\W inside a character class is not supported", pattern);
+        out.append("[^" + std::string(kWordInClass) + "]");
+      } else {
+        out += '\\';
+        out += e;
+      }
+      continue;
+    }
+    if (!in_class && c == '[') {
+      in_class = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal member, not the end of the class.
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];
+      continue;
+    }
+    if (in_class && c == ']') in_class = false;
+    out += c;
+  }
+  return out;
+}
+
+Pcre2Regex::Pcre2Regex(std::string_view pattern, std::string origin) : origin_(std::move(origin)) {
+  check_utf8(pattern, origin_ + ": regex");
+  int error = 0;
+  PCRE2_SIZE offset = 0;
+  code_ = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(), PCRE2_UTF | PCRE2_UCP, &error,
+                        &offset, nullptr);
+  if (!code_) fail("{}: regex '{}' does not compile at offset {}: {}", origin_, pattern, offset, pcre2_message(error));
+  jit_ = pcre2_jit_compile(code_, PCRE2_JIT_COMPLETE) == 0;
+}
+
+Pcre2Regex::~Pcre2Regex() { pcre2_code_free(code_); }
+
+bool Pcre2Regex::match(std::string_view subject, size_t offset, size_t* begin, size_t* end) const {
+  MatchScratch& s = scratch();
+  const auto* text = reinterpret_cast<PCRE2_SPTR>(subject.data());
+  const int rc = jit_ ? pcre2_jit_match(code_, text, subject.size(), offset, 0, s.data, s.context)
+                      : pcre2_match(code_, text, subject.size(), offset, PCRE2_NO_UTF_CHECK, s.data, s.context);
+  if (rc == PCRE2_ERROR_NOMATCH) return false;
+  if (rc < 0) fail("{}: regex match failed: {}", origin_, pcre2_message(rc));
+  const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(s.data);
+  *begin = ovector[0];
+  *end = ovector[1];
+  return true;
+}
+
+void Pcre2Regex::for_each_match(std::string_view subject, const std::function<void(size_t, size_t)>& on_match) const {
+  size_t search_from = 0;
+  size_t last_match_end = std::string_view::npos;
+  while (search_from <= subject.size()) {
+    size_t begin = 0, end = 0;
+    if (!match(subject, search_from, &begin, &end)) return;
+    if (begin == end && begin == last_match_end) {
+      // An empty match glued to the previous one: step over one character and retry.
+      if (search_from >= subject.size()) return;
+      search_from += next_utf8_unit(subject.substr(search_from)).length;
+      continue;
+    }
+    on_match(begin, end);
+    last_match_end = end;
+    search_from = end;
+  }
+}
+
+bool Pcre2Regex::search(std::string_view subject) const {
+  size_t begin = 0, end = 0;
+  return match(subject, 0, &begin, &end);
+}
+
+}  // namespace fp4serve::text
