@@ -3,7 +3,11 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <algorithm>
+#include <cctype>
+
 #include "base/error.h"
+#include "text/unicode_additions.h"
 #include "text/utf8.h"
 
 namespace fp4serve::text {
@@ -37,16 +41,61 @@ MatchScratch& scratch() {
   return instance;
 }
 
+// Oniguruma's long general-category names, as PCRE2's abbreviations.
+constexpr std::pair<std::string_view, std::string_view> kCategoryLongNames[] = {
+    {"letter", "L"}, {"uppercaseletter", "Lu"}, {"lowercaseletter", "Ll"}, {"titlecaseletter", "Lt"},
+    {"modifierletter", "Lm"}, {"otherletter", "Lo"}, {"mark", "M"}, {"nonspacingmark", "Mn"}, {"spacingmark", "Mc"},
+    {"enclosingmark", "Me"}, {"number", "N"}, {"decimalnumber", "Nd"}, {"letternumber", "Nl"}, {"othernumber", "No"},
+    {"punctuation", "P"}, {"connectorpunctuation", "Pc"}, {"dashpunctuation", "Pd"}, {"openpunctuation", "Ps"},
+    {"closepunctuation", "Pe"}, {"initialpunctuation", "Pi"}, {"finalpunctuation", "Pf"}, {"otherpunctuation", "Po"},
+    {"symbol", "S"}, {"mathsymbol", "Sm"}, {"currencysymbol", "Sc"}, {"modifiersymbol", "Sk"}, {"othersymbol", "So"},
+    {"separator", "Z"}, {"spaceseparator", "Zs"}, {"lineseparator", "Zl"}, {"paragraphseparator", "Zp"},
+    {"other", "C"}, {"control", "Cc"}, {"format", "Cf"}, {"privateuse", "Co"}, {"surrogate", "Cs"},
+    {"unassigned", "Cn"}, {"whitespace", "White_Space"}, {"space", "White_Space"}};
+
+// The PCRE2 name of an Oniguruma property, or the name itself if it is not a category we track.
+std::string canonical_property(std::string_view name) {
+  std::string folded;
+  for (char c : name) {
+    if (c != '_' && c != ' ' && c != '-') folded += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  }
+  for (const auto& [long_name, abbreviation] : kCategoryLongNames) {
+    if (folded == long_name) return std::string(abbreviation);
+  }
+  return std::string(name);
+}
+
+// `\p{name}` (or its negation) as PCRE2 should read it to agree with Unicode 16.0.
+std::string translate_property(std::string_view pattern, const std::string& name, bool negated, bool in_class) {
+  for (std::string_view removed : unicode16_categories_with_removals()) {
+    if (name == removed)
+      fail("regex '{}': \\p{{{}}} changed between Unicode 14.0 (PCRE2) and 16.0 (tokenizers); not supported", pattern, name);
+  }
+  const std::string property = "\\p{" + name + "}";
+  std::string added;
+  for (const CategoryAdditions& a : unicode16_category_additions()) {
+    if (a.category != name) continue;
+    for (const CodePointRange& r : a.ranges) {
+      added += fmt::format("\\x{{{:X}}}", static_cast<uint32_t>(r.first));
+      if (r.last != r.first) added += fmt::format("-\\x{{{:X}}}", static_cast<uint32_t>(r.last));
+    }
+  }
+  if (added.empty()) return negated ? "\\P{" + name + "}" : property;
+  if (!in_class) return (negated ? "[^" : "[") + property + added + "]";
+  if (negated) fail("regex '{}': \\P{{{}}} inside a character class is not supported", pattern, name);
+  return property + added;
+}
+
 }  // namespace
 
 std::string pcre2_pattern_from_oniguruma(std::string_view pattern) {
-  // Oniguruma (Unicode): \s is White_Space and \w is Letter|Mark|Number|Connector_Punctuation.
-  static constexpr std::string_view kSpace = "\\p{White_Space}";
-  static constexpr std::string_view kNotSpace = "\\P{White_Space}";
-  static constexpr std::string_view kWordInClass = "\\p{L}\\p{M}\\p{N}\\p{Pc}";
   std::string out;
-  out.reserve(pattern.size() + 32);
+  out.reserve(pattern.size() + 64);
   bool in_class = false;
+  auto word_members = [&] {
+    return translate_property(pattern, "L", false, true) + translate_property(pattern, "M", false, true) +
+           translate_property(pattern, "N", false, true) + translate_property(pattern, "Pc", false, true);
+  };
   for (size_t i = 0; i < pattern.size(); ++i) {
     const char c = pattern[i];
     if (c == '\\' && i + 1 < pattern.size()) {
@@ -56,15 +105,39 @@ std::string pcre2_pattern_from_oniguruma(std::string_view pattern) {
         const size_t stop = end == std::string_view::npos ? pattern.size() : end + 2;
         out.append(pattern.substr(i - 1, stop - (i - 1)));
         i = stop - 1;
-      } else if (e == 's') {
-        out.append(kSpace);
-      } else if (e == 'S') {
-        out.append(kNotSpace);
-      } else if (e == 'w') {
-        out.append(in_class ? std::string(kWordInClass) : "[" + std::string(kWordInClass) + "]");
+      } else if (e == 's' || e == 'S') {  // Oniguruma: the White_Space property
+        out += translate_property(pattern, "White_Space", e == 'S', in_class);
+      } else if (e == 'd' || e == 'D') {
+        out += translate_property(pattern, "Nd", e == 'D', in_class);
+      } else if (e == 'w') {  // Oniguruma: Letter | Mark | Number | Connector_Punctuation
+        if (!in_class) out += '[';
+        out += word_members();
+        if (!in_class) out += ']';
       } else if (e == 'W') {
         if (in_class) fail("regex '{}': \\W inside a character class is not supported", pattern);
-        out.append("[^" + std::string(kWordInClass) + "]");
+        out += "[^";
+        out += word_members();
+        out += ']';
+      } else if ((e == 'p' || e == 'P') && i + 1 < pattern.size()) {
+        bool negated = e == 'P';
+        std::string_view name;
+        if (pattern[i + 1] == '{') {
+          const size_t close = pattern.find('}', i + 2);
+          if (close == std::string_view::npos) fail("regex '{}': unterminated \\{}{{", pattern, e);
+          name = pattern.substr(i + 2, close - i - 2);
+          i = close;
+          if (!name.empty() && name[0] == '^') {
+            negated = !negated;
+            name.remove_prefix(1);
+          }
+        } else {
+          name = pattern.substr(++i, 1);
+        }
+        out += translate_property(pattern, canonical_property(name), negated, in_class);
+      } else if (e == 'u' && i + 4 < pattern.size() &&
+                 std::all_of(pattern.begin() + i + 1, pattern.begin() + i + 5, [](char h) { return std::isxdigit(static_cast<unsigned char>(h)); })) {
+        out += "\\x{" + std::string(pattern.substr(i + 1, 4)) + "}";  // Oniguruma's \uHHHH
+        i += 4;
       } else {
         out += '\\';
         out += e;

@@ -38,10 +38,11 @@ class Pcre2Regex {
   std::string origin_;
 };
 
-// Rewrites Oniguruma/Rust-regex syntax that PCRE2 reads differently into the
-// PCRE2 spelling of the same thing. Today: \s and \S, which in PCRE2 10.42 UCP
-// mode also match U+180E and which Oniguruma limits to the Unicode White_Space
-// property.
+// Rewrites an Oniguruma pattern (what tokenizer.json holds) into a PCRE2
+// pattern that matches the same strings: \s is the White_Space property (PCRE2
+// UCP would also match U+180E), \w and \d follow Oniguruma's definitions,
+// \uHHHH becomes \x{HHHH}, and every general category gains the code points
+// Unicode assigned between PCRE2's 14.0 and Oniguruma's 16.0 (unicode_additions.h).
 std::string pcre2_pattern_from_oniguruma(std::string_view pattern);
 
 }  // namespace fp4serve::text
