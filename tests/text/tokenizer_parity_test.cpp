@@ -33,10 +33,16 @@ std::string escaped(const std::string& s) {
 
 class TokenizerParity : public ::testing::Test {
  protected:
+  // ctest runs each test in its own process, often in parallel: the first one
+  // writes the fixtures under a lock, the others reuse them until a harness
+  // file changes.
   static void SetUpTestSuite() {
-    const std::string command = "cd '" + kHarnessDir + "' && test -d node_modules/tokenizers && node make_parity_fixtures.js '" +
-                                kFixtureDir + "' 2000 > '" + kFixtureDir + ".log' 2>&1";
-    std::system(("mkdir -p '" + kFixtureDir + "'").c_str());
+    const std::string stamp = kFixtureDir + "/complete.stamp";
+    const std::string command = "mkdir -p '" + kFixtureDir + "' && cd '" + kHarnessDir + "' && flock '" + kFixtureDir +
+                                ".lock' sh -c 'test -d node_modules/tokenizers || exit 1; "
+                                "if [ -f \"" + stamp + "\" ] && [ -z \"$(find . -maxdepth 1 -newer \"" + stamp +
+                                "\")\" ]; then exit 0; fi; rm -f \"" + stamp + "\"; node make_parity_fixtures.js \"" +
+                                kFixtureDir + "\" 2000 > \"" + kFixtureDir + ".log\" 2>&1 && touch \"" + stamp + "\"'";
     harness_status_ = std::system(command.c_str());
   }
 

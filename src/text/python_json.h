@@ -1,0 +1,18 @@
+// JSON text exactly as Python's json.dumps(value, ensure_ascii=False) writes
+// it, which DeepSeek's prompt renderer embeds in prompts (tool schemas,
+// non-string tool arguments, response formats): ", " and ": " separators, keys
+// in their original order, floats in Python's repr, non-ASCII characters as
+// they are. nlohmann's dump() differs in separators and float spelling.
+#pragma once
+
+#include <nlohmann/json.hpp>
+#include <string>
+
+namespace fp4serve::text {
+
+std::string python_json_dumps(const nlohmann::ordered_json& value);
+
+// A JSON string literal with Python's escapes (\n, \", \u001b, ...; non-ASCII kept).
+void append_python_json_string(std::string& out, const std::string& value);
+
+}  // namespace fp4serve::text
