@@ -113,9 +113,14 @@ void append_value(std::string& out, const nlohmann::ordered_json& value) {
 
 }  // namespace
 
-void append_python_json_string(std::string& out, const std::string& value) {
-  static constexpr char kHex[] = "0123456789abcdef";
+void append_python_json_string(std::string& out, std::string_view value) {
   out += '"';
+  append_python_json_escaped(out, value);
+  out += '"';
+}
+
+void append_python_json_escaped(std::string& out, std::string_view value) {
+  static constexpr char kHex[] = "0123456789abcdef";
   for (char c : value) {
     switch (c) {
       case '"': out += "\\\""; break;
@@ -135,7 +140,6 @@ void append_python_json_string(std::string& out, const std::string& value) {
         }
     }
   }
-  out += '"';
 }
 
 std::string python_json_dumps(const nlohmann::ordered_json& value) {

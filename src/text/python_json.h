@@ -7,12 +7,15 @@
 
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 namespace fp4serve::text {
 
 std::string python_json_dumps(const nlohmann::ordered_json& value);
 
 // A JSON string literal with Python's escapes (\n, \", \u001b, ...; non-ASCII kept).
-void append_python_json_string(std::string& out, const std::string& value);
+void append_python_json_string(std::string& out, std::string_view value);
+// The same escapes without the quotes: pieces of one string escape piece by piece.
+void append_python_json_escaped(std::string& out, std::string_view value);
 
 }  // namespace fp4serve::text
