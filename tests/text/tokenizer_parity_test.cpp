@@ -79,6 +79,19 @@ class TokenizerParity : public ::testing::Test {
 };
 
 TEST_F(TokenizerParity, DeepSeekV4) { expect_same_ids("deepseek_v4"); }
+
+TEST_F(TokenizerParity, DeepSeekV4GoldenEncodings) {
+  // The V4 tokenizer's own test vectors (serving-and-style.md §2.1).
+  const Tokenizer tokenizer = Tokenizer::from_file(kFixtureDir + "/deepseek_v4.tokenizer.json");
+  EXPECT_EQ(tokenizer.encode("<｜User｜>你好<｜Assistant｜><think>推理</think>答案<｜end▁of▁sentence｜>"),
+            (std::vector<uint32_t>{128803, 30594, 128804, 128821, 36101, 128822, 7624, 1}));
+  EXPECT_EQ(tokenizer.encode("Hello! 毕老师！1 + 1 = 2 ĠÑĤÐ²ÑĬÑĢ"),
+            (std::vector<uint32_t>{19923, 3, 223, 5464, 5008, 1175, 19, 940, 223, 19, 438, 223, 20,
+                                   6113, 257, 76589, 131, 100, 76032, 1628, 76589, 131, 108, 76589, 131, 98}));
+  EXPECT_EQ(tokenizer.vocab_size(), 129280u);
+  EXPECT_EQ(tokenizer.token_to_id("｜DSML｜"), 128825u);
+  EXPECT_EQ(tokenizer.token_to_id("<｜latest_reminder｜>"), 128828u);
+}
 TEST_F(TokenizerParity, MergesAsArraysAndIgnoreMerges) { expect_same_ids("merges_as_arrays"); }
 TEST_F(TokenizerParity, ByteLevelWithRegexAndPrefixSpace) { expect_same_ids("byte_level_regex"); }
 TEST_F(TokenizerParity, EverySplitBehavior) { expect_same_ids("split_behaviors"); }
