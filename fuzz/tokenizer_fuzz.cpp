@@ -22,7 +22,7 @@ const Tokenizer& fuzz_tokenizer() {
     uint32_t next = 0;
     for (int b = 0; b < 256; ++b) vocab[fp4serve::text::bytes_to_byte_level(std::string(1, static_cast<char>(b)))] = next++;
     nlohmann::json merges = nlohmann::json::array();
-    for (const char* pair : {"t h", "th e", "Ġ t", "Ġt he", "i n", "in g", "Ġ Ġ", "ĠĠ ĠĠ", "1 2", "12 3", "ä ½"}) {
+    for (const char* pair : {"t h", "th e", "Ġ t", "Ġt h", "Ġth e", "i n", "in g", "Ġ Ġ", "ĠĠ ĠĠ", "1 2", "12 3", "ä ½"}) {
       const std::string s(pair);
       const size_t space = s.find(' ');
       vocab[s.substr(0, space) + s.substr(space + 1)] = next++;
