@@ -5,11 +5,13 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <thread>
 
 #include "base/error.h"
 #include "text/byte_level.h"
@@ -103,6 +105,35 @@ TEST(Tokenizer, IncrementalDecoderNeverSplitsACharacter) {
     ASSERT_EQ(streamed, utf8_lossy(bytes));
     ASSERT_EQ(t.decode(ids), utf8_lossy(bytes));
   }
+}
+
+TEST(Tokenizer, ConcurrentEncodesAgreeWithOneThread) {
+  // Server threads share one Tokenizer: per-thread scratch, a locked word cache.
+  const auto t = load(tokenizer_json({"th", "the", "Ġthe"}, {"t h", "th e", "Ġ the"}));
+  std::mt19937 rng(9);
+  const char* const words[] = {"the", " the", "then", "字", " 12", "\n", "é", "xyz"};
+  std::vector<std::string> texts;
+  for (int i = 0; i < 400; ++i) {
+    std::string s;
+    for (int w = rng() % 30; w > 0; --w) s += words[rng() % std::size(words)];
+    texts.push_back(s);
+  }
+  std::vector<std::vector<uint32_t>> expected;
+  {
+    const auto fresh = load(tokenizer_json({"th", "the", "Ġthe"}, {"t h", "th e", "Ġ the"}));
+    for (const auto& s : texts) expected.push_back(fresh.encode(s));
+  }
+  std::vector<std::thread> workers;
+  std::atomic<int> mismatches{0};
+  for (int w = 0; w < 4; ++w) {
+    workers.emplace_back([&, w] {
+      for (int round = 0; round < 5; ++round)
+        for (size_t i = w; i < texts.size(); i += 2)
+          if (t.encode(texts[i]) != expected[i]) ++mismatches;
+    });
+  }
+  for (auto& w : workers) w.join();
+  EXPECT_EQ(mismatches.load(), 0);
 }
 
 TEST(Tokenizer, RejectsInvalidUtf8Text) {
