@@ -23,9 +23,6 @@ const RegisterCommand stubs[] = {
     RegisterCommand(stub("inspect", "Describe a checkpoint: layout, encodings, memory", "issue 3")),
     RegisterCommand(stub("quantize", "Convert a checkpoint to DeepSeek-native or NVFP4", "issue 3")),
     RegisterCommand(stub("make-test-model", "Write a tiny random DeepSeek-V4 checkpoint", "issue 3")),
-    RegisterCommand(stub("tokenize", "Tokenize or detokenize text", "issue 5")),
-    RegisterCommand(stub("render-chat", "Render a DeepSeek-V4 chat prompt", "issue 5")),
-    RegisterCommand(stub("parse-completion", "Split generated text into reasoning, content, tool calls", "issue 5")),
 };
 
 }  // namespace
