@@ -15,6 +15,7 @@
 #include "runtime/scheduler.h"
 #include "server/byte_level_text.h"
 #include "server/completion_service.h"
+#include "server/deepseek_text.h"
 #include "server/http_server.h"
 
 namespace fp4serve::cli {
@@ -70,12 +71,28 @@ int run_serve(const ServeOptions& o) {
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a vanished client must not kill the server
 
-  auto text = std::make_unique<server::ByteLevelText>();
+  // The text layer: DeepSeek's (tokenizer.json from --tokenizer or the model
+  // directory), or for the fake model without one, the byte-level stand-in.
+  std::string tokenizer_path = o.tokenizer;
+  if (tokenizer_path.empty() && !o.model_dir.empty() &&
+      std::filesystem::exists(std::filesystem::path(o.model_dir) / "tokenizer.json")) {
+    tokenizer_path = (std::filesystem::path(o.model_dir) / "tokenizer.json").string();
+  }
+  std::unique_ptr<server::ServingText> text;
+  std::vector<int32_t> free_words;
+  if (!tokenizer_path.empty()) {
+    auto deepseek = std::make_unique<server::DeepSeekText>(tokenizer_path);
+    free_words = deepseek->plain_word_tokens();
+    text = std::move(deepseek);
+  } else {
+    text = std::make_unique<server::ByteLevelText>();
+    free_words = server::ByteLevelText::word_tokens();
+  }
   runtime::FakeModelOptions fake;
   fake.vocab_size = text->vocab_size();
   fake.max_context = o.max_model_len > 0 ? o.max_model_len : 4096;
   fake.eos_token = text->eos_token();
-  fake.free_text_tokens = server::ByteLevelText::word_tokens();
+  fake.free_text_tokens = std::move(free_words);
   fake.step_delay = std::chrono::microseconds(o.fake_model_step_delay_us);
   fake.decode = [t = text.get()](std::span<const int32_t> ids) { return t->decode(ids, false); };
   fake.encode = [t = text.get()](const std::string& s) { return t->encode(s, false); };

@@ -41,5 +41,6 @@ void run_suite(const std::string& file) {
 TEST(EndToEnd, ApiSurface) { run_suite("api.test.mjs"); }
 TEST(EndToEnd, ErrorCases) { run_suite("errors.test.mjs"); }
 TEST(EndToEnd, LoadAbortQueueTimeoutDrain) { run_suite("load.test.mjs"); }
+TEST(EndToEnd, DeepSeekTextThinkingAndTools) { run_suite("deepseek.test.mjs"); }
 
 }  // namespace
