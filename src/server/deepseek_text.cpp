@@ -96,7 +96,8 @@ std::string DeepSeekText::render_chat(const ChatRequest& request) const {
     if (first_role == "system" || first_role == "developer") {
       messages[0]["response_format"] = format;
     } else {
-      messages.insert(messages.begin(), {{"role", "system"}, {"content", ""}, {"response_format", format}});
+      messages.insert(messages.begin(),
+                      nlohmann::ordered_json{{"role", "system"}, {"content", ""}, {"response_format", format}});
     }
   }
   text::ChatEncodingOptions options;

@@ -95,6 +95,19 @@ describe('DeepSeek-V4 text layer', () => {
     assert.deepEqual(JSON.parse(calls[0].arguments), { city: 'Paris', days: 3 });
   });
 
+  it('renders response_format into the prompt and validates the JSON reply', async () => {
+    const messages = [{ role: 'user', content: scripted('{"city": "Paris"}') }];
+    const plain = await server.post('/tokenize', JSON.stringify({ messages, reasoning_effort: 'none' }));
+    const withFormat = await server.post('/tokenize', JSON.stringify({
+      messages, reasoning_effort: 'none', response_format: { type: 'json_object' },
+    }));
+    assert.ok(withFormat.json.count > plain.json.count + 10, 'the response-format section is not in the prompt');
+    const r = await client.chat.completions.create({
+      model: 'deepseek-v4-fake', messages, reasoning_effort: 'none', response_format: { type: 'json_object' },
+    });
+    assert.deepEqual(JSON.parse(r.choices[0].message.content), { city: 'Paris' });
+  });
+
   it('decodes generated text with the real tokenizer, whole characters only', async () => {
     const reply = 'Café ☕ 東京 😀';
     const stream = await client.chat.completions.create({
