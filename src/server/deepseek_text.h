@@ -33,6 +33,7 @@ class DeepSeekText : public ServingText {
   text::Tokenizer tokenizer_;
   int32_t bos_ = 0;
   int32_t eos_ = 1;
+  bool add_bos_ = false;  // tokenizer_config.json's add_bos_token (DeepSeek-V4: false)
 };
 
 }  // namespace fp4serve::server

@@ -56,7 +56,8 @@ class ServingText {
   virtual int32_t eos_token() const = 0;
   // Throws fp4serve::Error for text that is not valid UTF-8. Special tokens
   // written in the text are matched as single tokens. `add_special_tokens`
-  // prepends BOS (completions prompts; chat prompts carry their own).
+  // prepends BOS where the tokenizer's configuration says so (completions
+  // prompts; chat prompts carry their own).
   virtual std::vector<int32_t> encode(std::string_view text, bool add_special_tokens) const = 0;
   // Throws fp4serve::Error for an id outside the vocabulary.
   virtual std::string decode(std::span<const int32_t> tokens, bool skip_special_tokens) const = 0;

@@ -43,6 +43,13 @@ describe('DeepSeek-V4 text layer', () => {
     assert.deepEqual(chat.json.tokens.slice(-2), [ASSISTANT, THINK_END]);
   });
 
+  it('adds no BOS to plain prompts (V4 add_bos_token is false)', async () => {
+    const t = await server.post('/tokenize', JSON.stringify({ prompt: 'Hello' }));
+    assert.notEqual(t.json.tokens[0], BOS);
+    const c = await client.completions.create({ model: 'deepseek-v4-fake', prompt: 'Hello', max_tokens: 3 });
+    assert.equal(c.usage.prompt_tokens, t.json.count);
+  });
+
   it('splits reasoning at </think>', async () => {
     const r = await client.chat.completions.create({
       model: 'deepseek-v4-fake', messages: [{ role: 'user', content: scripted('Simple sum.</think>2 + 2 = 4') }],
