@@ -354,7 +354,8 @@ nlohmann::json parse_json_body(std::string_view body) {
   json parsed;
   try {
     parsed = json::parse(body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {
+    // parse_error, and out_of_range for numbers beyond double (1e999).
     throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()));
   }
   if (!parsed.is_object()) throw ApiError(400, fmt::format("the request body must be a JSON object, got {}", type_name(parsed)));

@@ -130,6 +130,7 @@ TEST(ChatRequest, Refusals) {
   };
   const Case cases[] = {
       {"{", 400, ""},
+      {"{" + kMessages + R"(, "temperature": 1e999})", 400, ""},  // number overflow, not a parse error
       {"[1]", 400, ""},
       {R"({"messages": []})", 400, "messages"},
       {"{" + kMessages + R"(, "temperature": "1"})", 400, "temperature"},
