@@ -64,6 +64,29 @@ DeviceLinear DeviceLinear::upload(const LinearWeight& weight) {
   return d;
 }
 
+DeviceLinear DeviceLinear::adopt(WeightKind kind, int64_t n, int64_t k, DeviceBuffer weight, DeviceBuffer scale,
+                                 float global_scale, std::string name) {
+  FP4SERVE_CHECK(k % 128 == 0 && n % 16 == 0, "{}: shape [{}, {}] needs N % 16 == 0 and K % 128 == 0", name, n, k);
+  const bool fp4 = kind == WeightKind::kMXFP4 || kind == WeightKind::kNVFP4;
+  const int64_t weight_bytes = kind == WeightKind::kBF16 ? 2 * n * k : (fp4 ? n * k / 2 : n * k);
+  int64_t scale_bytes = 0;
+  if (kind == WeightKind::kFP8Block) scale_bytes = (n + 127) / 128 * (k / 128) * 4;
+  if (kind == WeightKind::kMXFP4) scale_bytes = n * (k / 32);
+  if (kind == WeightKind::kNVFP4) scale_bytes = n * (k / 16);
+  FP4SERVE_CHECK(static_cast<int64_t>(weight.bytes()) >= weight_bytes && static_cast<int64_t>(scale.bytes()) >= scale_bytes,
+                 "{}: device buffers of {} and {} bytes, expected {} and {}", name, weight.bytes(), scale.bytes(),
+                 weight_bytes, scale_bytes);
+  DeviceLinear d;
+  d.kind_ = kind;
+  d.n_ = n;
+  d.k_ = k;
+  d.global_scale_ = kind == WeightKind::kNVFP4 ? global_scale : 1.0f;
+  d.name_ = std::move(name);
+  d.weight_ = std::move(weight);
+  d.scale_ = std::move(scale);
+  return d;
+}
+
 ActKind activation_kind(WeightKind kind, bool nvfp4_bf16_activations) {
   if (kind == WeightKind::kBF16) return ActKind::kBF16;
   if (kind == WeightKind::kNVFP4 && nvfp4_bf16_activations) return ActKind::kBF16;

@@ -21,6 +21,10 @@ namespace fp4serve::cuda {
 class DeviceLinear {
  public:
   static DeviceLinear upload(const LinearWeight& weight);
+  // Adopts buffers already on the device, laid out as kernel_args.h describes (benchmarks
+  // fill them on the GPU). Same shape requirements as upload().
+  static DeviceLinear adopt(WeightKind kind, int64_t n, int64_t k, DeviceBuffer weight, DeviceBuffer scale,
+                            float global_scale, std::string name);
 
   WeightKind kind() const { return kind_; }
   int64_t out_features() const { return n_; }
