@@ -99,7 +99,7 @@ void run_dense(GpuContext& ctx, const DenseCase& c, const std::vector<int64_t>& 
     report_exact(fmt::format("act-quant fp8 {}x{}", m_max, c.k), bad,
                  static_cast<int64_t>(got_codes.size() + got_scales.size()));
   }
-  const std::vector<double> xd = act == ActKind::kFP8 ? decode_fp8_activations(ref_act, m_max, c.k) : decode_bf16(x);
+  const std::vector<double> xd = act == ActKind::kFP8 ? decode_fp8_activations(ref_act, m_max, c.k) : decode_bf16_values(x);
   const std::vector<double> ref_all = reference_gemm(w, xd, m_max);
 
   DeviceBuffer y(static_cast<size_t>(m_max * c.n) * 2);

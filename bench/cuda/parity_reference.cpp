@@ -119,7 +119,7 @@ std::vector<double> decode_fp8_activations(const Fp8Activations& a, int64_t m, i
   return x;
 }
 
-std::vector<double> decode_bf16(std::span<const uint16_t> x) {
+std::vector<double> decode_bf16_values(std::span<const uint16_t> x) {
   std::vector<double> out(x.size());
   for (size_t i = 0; i < x.size(); ++i) out[i] = fp4serve::decode_bf16(x[i]);
   return out;

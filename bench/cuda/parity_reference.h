@@ -38,7 +38,7 @@ Fp8Activations quantize_reference(std::span<const uint16_t> x_bf16, int64_t m, i
 
 // Decoded activations, float64 [m, k]: E4M3 codes times scales, or bf16 values.
 std::vector<double> decode_fp8_activations(const Fp8Activations& a, int64_t m, int64_t k);
-std::vector<double> decode_bf16(std::span<const uint16_t> x);
+std::vector<double> decode_bf16_values(std::span<const uint16_t> x);
 
 // y[m, n] = x[m, k] * W^T in float64, W decoded by formats' dequantize_to_f32.
 std::vector<double> reference_gemm(const LinearWeight& w, std::span<const double> x, int64_t m);

@@ -184,9 +184,13 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_gemm_kernel(const Params p)
         }
       }
       if constexpr (W == WeightKind::kFP8Block) {
-        if (threadIdx.x == 0) {
-          const int64_t nblock = (static_cast<int64_t>(n_tile) * kTileN) / 128;
-          cp_async_4(smem_address(b_scale), reinterpret_cast<const float*>(sbase[0]) + nblock * blocks_128 + kt, 4u);
+        // One float per 128-row block; gate/up tiles take W1's and W3's (64 rows of each).
+        if (threadIdx.x < (MODE == Mode::kGateUp ? 2 : 1)) {
+          const int which = threadIdx.x;
+          const int64_t first_row = MODE == Mode::kGateUp ? static_cast<int64_t>(n_tile) * 64
+                                                          : static_cast<int64_t>(n_tile) * kTileN;
+          cp_async_4(smem_address(b_scale + 4 * which),
+                     reinterpret_cast<const float*>(sbase[which]) + (first_row / 128) * blocks_128 + kt, 4u);
         }
       } else if constexpr (W == WeightKind::kMXFP4 || W == WeightKind::kNVFP4) {
         constexpr int kBytes = W == WeightKind::kMXFP4 ? 4 : 8;
@@ -362,17 +366,18 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_gemm_kernel(const Params p)
         }
       }
       if constexpr (W == WeightKind::kFP8Block) {
-        const float ws = *reinterpret_cast<const float*>(b_scale);
+        const float* wscale = reinterpret_cast<const float*>(b_scale);
 #pragma unroll
         for (int mt = 0; mt < 4; ++mt) {
           const int r = warp_m * 64 + mt * 16 + g;
-          const float s_lo = a_scale[r] * ws, s_hi = a_scale[r + 8] * ws;
+          const float s_lo = a_scale[r], s_hi = a_scale[r + 8];
 #pragma unroll
           for (int nt = 0; nt < 4; ++nt) {
-            acc[mt][nt][0] += part[mt][nt][0] * s_lo;
-            acc[mt][nt][1] += part[mt][nt][1] * s_lo;
-            acc[mt][nt][2] += part[mt][nt][2] * s_hi;
-            acc[mt][nt][3] += part[mt][nt][3] * s_hi;
+            const float ws = wscale[MODE == Mode::kGateUp ? (nt & 1) : 0];
+            acc[mt][nt][0] += part[mt][nt][0] * (s_lo * ws);
+            acc[mt][nt][1] += part[mt][nt][1] * (s_lo * ws);
+            acc[mt][nt][2] += part[mt][nt][2] * (s_hi * ws);
+            acc[mt][nt][3] += part[mt][nt][3] * (s_hi * ws);
           }
         }
       }
