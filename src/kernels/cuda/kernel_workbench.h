@@ -43,7 +43,8 @@ struct MoeRow {
 struct WorkbenchReport {
   std::string device;
   int sms = 0;
-  double copy_gbps = 0;         // device-to-device copy, bytes read + written
+  double copy_gbps = 0;  // device-to-device copy, bytes read + written: the better of the two below
+  double copy_kernel_gbps = 0, copy_memcpy_gbps = 0;
   double cublas_bf16_tflops = 0;  // dense 4096 x 7168 x 7168
   double cublas_fp8_tflops = 0;
   std::string cublas_note;

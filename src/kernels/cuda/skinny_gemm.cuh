@@ -34,7 +34,16 @@ namespace fp4serve::cuda::skinny {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kRowsPerCta = 256;
-constexpr int kStepsInFlight = 2;
+// Steps per prefetch group (two groups alternate) and CTAs per SM; docs/kernels/skinny.md
+// records the versions measured. FP4SERVE_SKINNY_GROUP / _CTAS override them for experiments.
+#ifndef FP4SERVE_SKINNY_GROUP
+#define FP4SERVE_SKINNY_GROUP 1
+#endif
+#ifndef FP4SERVE_SKINNY_CTAS
+#define FP4SERVE_SKINNY_CTAS 2
+#endif
+constexpr int kGroupSteps = FP4SERVE_SKINNY_GROUP;
+constexpr int kCtasPerSm = FP4SERVE_SKINNY_CTAS;
 constexpr int kFragFloats = 16;  // accumulators per thread: 2 tiles x 2 token tiles x 4
 
 enum class Mode : int { kDense = 0, kGateUp = 1, kDown = 2 };
@@ -290,7 +299,7 @@ __device__ __forceinline__ void compute_tile_step(const TileLoad& ld, const uint
 }
 
 template <WeightKind W, bool kBf16Act, int NT, Mode MODE>
-__global__ void __launch_bounds__(kThreads, 2) skinny_gemm_kernel(const Params p) {
+__global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const Params p) {
   using T = Traits<W>;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int token_rows[16];
@@ -343,11 +352,8 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_gemm_kernel(const Params p
     const int block_end = static_cast<int>(static_cast<int64_t>(split + 1) * p.blocks_128 / p.splits);
     const int64_t kbeg = static_cast<int64_t>(block_begin) * 128;
     const int kc = (block_end - block_begin) * 128;
-    __syncthreads();
-    stage_activations<W, kBf16Act, NT>(p, token_rows, kbeg, kc, act, act_scale);
-    __syncthreads();
-
-    // This warp's two 16-row tiles.
+    // This warp's two 16-row tiles, set up first so that their loads start before the
+    // activations are staged.
     const uint8_t* w_tile[2];
     const uint8_t* s_tile[2];
     int row0[2];
@@ -384,16 +390,19 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_gemm_kernel(const Params p
 
     const int64_t step_begin = static_cast<int64_t>(block_begin) * T::kStepsPerBlock;
     const int64_t step_end = static_cast<int64_t>(block_end) * T::kStepsPerBlock;
-    for (int64_t s0 = step_begin; s0 < step_end; s0 += kStepsInFlight) {
-      TileLoad ld[kStepsInFlight][2];
+    // Rolling prefetch: one group of steps is in flight while the previous one is multiplied.
+    TileLoad buf_a[kGroupSteps][2], buf_b[kGroupSteps][2];
+    auto load_group = [&](TileLoad(&dst)[kGroupSteps][2], int64_t s0) {
 #pragma unroll
-      for (int u = 0; u < kStepsInFlight; ++u)
+      for (int u = 0; u < kGroupSteps; ++u)
 #pragma unroll
         for (int tt = 0; tt < 2; ++tt)
           if (s0 + u < step_end && valid[tt])
-            load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, ld[u][tt]);
+            load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, dst[u][tt]);
+    };
+    auto compute_group = [&](const TileLoad(&src)[kGroupSteps][2], int64_t s0) {
 #pragma unroll
-      for (int u = 0; u < kStepsInFlight; ++u) {
+      for (int u = 0; u < kGroupSteps; ++u) {
         const int64_t s = s0 + u;
         if (s >= step_end) break;
         const int64_t local_step = s - step_begin;
@@ -402,9 +411,20 @@ __global__ void __launch_bounds__(kThreads, 2) skinny_gemm_kernel(const Params p
 #pragma unroll
         for (int tt = 0; tt < 2; ++tt)
           if (valid[tt])
-            compute_tile_step<W, kBf16Act, NT>(ld[u][tt], act_step, act_bytes_per_row, act_scale, act_scale_stride,
+            compute_tile_step<W, kBf16Act, NT>(src[u][tt], act_step, act_bytes_per_row, act_scale, act_scale_stride,
                                                local_block, g, t, acc[tt]);
       }
+    };
+    load_group(buf_a, step_begin);
+    __syncthreads();
+    stage_activations<W, kBf16Act, NT>(p, token_rows, kbeg, kc, act, act_scale);
+    __syncthreads();
+    for (int64_t s0 = step_begin; s0 < step_end; s0 += 2 * kGroupSteps) {
+      load_group(buf_b, s0 + kGroupSteps);
+      compute_group(buf_a, s0);
+      if (s0 + kGroupSteps >= step_end) break;
+      load_group(buf_a, s0 + 2 * kGroupSteps);
+      compute_group(buf_b, s0 + kGroupSteps);
     }
 
     // Split-K: publish this split's partial sums; the last CTA of the row block adds them all.

@@ -47,7 +47,7 @@ int steps_per_block(WeightKind w) {
 }
 int staged_bytes(WeightKind w) { return w == WeightKind::kFP8Block ? 1 : 2; }
 
-// Splits K so that about two CTAs per SM have work, keeping at least 8 streaming steps per
+// Splits K so that every resident CTA slot of every SM has work, keeping at least 8 streaming steps per
 // split and the staged activations within the shared-memory budget.
 void choose_split(WeightKind w, int64_t k, int64_t units, int num_sms, SkinnyPlan& plan) {
   const int64_t blocks = k / 128;
@@ -55,7 +55,8 @@ void choose_split(WeightKind w, int64_t k, int64_t units, int num_sms, SkinnyPla
   const int64_t min_splits = (blocks * 128 + kc_cap - 1) / kc_cap;
   const int64_t min_blocks = std::max<int64_t>(1, 8 / steps_per_block(w));
   const int64_t max_splits = std::max<int64_t>(min_splits, blocks / min_blocks);
-  const int64_t want = (2 * static_cast<int64_t>(num_sms) + units - 1) / std::max<int64_t>(units, 1);
+  const int64_t slots = static_cast<int64_t>(skinny::kCtasPerSm) * num_sms;
+  const int64_t want = (slots + units - 1) / std::max<int64_t>(units, 1);
   const int64_t splits = std::clamp(want, min_splits, max_splits);
   plan.splits = static_cast<int>(splits);
   plan.kc_max = static_cast<int>((blocks + splits - 1) / splits * 128);
@@ -94,7 +95,10 @@ SkinnyPlan plan_skinny_moe(WeightKind weight, bool gate_up, int64_t n, int64_t k
   plan.row_blocks = static_cast<int>(gate_up ? n / 128 : (n + skinny::kRowsPerCta - 1) / skinny::kRowsPerCta);
   const int64_t units = static_cast<int64_t>(max_items) * plan.row_blocks;
   choose_split(weight, k, units, num_sms, plan);
-  plan.grid = static_cast<int>(std::min<int64_t>(units * plan.splits, 2 * static_cast<int64_t>(num_sms)));
+  // One CTA per unit up to a few waves (CTAs beyond the device's item count exit at once);
+  // beyond that the CTAs loop over units.
+  plan.grid = static_cast<int>(
+      std::min<int64_t>(units * plan.splits, 4 * static_cast<int64_t>(skinny::kCtasPerSm) * num_sms));
   return plan;
 }
 

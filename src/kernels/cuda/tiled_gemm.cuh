@@ -102,8 +102,20 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_gemm_kernel(const Params p)
   }
 
   for (int unit = blockIdx.x; unit < total_units; unit += gridDim.x) {
-    const int item = unit / p.n_tiles;
-    const int n_tile = unit % p.n_tiles;
+    int item, n_tile;
+    if constexpr (MODE == Mode::kDense) {
+      // Bands of kBand row tiles walked column tile by column tile: the CTAs resident at one
+      // time share their activation rows and weight tiles through L2.
+      constexpr int kBand = 8;
+      const int m_tiles = static_cast<int>((p.m + kTileM - 1) / kTileM);
+      const int band = unit / (kBand * p.n_tiles), within = unit % (kBand * p.n_tiles);
+      const int band_rows = min(kBand, m_tiles - band * kBand);
+      item = band * kBand + within % band_rows;
+      n_tile = within / band_rows;
+    } else {
+      item = unit / p.n_tiles;
+      n_tile = unit % p.n_tiles;
+    }
     __syncthreads();  // the previous unit is done with shared memory
     if (threadIdx.x == 0) {
       if constexpr (MODE == Mode::kDense) {

@@ -1,4 +1,5 @@
-// Random device data in a chosen format (random_fill.cu), for the kernel workbench.
+// Device-side helpers of the kernel workbench (workbench_kernels.cu): random data in a chosen
+// format, and the copy kernel that measures the bandwidth the GEMMs are compared with.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -17,5 +18,8 @@ enum class FillKind : int {
 };
 
 cudaError_t fill_random(void* data, int64_t bytes, uint64_t seed, FillKind kind, cudaStream_t stream);
+
+// dst = src with 16-byte loads and stores over a grid of `ctas` CTAs; bytes % 16 == 0.
+cudaError_t copy_device(const void* src, void* dst, int64_t bytes, int ctas, cudaStream_t stream);
 
 }  // namespace fp4serve::cuda

@@ -1,10 +1,11 @@
-// Fills device buffers with pseudo-random values that are valid codes of a format, so that
-// benchmarks time real data (never zeros) without copying gigabytes from the host.
+// Workbench helpers: pseudo-random device data that are valid codes of a format (benchmarks
+// time real data, never zeros, without copying gigabytes from the host), and a plain
+// streaming copy kernel, the bandwidth reference of the decode GEMMs.
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "kernels/cuda/random_fill.h"
+#include "kernels/cuda/workbench_kernels.h"
 
 namespace fp4serve::cuda {
 namespace {
@@ -54,7 +55,26 @@ __global__ void fill_pow2_kernel(float* out, int64_t count, uint64_t seed) {
   }
 }
 
+__global__ void copy_kernel(const uint4* __restrict__ src, uint4* __restrict__ dst, int64_t count) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  // Four independent 16-byte loads in flight per thread.
+  for (; i + 3 * stride < count; i += 4 * stride) {
+    const uint4 a = src[i], b = src[i + stride], c = src[i + 2 * stride], d = src[i + 3 * stride];
+    dst[i] = a;
+    dst[i + stride] = b;
+    dst[i + 2 * stride] = c;
+    dst[i + 3 * stride] = d;
+  }
+  for (; i < count; i += stride) dst[i] = src[i];
+}
+
 }  // namespace
+
+cudaError_t copy_device(const void* src, void* dst, int64_t bytes, int ctas, cudaStream_t stream) {
+  copy_kernel<<<ctas, 512, 0, stream>>>(static_cast<const uint4*>(src), static_cast<uint4*>(dst), bytes / 16);
+  return cudaGetLastError();
+}
 
 cudaError_t fill_random(void* data, int64_t bytes, uint64_t seed, FillKind kind, cudaStream_t stream) {
   if (bytes <= 0) return cudaSuccess;
