@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   app.add_option("--m", options.ms, "token counts")->delimiter(',');
   app.add_option("--moe-tokens", options.moe_tokens, "MoE token counts (empty: skip)")->delimiter(',');
   app.add_flag("--no-cublas", no_cublas, "skip the cuBLASLt baselines");
+  app.add_option("--only", options.matrix_filter, "only matrices whose name contains this");
   CLI11_PARSE(app, argc, argv);
   options.cublas = !no_cublas;
   try {

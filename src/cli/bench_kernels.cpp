@@ -19,6 +19,7 @@ struct KernelBenchOptions {
   std::vector<std::string> models{"flash", "pro"};
   std::vector<int64_t> ms{1, 4, 16, 64, 256, 4096};
   std::vector<int64_t> moe_tokens{1, 8, 64};
+  std::string only;
 };
 
 int run_kernel_bench(const KernelBenchOptions& o) {
@@ -32,6 +33,7 @@ int run_kernel_bench(const KernelBenchOptions& o) {
   options.ms = o.ms;
   options.moe_tokens = o.moe_tokens;
   options.cublas = !o.no_cublas;
+  options.matrix_filter = o.only;
   const auto report = cuda::run_kernel_workbench(
       options, [](const std::string& step) { std::fprintf(stderr, "bench kernels: %s\n", step.c_str()); });
   if (o.json) {
@@ -56,6 +58,7 @@ const RegisterBenchmark kernels{Command{
       sub.add_option("--models", o->models, "flash, pro")->delimiter(',');
       sub.add_option("--m", o->ms, "token counts")->delimiter(',');
       sub.add_option("--moe-tokens", o->moe_tokens, "MoE token counts")->delimiter(',');
+      sub.add_option("--only", o->only, "only matrices whose name contains this");
       return [o] {
         try {
           return run_kernel_bench(*o);

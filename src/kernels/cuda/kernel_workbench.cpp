@@ -201,6 +201,7 @@ void run_gemms(GpuContext& ctx, CublasLtBaseline* lt, const WorkbenchOptions& o,
   const float one = 1.0f;
   ones.upload(&one, 4);
   for (const Matrix& mat : model_matrices(model)) {
+    if (!o.matrix_filter.empty() && std::string(mat.name).find(o.matrix_filter) == std::string::npos) continue;
     DeviceBuffer x(static_cast<size_t>(m_max * mat.k) * 2), codes(static_cast<size_t>(m_max * mat.k)),
         scales(static_cast<size_t>(m_max * (mat.k / 128)) * 4), y(static_cast<size_t>(m_max * mat.n) * 2);
     check_cuda(fill_random(x.data(), m_max * mat.k * 2, 3, FillKind::kBF16, stream), "fill");

@@ -20,6 +20,7 @@ struct WorkbenchOptions {
   std::vector<std::string> models = {"flash", "pro"};
   std::vector<int64_t> moe_tokens = {1, 8, 64};
   bool cublas = true;
+  std::string matrix_filter;  // only matrices whose name contains this (empty: all)
 };
 
 struct GemmRow {
