@@ -257,6 +257,7 @@ void run_moe(GpuContext& ctx, const WorkbenchOptions& o, WorkbenchReport& report
     const DeviceExperts ex = DeviceExperts::assemble(std::move(w1), std::move(w3), std::move(w2));
     std::mt19937 rng(42);
     for (const int64_t tokens : o.moe_tokens) {
+      if (tokens <= 0) continue;
       progress(fmt::format("moe flash {} tokens={}", kind_name(kind), tokens));
       // Several routings rotated so that consecutive calls read different experts.
       const int routings = 8;
@@ -341,7 +342,9 @@ WorkbenchReport run_kernel_workbench(const WorkbenchOptions& o, const std::funct
       }
     }
     for (const std::string& model : o.models) run_gemms(ctx, lt.get(), o, model, report, progress);
-    if (!o.moe_tokens.empty()) run_moe(ctx, o, report, progress);
+    if (std::any_of(o.moe_tokens.begin(), o.moe_tokens.end(), [](int64_t t) { return t > 0; })) {
+      run_moe(ctx, o, report, progress);
+    }
     check_cuda(cudaStreamSynchronize(stream), "workbench");
   }
   cudaStreamDestroy(stream);

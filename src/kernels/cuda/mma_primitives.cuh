@@ -78,6 +78,13 @@ __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t address) 
 __device__ __forceinline__ void cp_async_16(uint32_t smem, const void* global, uint32_t bytes = 16) {
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem), "l"(global), "r"(bytes));
 }
+// 4- and 8-byte asynchronous copies (through L1), `bytes` < size zero-fills.
+__device__ __forceinline__ void cp_async_4(uint32_t smem, const void* global, uint32_t bytes = 4) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem), "l"(global), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async_8(uint32_t smem, const void* global, uint32_t bytes = 8) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smem), "l"(global), "r"(bytes));
+}
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() {

@@ -97,7 +97,9 @@ const float* DeviceExperts::global_scales(int which) const {
 
 MoeBatch route_moe(GpuContext& ctx, const DeviceExperts& ex, const MoeRouting& r, Regime regime) {
   FP4SERVE_CHECK(r.top_k > 0 && r.top_k <= 32, "MoE experts: top_k {} out of range 1..32", r.top_k);
-  FP4SERVE_CHECK(r.tokens >= 0 && r.expert_ids != nullptr && r.weights != nullptr, "MoE experts: bad routing input");
+  FP4SERVE_CHECK(r.tokens >= 0, "MoE experts: negative token count {}", r.tokens);
+  FP4SERVE_CHECK(r.tokens == 0 || (r.expert_ids != nullptr && r.weights != nullptr),
+                 "MoE experts: null expert ids or routing weights");
   MoeBatch b;
   b.tokens = r.tokens;
   b.top_k = r.top_k;

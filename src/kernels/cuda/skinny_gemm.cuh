@@ -4,9 +4,11 @@
 //
 // Work split: a CTA of 8 warps owns 256 weight rows (MoE gate/up: 128 rows of W1 and the
 // same 128 rows of W3) and one range of K; each warp owns 32 of those rows as two 16-row
-// tiles and walks the whole K range. Per 64-byte step of a row, lane (g, t) loads 16 bytes
-// of rows g and g + 8 of each tile with one 16-byte streaming load each, four steps in
-// flight. The CTA stages its activation slice in shared memory once, already converted to
+// tiles and walks the whole K range. Per 64-byte step of a row, lane (g, t) copies 16 bytes
+// of rows g and g + 8 of each tile (and their scales) with cp.async into its own slots of a
+// shared-memory ring kStages steps deep, so that the bytes in flight cost no registers. The
+// first steps are requested before anything else. The CTA stages its activation slice in
+// shared memory once, already converted to
 // the MMA operand type and permuted to the order the weights arrive in (mma_primitives.cuh).
 // When a matrix has too few row blocks to fill the GPU, K is split across CTAs; partial
 // sums go to a scratch buffer and the last CTA to arrive adds them in split order
@@ -34,17 +36,15 @@ namespace fp4serve::cuda::skinny {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kRowsPerCta = 256;
-// Steps per prefetch group (two groups alternate) and CTAs per SM; docs/kernels/skinny.md
-// records the versions measured. FP4SERVE_SKINNY_GROUP / _CTAS override them for experiments.
-#ifndef FP4SERVE_SKINNY_GROUP
-#define FP4SERVE_SKINNY_GROUP 1
+// Depth of the per-thread cp.async ring (steps in flight); docs/kernels/skinny.md records
+// the versions measured. FP4SERVE_SKINNY_STAGES overrides it for experiments.
+#ifndef FP4SERVE_SKINNY_STAGES
+#define FP4SERVE_SKINNY_STAGES 3
 #endif
-#ifndef FP4SERVE_SKINNY_CTAS
-#define FP4SERVE_SKINNY_CTAS 2
-#endif
-constexpr int kGroupSteps = FP4SERVE_SKINNY_GROUP;
-constexpr int kCtasPerSm = FP4SERVE_SKINNY_CTAS;
-constexpr int kFragFloats = 16;  // accumulators per thread: 2 tiles x 2 token tiles x 4
+constexpr int kStages = FP4SERVE_SKINNY_STAGES;
+constexpr int kCtasPerSm = 2;
+constexpr int kRingSlotBytes = 16 + 8;  // weights of one row-half, its scale bytes
+constexpr int kPartialFloats = 16 * 256;  // split-K partials of one CTA: [16 tokens][256 row slots]
 
 enum class Mode : int { kDense = 0, kGateUp = 1, kDown = 2 };
 
@@ -90,12 +90,17 @@ __host__ __device__ constexpr int staged_act_bytes() {
   return W == WeightKind::kFP8Block ? 1 : 2;
 }
 
-// Shared memory of one CTA: activations [16 tokens][kc_max] (+64 bytes per row so that the
-// two token rows a quarter-warp reads fall in different banks), then x scales [16][kc_max/128].
+// Shared memory of one CTA: activations [tokens][kc_max] (+64 bytes per row so that the two
+// token rows a quarter-warp reads fall in different banks), x scales [tokens][kc_max/128]
+// (padded to 16 bytes), then the weight ring [kStages][4 row-halves][threads] of 16 + 8 bytes.
 __host__ __device__ inline int64_t act_row_bytes(int act_bytes, int kc_max) { return static_cast<int64_t>(kc_max) * act_bytes + 64; }
-inline int64_t smem_bytes(int act_bytes, int kc_max, int token_tiles) {
+__host__ __device__ inline int64_t ring_offset(int act_bytes, int kc_max, int token_tiles) {
   const int tokens = 8 * token_tiles;
-  return tokens * act_row_bytes(act_bytes, kc_max) + static_cast<int64_t>(tokens) * (kc_max / 128) * 4;
+  const int64_t scales = (static_cast<int64_t>(tokens) * (kc_max / 128) * 4 + 15) / 16 * 16;
+  return tokens * act_row_bytes(act_bytes, kc_max) + scales;
+}
+inline int64_t smem_bytes(int act_bytes, int kc_max, int token_tiles) {
+  return ring_offset(act_bytes, kc_max, token_tiles) + static_cast<int64_t>(kStages) * 4 * kThreads * kRingSlotBytes;
 }
 
 __device__ __forceinline__ uint32_t low_half_splat(uint32_t v) { return (v & 0xFFFFu) | (v << 16); }
@@ -153,6 +158,39 @@ __device__ void stage_activations(const Params& p, const int* rows, int64_t kbeg
   }
 }
 
+// The calling thread's slots of the ring: row-half h (2 * tile + 0 for row g, + 1 for g + 8).
+struct Ring {
+  uint8_t* weights;  // [kStages][4][kThreads] x 16 bytes
+  uint8_t* scales;   // [kStages][4][kThreads] x 8 bytes
+  __device__ uint8_t* weight_slot(int stage, int h) const {
+    return weights + ((stage * 4 + h) * kThreads + threadIdx.x) * 16;
+  }
+  __device__ uint8_t* scale_slot(int stage, int h) const { return scales + ((stage * 4 + h) * kThreads + threadIdx.x) * 8; }
+};
+
+// Requests one step of one tile: 16 weight bytes of rows g and g + 8, and the scale word(s)
+// holding this lane's scales (the aligned 4 or 8 bytes of the quad; each lane picks its own).
+template <WeightKind W>
+__device__ __forceinline__ void issue_tile_step(const uint8_t* w_tile, const uint8_t* scale_tile, int64_t row_bytes,
+                                                int64_t scale_stride, int64_t step, int g, int t, const Ring& ring,
+                                                int stage, int tt) {
+  const uint8_t* lo = w_tile + g * row_bytes + step * 64 + t * 16;
+  cp_async_16(smem_address(ring.weight_slot(stage, 2 * tt)), lo);
+  cp_async_16(smem_address(ring.weight_slot(stage, 2 * tt + 1)), lo + 8 * row_bytes);
+  if constexpr (W == WeightKind::kFP8Block) {
+    // One float per (128-row block, 128-k block): rows g and g + 8 share it.
+    cp_async_4(smem_address(ring.scale_slot(stage, 2 * tt)), scale_tile + ((step * 64) / 128) * 4);
+  } else if constexpr (W == WeightKind::kMXFP4) {
+    const uint8_t* s = scale_tile + g * scale_stride + step * 4;
+    cp_async_4(smem_address(ring.scale_slot(stage, 2 * tt)), s);
+    cp_async_4(smem_address(ring.scale_slot(stage, 2 * tt + 1)), s + 8 * scale_stride);
+  } else if constexpr (W == WeightKind::kNVFP4) {
+    const uint8_t* s = scale_tile + g * scale_stride + step * 8;
+    cp_async_8(smem_address(ring.scale_slot(stage, 2 * tt)), s);
+    cp_async_8(smem_address(ring.scale_slot(stage, 2 * tt + 1)), s + 8 * scale_stride);
+  }
+}
+
 // Weight bytes and scale information of one step of one 16-row tile, for rows g and g + 8.
 struct TileLoad {
   uint4 lo, hi;
@@ -160,26 +198,24 @@ struct TileLoad {
 };
 
 template <WeightKind W>
-__device__ __forceinline__ void load_tile_step(const uint8_t* w_tile, const uint8_t* scale_tile, int64_t row_bytes,
-                                               int64_t scale_stride, int64_t step, int g, int t,
-                                               TileLoad& out) {
-  const uint8_t* lo = w_tile + g * row_bytes + step * 64 + t * 16;
-  out.lo = load_streaming_16(lo);
-  out.hi = load_streaming_16(lo + 8 * row_bytes);
+__device__ __forceinline__ TileLoad read_tile_step(const Ring& ring, int stage, int tt, int t) {
+  TileLoad out;
+  out.lo = *reinterpret_cast<const uint4*>(ring.weight_slot(stage, 2 * tt));
+  out.hi = *reinterpret_cast<const uint4*>(ring.weight_slot(stage, 2 * tt + 1));
   if constexpr (W == WeightKind::kFP8Block) {
-    // One float per (128-row block, 128-k block): rows g and g + 8 share it.
-    const float* s = reinterpret_cast<const float*>(scale_tile);
-    out.scale_lo = __float_as_uint(__ldg(s + (step * 64) / 128));
-    out.scale_hi = out.scale_lo;
+    out.scale_lo = out.scale_hi = *reinterpret_cast<const uint32_t*>(ring.scale_slot(stage, 2 * tt));
   } else if constexpr (W == WeightKind::kMXFP4) {
-    const uint8_t* s = scale_tile + g * scale_stride + step * 4 + t;
-    out.scale_lo = __ldg(s);
-    out.scale_hi = __ldg(s + 8 * scale_stride);
+    out.scale_lo = (*reinterpret_cast<const uint32_t*>(ring.scale_slot(stage, 2 * tt)) >> (8 * t)) & 0xFFu;
+    out.scale_hi = (*reinterpret_cast<const uint32_t*>(ring.scale_slot(stage, 2 * tt + 1)) >> (8 * t)) & 0xFFu;
   } else if constexpr (W == WeightKind::kNVFP4) {
-    const uint16_t* s = reinterpret_cast<const uint16_t*>(scale_tile + g * scale_stride + step * 8 + 2 * t);
-    out.scale_lo = __ldg(s);
-    out.scale_hi = __ldg(reinterpret_cast<const uint16_t*>(reinterpret_cast<const uint8_t*>(s) + 8 * scale_stride));
+    const uint2 lo = *reinterpret_cast<const uint2*>(ring.scale_slot(stage, 2 * tt));
+    const uint2 hi = *reinterpret_cast<const uint2*>(ring.scale_slot(stage, 2 * tt + 1));
+    out.scale_lo = ((t < 2 ? lo.x : lo.y) >> (16 * (t & 1))) & 0xFFFFu;
+    out.scale_hi = ((t < 2 ? hi.x : hi.y) >> (16 * (t & 1))) & 0xFFFFu;
+  } else {
+    out.scale_lo = out.scale_hi = 0;
   }
+  return out;
 }
 
 // Multiplies one loaded step of one tile into `part` (or directly into acc when no
@@ -390,53 +426,57 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 
     const int64_t step_begin = static_cast<int64_t>(block_begin) * T::kStepsPerBlock;
     const int64_t step_end = static_cast<int64_t>(block_end) * T::kStepsPerBlock;
-    // Rolling prefetch: one group of steps is in flight while the previous one is multiplied.
-    TileLoad buf_a[kGroupSteps][2], buf_b[kGroupSteps][2];
-    auto load_group = [&](TileLoad(&dst)[kGroupSteps][2], int64_t s0) {
-#pragma unroll
-      for (int u = 0; u < kGroupSteps; ++u)
-#pragma unroll
-        for (int tt = 0; tt < 2; ++tt)
-          if (s0 + u < step_end && valid[tt])
-            load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, dst[u][tt]);
-    };
-    auto compute_group = [&](const TileLoad(&src)[kGroupSteps][2], int64_t s0) {
-#pragma unroll
-      for (int u = 0; u < kGroupSteps; ++u) {
-        const int64_t s = s0 + u;
-        if (s >= step_end) break;
-        const int64_t local_step = s - step_begin;
-        const uint8_t* act_step = act + local_step * T::kStepK * staged_act_bytes<W>();
-        const int local_block = static_cast<int>(local_step / T::kStepsPerBlock);
+    // The ring: step s lives in stage (s - step_begin) % kStages; kStages - 1 steps are
+    // requested ahead of the one being multiplied. Every request is one commit group (empty
+    // past the end) so that wait_group counts steps.
+    const Ring ring{smem + ring_offset(staged_act_bytes<W>(), p.kc_max, NT),
+                    smem + ring_offset(staged_act_bytes<W>(), p.kc_max, NT) + kStages * 4 * kThreads * 16};
+    auto issue = [&](int64_t s) {
+      if (s < step_end) {
+        const int stage = static_cast<int>((s - step_begin) % kStages);
 #pragma unroll
         for (int tt = 0; tt < 2; ++tt)
-          if (valid[tt])
-            compute_tile_step<W, kBf16Act, NT>(src[u][tt], act_step, act_bytes_per_row, act_scale, act_scale_stride,
-                                               local_block, g, t, acc[tt]);
+          if (valid[tt]) issue_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s, g, t, ring, stage, tt);
       }
+      cp_async_commit();
     };
-    load_group(buf_a, step_begin);
+#pragma unroll
+    for (int i = 0; i < kStages - 1; ++i) issue(step_begin + i);
     __syncthreads();
     stage_activations<W, kBf16Act, NT>(p, token_rows, kbeg, kc, act, act_scale);
     __syncthreads();
-    for (int64_t s0 = step_begin; s0 < step_end; s0 += 2 * kGroupSteps) {
-      load_group(buf_b, s0 + kGroupSteps);
-      compute_group(buf_a, s0);
-      if (s0 + kGroupSteps >= step_end) break;
-      load_group(buf_a, s0 + 2 * kGroupSteps);
-      compute_group(buf_b, s0 + kGroupSteps);
+    for (int64_t s = step_begin; s < step_end; ++s) {
+      issue(s + kStages - 1);
+      cp_async_wait<kStages - 1>();
+      const int stage = static_cast<int>((s - step_begin) % kStages);
+      const int64_t local_step = s - step_begin;
+      const uint8_t* act_step = act + local_step * T::kStepK * staged_act_bytes<W>();
+      const int local_block = static_cast<int>(local_step / T::kStepsPerBlock);
+#pragma unroll
+      for (int tt = 0; tt < 2; ++tt)
+        if (valid[tt])
+          compute_tile_step<W, kBf16Act, NT>(read_tile_step<W>(ring, stage, tt, t), act_step, act_bytes_per_row,
+                                             act_scale, act_scale_stride, local_block, g, t, acc[tt]);
     }
+    cp_async_wait<0>();
 
     // Split-K: publish this split's partial sums; the last CTA of the row block adds them all.
     if (p.splits > 1) {
+      // Partials as [token][CTA row slot], real tokens only (a decode step writes 1 KB, not 16).
       const int64_t tile_id = unit / p.splits;
-      float* mine = p.partials + ((tile_id * p.splits + split) * kThreads + threadIdx.x) * kFragFloats;
+      auto slot = [&](int64_t sp, int token, int tt, int i) {
+        return p.partials + ((tile_id * p.splits + sp) * 16 + token) * kRowsPerCta + warp * 32 + tt * 16 + g +
+               8 * (i >> 1);
+      };
 #pragma unroll
       for (int tt = 0; tt < 2; ++tt)
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt)
-          *reinterpret_cast<float4*>(mine + (tt * 2 + nt) * 4) =
-              make_float4(acc[tt][nt][0], acc[tt][nt][1], acc[tt][nt][2], acc[tt][nt][3]);
+#pragma unroll
+          for (int i = 0; i < 4; ++i) {
+            const int token = nt * 8 + 2 * t + (i & 1);
+            if (token < count) *slot(split, token, tt, i) = acc[tt][nt][i];
+          }
       __threadfence();
       __syncthreads();
       if (threadIdx.x == 0) {
@@ -451,20 +491,13 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 #pragma unroll
         for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
-          for (int i = 0; i < 4; ++i) acc[tt][nt][i] = 0.0f;
-      for (int sp = 0; sp < p.splits; ++sp) {
-        const float* theirs = p.partials + ((tile_id * p.splits + sp) * kThreads + threadIdx.x) * kFragFloats;
-#pragma unroll
-        for (int tt = 0; tt < 2; ++tt)
-#pragma unroll
-          for (int nt = 0; nt < NT; ++nt) {
-            const float4 v = __ldcg(reinterpret_cast<const float4*>(theirs + (tt * 2 + nt) * 4));
-            acc[tt][nt][0] += v.x;
-            acc[tt][nt][1] += v.y;
-            acc[tt][nt][2] += v.z;
-            acc[tt][nt][3] += v.w;
+          for (int i = 0; i < 4; ++i) {
+            const int token = nt * 8 + 2 * t + (i & 1);
+            float sum = 0.0f;
+            if (token < count)
+              for (int sp = 0; sp < p.splits; ++sp) sum += __ldcg(slot(sp, token, tt, i));
+            acc[tt][nt][i] = sum;
           }
-      }
       if (threadIdx.x == 0) p.counters[tile_id] = 0;
     }
 

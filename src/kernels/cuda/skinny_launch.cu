@@ -51,18 +51,18 @@ int staged_bytes(WeightKind w) { return w == WeightKind::kFP8Block ? 1 : 2; }
 // split and the staged activations within the shared-memory budget.
 void choose_split(WeightKind w, int64_t k, int64_t units, int num_sms, SkinnyPlan& plan) {
   const int64_t blocks = k / 128;
-  const int64_t kc_cap = w == WeightKind::kFP8Block ? 4096 : 2048;
+  const int64_t kc_cap = w == WeightKind::kFP8Block ? 2048 : 1024;
   const int64_t min_splits = (blocks * 128 + kc_cap - 1) / kc_cap;
   const int64_t min_blocks = std::max<int64_t>(1, 8 / steps_per_block(w));
   const int64_t max_splits = std::max<int64_t>(min_splits, blocks / min_blocks);
   const int64_t slots = static_cast<int64_t>(skinny::kCtasPerSm) * num_sms;
-  const int64_t want = (slots + units - 1) / std::max<int64_t>(units, 1);
+  const int64_t want = std::max<int64_t>(1, (slots + units / 2) / std::max<int64_t>(units, 1));
   const int64_t splits = std::clamp(want, min_splits, max_splits);
   plan.splits = static_cast<int>(splits);
   plan.kc_max = static_cast<int>((blocks + splits - 1) / splits * 128);
   plan.smem_bytes = skinny::smem_bytes(staged_bytes(w), plan.kc_max, plan.token_tiles);
   plan.counters = units;
-  plan.partial_floats = splits > 1 ? units * splits * skinny::kThreads * skinny::kFragFloats : 0;
+  plan.partial_floats = splits > 1 ? units * splits * skinny::kPartialFloats : 0;
 }
 
 cudaError_t launch(KernelFn fn, const skinny::Params& p, const SkinnyPlan& plan, cudaStream_t stream) {

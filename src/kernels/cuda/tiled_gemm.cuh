@@ -70,13 +70,6 @@ __device__ __forceinline__ int swizzled(int row, int chunk, int row_bytes) {
   return row * row_bytes + ((chunk ^ (row & 7)) << 4);
 }
 
-__device__ __forceinline__ void cp_async_4(uint32_t smem, const void* global, uint32_t bytes) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem), "l"(global), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_8(uint32_t smem, const void* global, uint32_t bytes) {
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smem), "l"(global), "r"(bytes));
-}
-
 __device__ __forceinline__ float round_to_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
 template <WeightKind W, bool kBf16Act, Mode MODE>
