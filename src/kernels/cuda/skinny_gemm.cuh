@@ -4,11 +4,10 @@
 //
 // Work split: a CTA of 8 warps owns 256 weight rows (MoE gate/up: 128 rows of W1 and the
 // same 128 rows of W3) and one range of K; each warp owns 32 of those rows as two 16-row
-// tiles and walks the whole K range. Per 64-byte step of a row, lane (g, t) copies 16 bytes
-// of rows g and g + 8 of each tile (and their scales) with cp.async into its own slots of a
-// shared-memory ring kStages steps deep, so that the bytes in flight cost no registers. The
-// first steps are requested before anything else. The CTA stages its activation slice in
-// shared memory once, already converted to
+// tiles and walks the whole K range. Per 64-byte step of a row, lane (g, t) loads 16 bytes
+// of rows g and g + 8 of each tile with one 16-byte streaming load each, two steps (four
+// loads per tile) in flight before they are multiplied. The CTA stages its activation slice
+// in shared memory once, already converted to
 // the MMA operand type and permuted to the order the weights arrive in (mma_primitives.cuh).
 // When a matrix has too few row blocks to fill the GPU, K is split across CTAs; partial
 // sums go to a scratch buffer and the last CTA to arrive adds them in split order
@@ -36,14 +35,10 @@ namespace fp4serve::cuda::skinny {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kRowsPerCta = 256;
-// Depth of the per-thread cp.async ring (steps in flight); docs/kernels/skinny.md records
-// the versions measured. FP4SERVE_SKINNY_STAGES overrides it for experiments.
-#ifndef FP4SERVE_SKINNY_STAGES
-#define FP4SERVE_SKINNY_STAGES 3
-#endif
-constexpr int kStages = FP4SERVE_SKINNY_STAGES;
+// Steps loaded per burst (docs/kernels/skinny.md records the versions measured: deeper
+// register bursts spill at two CTAs per SM, cp.async rings and rolling prefetch were slower).
+constexpr int kStepsInFlight = 2;
 constexpr int kCtasPerSm = 2;
-constexpr int kRingSlotBytes = 16 + 8;  // weights of one row-half, its scale bytes
 constexpr int kPartialFloats = 16 * 256;  // split-K partials of one CTA: [16 tokens][256 row slots]
 
 enum class Mode : int { kDense = 0, kGateUp = 1, kDown = 2 };
@@ -91,16 +86,11 @@ __host__ __device__ constexpr int staged_act_bytes() {
 }
 
 // Shared memory of one CTA: activations [tokens][kc_max] (+64 bytes per row so that the two
-// token rows a quarter-warp reads fall in different banks), x scales [tokens][kc_max/128]
-// (padded to 16 bytes), then the weight ring [kStages][4 row-halves][threads] of 16 + 8 bytes.
+// token rows a quarter-warp reads fall in different banks), then x scales [tokens][kc_max/128].
 __host__ __device__ inline int64_t act_row_bytes(int act_bytes, int kc_max) { return static_cast<int64_t>(kc_max) * act_bytes + 64; }
-__host__ __device__ inline int64_t ring_offset(int act_bytes, int kc_max, int token_tiles) {
-  const int tokens = 8 * token_tiles;
-  const int64_t scales = (static_cast<int64_t>(tokens) * (kc_max / 128) * 4 + 15) / 16 * 16;
-  return tokens * act_row_bytes(act_bytes, kc_max) + scales;
-}
 inline int64_t smem_bytes(int act_bytes, int kc_max, int token_tiles) {
-  return ring_offset(act_bytes, kc_max, token_tiles) + static_cast<int64_t>(kStages) * 4 * kThreads * kRingSlotBytes;
+  const int tokens = 8 * token_tiles;
+  return tokens * act_row_bytes(act_bytes, kc_max) + static_cast<int64_t>(tokens) * (kc_max / 128) * 4;
 }
 
 __device__ __forceinline__ uint32_t low_half_splat(uint32_t v) { return (v & 0xFFFFu) | (v << 16); }
@@ -158,39 +148,6 @@ __device__ void stage_activations(const Params& p, const int* rows, int64_t kbeg
   }
 }
 
-// The calling thread's slots of the ring: row-half h (2 * tile + 0 for row g, + 1 for g + 8).
-struct Ring {
-  uint8_t* weights;  // [kStages][4][kThreads] x 16 bytes
-  uint8_t* scales;   // [kStages][4][kThreads] x 8 bytes
-  __device__ uint8_t* weight_slot(int stage, int h) const {
-    return weights + ((stage * 4 + h) * kThreads + threadIdx.x) * 16;
-  }
-  __device__ uint8_t* scale_slot(int stage, int h) const { return scales + ((stage * 4 + h) * kThreads + threadIdx.x) * 8; }
-};
-
-// Requests one step of one tile: 16 weight bytes of rows g and g + 8, and the scale word(s)
-// holding this lane's scales (the aligned 4 or 8 bytes of the quad; each lane picks its own).
-template <WeightKind W>
-__device__ __forceinline__ void issue_tile_step(const uint8_t* w_tile, const uint8_t* scale_tile, int64_t row_bytes,
-                                                int64_t scale_stride, int64_t step, int g, int t, const Ring& ring,
-                                                int stage, int tt) {
-  const uint8_t* lo = w_tile + g * row_bytes + step * 64 + t * 16;
-  cp_async_16(smem_address(ring.weight_slot(stage, 2 * tt)), lo);
-  cp_async_16(smem_address(ring.weight_slot(stage, 2 * tt + 1)), lo + 8 * row_bytes);
-  if constexpr (W == WeightKind::kFP8Block) {
-    // One float per (128-row block, 128-k block): rows g and g + 8 share it.
-    cp_async_4(smem_address(ring.scale_slot(stage, 2 * tt)), scale_tile + ((step * 64) / 128) * 4);
-  } else if constexpr (W == WeightKind::kMXFP4) {
-    const uint8_t* s = scale_tile + g * scale_stride + step * 4;
-    cp_async_4(smem_address(ring.scale_slot(stage, 2 * tt)), s);
-    cp_async_4(smem_address(ring.scale_slot(stage, 2 * tt + 1)), s + 8 * scale_stride);
-  } else if constexpr (W == WeightKind::kNVFP4) {
-    const uint8_t* s = scale_tile + g * scale_stride + step * 8;
-    cp_async_8(smem_address(ring.scale_slot(stage, 2 * tt)), s);
-    cp_async_8(smem_address(ring.scale_slot(stage, 2 * tt + 1)), s + 8 * scale_stride);
-  }
-}
-
 // Weight bytes and scale information of one step of one 16-row tile, for rows g and g + 8.
 struct TileLoad {
   uint4 lo, hi;
@@ -198,24 +155,26 @@ struct TileLoad {
 };
 
 template <WeightKind W>
-__device__ __forceinline__ TileLoad read_tile_step(const Ring& ring, int stage, int tt, int t) {
-  TileLoad out;
-  out.lo = *reinterpret_cast<const uint4*>(ring.weight_slot(stage, 2 * tt));
-  out.hi = *reinterpret_cast<const uint4*>(ring.weight_slot(stage, 2 * tt + 1));
+__device__ __forceinline__ void load_tile_step(const uint8_t* w_tile, const uint8_t* scale_tile, int64_t row_bytes,
+                                               int64_t scale_stride, int64_t step, int g, int t,
+                                               TileLoad& out) {
+  const uint8_t* lo = w_tile + g * row_bytes + step * 64 + t * 16;
+  out.lo = load_streaming_16(lo);
+  out.hi = load_streaming_16(lo + 8 * row_bytes);
   if constexpr (W == WeightKind::kFP8Block) {
-    out.scale_lo = out.scale_hi = *reinterpret_cast<const uint32_t*>(ring.scale_slot(stage, 2 * tt));
+    // One float per (128-row block, 128-k block): rows g and g + 8 share it.
+    const float* s = reinterpret_cast<const float*>(scale_tile);
+    out.scale_lo = __float_as_uint(__ldg(s + (step * 64) / 128));
+    out.scale_hi = out.scale_lo;
   } else if constexpr (W == WeightKind::kMXFP4) {
-    out.scale_lo = (*reinterpret_cast<const uint32_t*>(ring.scale_slot(stage, 2 * tt)) >> (8 * t)) & 0xFFu;
-    out.scale_hi = (*reinterpret_cast<const uint32_t*>(ring.scale_slot(stage, 2 * tt + 1)) >> (8 * t)) & 0xFFu;
+    const uint8_t* s = scale_tile + g * scale_stride + step * 4 + t;
+    out.scale_lo = __ldg(s);
+    out.scale_hi = __ldg(s + 8 * scale_stride);
   } else if constexpr (W == WeightKind::kNVFP4) {
-    const uint2 lo = *reinterpret_cast<const uint2*>(ring.scale_slot(stage, 2 * tt));
-    const uint2 hi = *reinterpret_cast<const uint2*>(ring.scale_slot(stage, 2 * tt + 1));
-    out.scale_lo = ((t < 2 ? lo.x : lo.y) >> (16 * (t & 1))) & 0xFFFFu;
-    out.scale_hi = ((t < 2 ? hi.x : hi.y) >> (16 * (t & 1))) & 0xFFFFu;
-  } else {
-    out.scale_lo = out.scale_hi = 0;
+    const uint16_t* s = reinterpret_cast<const uint16_t*>(scale_tile + g * scale_stride + step * 8 + 2 * t);
+    out.scale_lo = __ldg(s);
+    out.scale_hi = __ldg(reinterpret_cast<const uint16_t*>(reinterpret_cast<const uint8_t*>(s) + 8 * scale_stride));
   }
-  return out;
 }
 
 // Multiplies one loaded step of one tile into `part` (or directly into acc when no
@@ -388,8 +347,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
     const int block_end = static_cast<int>(static_cast<int64_t>(split + 1) * p.blocks_128 / p.splits);
     const int64_t kbeg = static_cast<int64_t>(block_begin) * 128;
     const int kc = (block_end - block_begin) * 128;
-    // This warp's two 16-row tiles, set up first so that their loads start before the
-    // activations are staged.
+    // This warp's two 16-row tiles.
     const uint8_t* w_tile[2];
     const uint8_t* s_tile[2];
     int row0[2];
@@ -424,41 +382,34 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[tt][nt][i] = 0.0f;
 
-    const int64_t step_begin = static_cast<int64_t>(block_begin) * T::kStepsPerBlock;
-    const int64_t step_end = static_cast<int64_t>(block_end) * T::kStepsPerBlock;
-    // The ring: step s lives in stage (s - step_begin) % kStages; kStages - 1 steps are
-    // requested ahead of the one being multiplied. Every request is one commit group (empty
-    // past the end) so that wait_group counts steps.
-    const Ring ring{smem + ring_offset(staged_act_bytes<W>(), p.kc_max, NT),
-                    smem + ring_offset(staged_act_bytes<W>(), p.kc_max, NT) + kStages * 4 * kThreads * 16};
-    auto issue = [&](int64_t s) {
-      if (s < step_end) {
-        const int stage = static_cast<int>((s - step_begin) % kStages);
-#pragma unroll
-        for (int tt = 0; tt < 2; ++tt)
-          if (valid[tt]) issue_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s, g, t, ring, stage, tt);
-      }
-      cp_async_commit();
-    };
-#pragma unroll
-    for (int i = 0; i < kStages - 1; ++i) issue(step_begin + i);
     __syncthreads();
     stage_activations<W, kBf16Act, NT>(p, token_rows, kbeg, kc, act, act_scale);
     __syncthreads();
-    for (int64_t s = step_begin; s < step_end; ++s) {
-      issue(s + kStages - 1);
-      cp_async_wait<kStages - 1>();
-      const int stage = static_cast<int>((s - step_begin) % kStages);
-      const int64_t local_step = s - step_begin;
-      const uint8_t* act_step = act + local_step * T::kStepK * staged_act_bytes<W>();
-      const int local_block = static_cast<int>(local_step / T::kStepsPerBlock);
+
+    const int64_t step_begin = static_cast<int64_t>(block_begin) * T::kStepsPerBlock;
+    const int64_t step_end = static_cast<int64_t>(block_end) * T::kStepsPerBlock;
+    for (int64_t s0 = step_begin; s0 < step_end; s0 += kStepsInFlight) {
+      TileLoad ld[kStepsInFlight][2];
 #pragma unroll
-      for (int tt = 0; tt < 2; ++tt)
-        if (valid[tt])
-          compute_tile_step<W, kBf16Act, NT>(read_tile_step<W>(ring, stage, tt, t), act_step, act_bytes_per_row,
-                                             act_scale, act_scale_stride, local_block, g, t, acc[tt]);
+      for (int u = 0; u < kStepsInFlight; ++u)
+#pragma unroll
+        for (int tt = 0; tt < 2; ++tt)
+          if (s0 + u < step_end && valid[tt])
+            load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, ld[u][tt]);
+#pragma unroll
+      for (int u = 0; u < kStepsInFlight; ++u) {
+        const int64_t s = s0 + u;
+        if (s >= step_end) break;
+        const int64_t local_step = s - step_begin;
+        const uint8_t* act_step = act + local_step * T::kStepK * staged_act_bytes<W>();
+        const int local_block = static_cast<int>(local_step / T::kStepsPerBlock);
+#pragma unroll
+        for (int tt = 0; tt < 2; ++tt)
+          if (valid[tt])
+            compute_tile_step<W, kBf16Act, NT>(ld[u][tt], act_step, act_bytes_per_row, act_scale, act_scale_stride,
+                                               local_block, g, t, acc[tt]);
+      }
     }
-    cp_async_wait<0>();
 
     // Split-K: publish this split's partial sums; the last CTA of the row block adds them all.
     if (p.splits > 1) {

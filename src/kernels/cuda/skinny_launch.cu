@@ -47,17 +47,28 @@ int steps_per_block(WeightKind w) {
 }
 int staged_bytes(WeightKind w) { return w == WeightKind::kFP8Block ? 1 : 2; }
 
-// Splits K so that every resident CTA slot of every SM has work, keeping at least 8 streaming steps per
-// split and the staged activations within the shared-memory budget.
+// Chooses how many CTAs split K. Every CTA of a launch does the same work, so the time is
+// about (waves of the device's CTA slots) x (time of one CTA), and a CTA's time is its K range
+// plus a fixed cost (staging, ramp-up, epilogue) worth about 512 elements of K. A grid of 280
+// CTAs on 264 slots costs two full waves; the model picks 252. Allowed split counts keep at
+// least 8 streaming steps per split and the staged activations within shared memory.
 void choose_split(WeightKind w, int64_t k, int64_t units, int num_sms, SkinnyPlan& plan) {
   const int64_t blocks = k / 128;
-  const int64_t kc_cap = w == WeightKind::kFP8Block ? 2048 : 1024;
+  const int64_t kc_cap = w == WeightKind::kFP8Block ? 4096 : 2048;
   const int64_t min_splits = (blocks * 128 + kc_cap - 1) / kc_cap;
   const int64_t min_blocks = std::max<int64_t>(1, 8 / steps_per_block(w));
   const int64_t max_splits = std::max<int64_t>(min_splits, blocks / min_blocks);
   const int64_t slots = static_cast<int64_t>(skinny::kCtasPerSm) * num_sms;
-  const int64_t want = std::max<int64_t>(1, (slots + units / 2) / std::max<int64_t>(units, 1));
-  const int64_t splits = std::clamp(want, min_splits, max_splits);
+  int64_t splits = min_splits;
+  int64_t best = -1;
+  for (int64_t s = min_splits; s <= max_splits; ++s) {
+    const int64_t waves = (std::max<int64_t>(units, 1) * s + slots - 1) / slots;
+    const int64_t cost = waves * ((blocks + s - 1) / s * 128 + 512);
+    if (best < 0 || cost < best) {
+      best = cost;
+      splits = s;
+    }
+  }
   plan.splits = static_cast<int>(splits);
   plan.kc_max = static_cast<int>((blocks + splits - 1) / splits * 128);
   plan.smem_bytes = skinny::smem_bytes(staged_bytes(w), plan.kc_max, plan.token_tiles);
