@@ -37,8 +37,15 @@ constexpr int kWarps = kThreads / 32;
 constexpr int kRowsPerCta = 256;
 // Steps loaded per burst (docs/kernels/skinny.md records the versions measured: deeper
 // register bursts spill at two CTAs per SM, cp.async rings and rolling prefetch were slower).
-constexpr int kStepsInFlight = 2;
-constexpr int kCtasPerSm = 2;
+// FP4SERVE_SKINNY_BURST / _CTAS override them for experiments.
+#ifndef FP4SERVE_SKINNY_BURST
+#define FP4SERVE_SKINNY_BURST 2
+#endif
+#ifndef FP4SERVE_SKINNY_CTAS
+#define FP4SERVE_SKINNY_CTAS 2
+#endif
+constexpr int kStepsInFlight = FP4SERVE_SKINNY_BURST;
+constexpr int kCtasPerSm = FP4SERVE_SKINNY_CTAS;
 constexpr int kPartialFloats = 16 * 256;  // split-K partials of one CTA: [16 tokens][256 row slots]
 
 enum class Mode : int { kDense = 0, kGateUp = 1, kDown = 2 };
