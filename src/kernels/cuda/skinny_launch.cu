@@ -51,14 +51,15 @@ int staged_bytes(WeightKind w) { return w == WeightKind::kFP8Block ? 1 : 2; }
 // about (waves of the device's CTA slots) x (time of one CTA), and a CTA's time is its K range
 // plus a fixed cost (staging, ramp-up, epilogue) worth about 512 elements of K. A grid of 280
 // CTAs on 264 slots costs two full waves; the model picks 252. Allowed split counts keep at
-// least one burst of streaming steps per split and the staged activations within shared
-// memory; small matrices thus spread over many short CTAs instead of a few long chains.
+// least one burst of streaming steps per split (8 steps with more than 8 tokens, whose partial
+// sums cost 16 KB per CTA to add up) and the staged activations within shared memory; small
+// matrices thus spread over many short CTAs instead of a few long chains.
 void choose_split(WeightKind w, int64_t k, int64_t units, int num_sms, SkinnyPlan& plan) {
   const int64_t blocks = k / 128;
   const int64_t kc_cap = w == WeightKind::kFP8Block ? 4096 : 2048;
   const int64_t min_splits = (blocks * 128 + kc_cap - 1) / kc_cap;
-  const int64_t min_blocks =
-      std::max<int64_t>(1, skinny::kStepsInFlight / steps_per_block(w));
+  const int64_t min_steps = plan.token_tiles == 1 ? skinny::kStepsInFlight : 8;
+  const int64_t min_blocks = std::max<int64_t>(1, min_steps / steps_per_block(w));
   const int64_t max_splits = std::max<int64_t>(min_splits, blocks / min_blocks);
   const int64_t slots = static_cast<int64_t>(skinny::kCtasPerSm) * num_sms;
   int64_t splits = min_splits;
