@@ -93,10 +93,22 @@ ModelConfig test_model_config(const std::string& preset) {
     return c;
   }
   if (preset == "small") {
-    // The tiny schedule with 4 experts of width 64 and a 256-token vocabulary: small enough to commit.
-    c.vocab_size = 256;
+    // The tiny schedule at hidden 64 (the transformers fixture's shapes): small enough to commit,
+    // and FP8 blocks cut at the edges (no dimension is a multiple of 128).
+    c.vocab_size = 64;
+    c.hidden_size = 64;
+    c.num_heads = 2;
+    c.head_dim = 64;
+    c.rope_head_dim = 16;
+    c.q_lora_rank = 32;
+    c.o_lora_rank = 32;
+    c.sliding_window = 8;
+    c.compress_ratios = {0, 4, 8, 4, 0};
+    c.index_n_heads = 2;
+    c.index_head_dim = 32;
+    c.index_topk = 2;
     c.n_routed_experts = 4;
-    c.moe_intermediate_size = 64;
+    c.moe_intermediate_size = 32;
     return c;
   }
   if (preset == "large") {

@@ -15,8 +15,8 @@
 namespace fp4serve {
 
 // Presets: "tiny" (§7: layers SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP),
-// "tiny-pro" (§7 variant c: ratios [16, 16, 4, 16, 0], 3 hash layers), "small" (fewer
-// experts, for committed fixtures), "large" (about 4 GB in bf16, 2 GB native: the
+// "tiny-pro" (§7 variant c: ratios [16, 16, 4, 16, 0], 3 hash layers), "small" (the same
+// schedule at hidden 64, for committed fixtures), "large" (multi-GB: the
 // loading benchmark).
 std::vector<std::string> test_model_presets();
 ModelConfig test_model_config(const std::string& preset);  // throws Error for an unknown preset
