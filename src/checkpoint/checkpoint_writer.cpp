@@ -185,7 +185,9 @@ WeightEncoding layout_encoding(const WriterOptions& options, const ExpectedLinea
       if (is_mtp(linear.name)) return WeightEncoding::kBF16;
       if (linear.group == LinearGroup::kRoutedExpert) return WeightEncoding::kNVFP4;
       if (options.nvfp4_scope == Nvfp4Scope::kExperts) return WeightEncoding::kBF16;
-      const bool is_wo_a = linear.name.size() >= 8 && linear.name.compare(linear.name.size() - 8, 8, "attn.wo_a") == 0;
+      const std::string wo_a = ".attn.wo_a";
+      const bool is_wo_a = linear.name.size() >= wo_a.size() &&
+                           linear.name.compare(linear.name.size() - wo_a.size(), wo_a.size(), wo_a) == 0;
       if (linear.group == LinearGroup::kRouter || linear.group == LinearGroup::kHead || is_wo_a)
         return WeightEncoding::kBF16;
       return WeightEncoding::kNVFP4;

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -68,14 +69,39 @@ std::map<std::string, Totals> totals_per_encoding(const Checkpoint& ck, uint64_t
   return totals;
 }
 
-// "layers.3.ffn.experts.17.w1" -> "layers.3.ffn.experts.*.w1"; other names unchanged.
+// "layers.3.ffn.experts.17.w1" -> "layers.3.ffn.experts.*.w1" (also stored names:
+// "model.layers.3.mlp.experts.17.gate_proj"); other names unchanged.
 std::string fold_expert(const std::string& name) {
-  const std::string marker = ".ffn.experts.";
+  const std::string marker = ".experts.";
   const size_t at = name.find(marker);
   if (at == std::string::npos) return name;
   const size_t start = at + marker.size();
   const size_t end = name.find('.', start);
   return name.substr(0, start) + "*" + (end == std::string::npos ? "" : name.substr(end));
+}
+
+// Canonical names in model order: numeric components compare as numbers
+// (layers.2 before layers.10), globals first, MTP last.
+std::vector<std::string> natural_order(const std::map<std::string, LinearWeight>& linears) {
+  auto key = [](const std::string& name) {
+    std::vector<std::pair<int, std::string>> parts;
+    parts.emplace_back(name.rfind("mtp.", 0) == 0 ? 2 : name.rfind("layers.", 0) == 0 ? 1 : 0, "");
+    size_t start = 0;
+    while (start <= name.size()) {
+      const size_t dot = std::min(name.find('.', start), name.size());
+      const std::string part = name.substr(start, dot - start);
+      const bool numeric = !part.empty() && part.size() < 10 && part.find_first_not_of("0123456789") == std::string::npos;
+      parts.emplace_back(numeric ? std::stoi(part) : -1, numeric ? "" : part);
+      start = dot + 1;
+    }
+    return parts;
+  };
+  std::vector<std::pair<std::vector<std::pair<int, std::string>>, std::string>> keyed;
+  for (const auto& [name, lw] : linears) keyed.emplace_back(key(name), name);
+  std::sort(keyed.begin(), keyed.end());
+  std::vector<std::string> out;
+  for (auto& [k, name] : keyed) out.push_back(std::move(name));
+  return out;
 }
 
 }  // namespace
@@ -163,14 +189,15 @@ std::string inspect_text(const Checkpoint& ck, const std::string& path) {
   };
   std::vector<std::pair<std::string, Row>> rows;
   std::map<std::string, size_t> row_of;
-  for (const auto& [name, lw] : ck.linears) {
+  for (const std::string& name : natural_order(ck.linears)) {
+    const LinearWeight& lw = ck.linears.at(name);
     const std::string encoding(encoding_name(lw.encoding));
     const std::string key = fmt::format("{}|{}|{}x{}", fold_expert(name), encoding, lw.out_features, lw.in_features);
     auto it = row_of.find(key);
     if (it == row_of.end()) {
       row_of[key] = rows.size();
-      rows.push_back({fold_expert(name), Row{ck.stored_names.at(name), encoding, lw.out_features, lw.in_features,
-                                             lw.stored_bytes(), 1}});
+      rows.push_back({fold_expert(name), Row{fold_expert(ck.stored_names.at(name)), encoding, lw.out_features,
+                                             lw.in_features, lw.stored_bytes(), 1}});
     } else {
       Row& r = rows[it->second].second;
       r.bytes += lw.stored_bytes();
@@ -182,7 +209,7 @@ std::string inspect_text(const Checkpoint& ck, const std::string& path) {
   for (const auto& [name, r] : rows) {
     const std::string label = r.count > 1 ? fmt::format("{} (x{})", name, r.count) : name;
     out += fmt::format("  {:<44} {:<10} {:<14} {:>12}  {}\n", label, r.encoding, fmt::format("[{}, {}]", r.out, r.in),
-                       r.bytes, r.count > 1 ? std::string("(per expert) ") + r.stored : r.stored);
+                       r.bytes, r.stored);
   }
   uint64_t tensor_bytes = 0;
   out += "\ntotals per encoding\n";
