@@ -23,8 +23,13 @@ from transformers import DeepseekV4Config, DeepseekV4ForCausalLM
 import transformers
 
 
-def config():
+def config(yarn=True):
+    extra = {}
+    if yarn:
+        extra["rope_parameters"] = {"rope_type": "yarn", "factor": 16.0, "original_max_position_embeddings": 65536,
+                                    "beta_fast": 32.0, "beta_slow": 1.0}
     return DeepseekV4Config(
+        **extra,
         vocab_size=128,
         hidden_size=64,
         moe_intermediate_size=32,
@@ -54,7 +59,7 @@ def config():
         num_nextn_predict_layers=1,
         hc_mult=4,
         hc_sinkhorn_iters=20,
-        max_position_embeddings=4096,
+        max_position_embeddings=131072,
     )
 
 
@@ -71,11 +76,19 @@ def checksum(t):
 def main():
     out_dir = sys.argv[1]
     torch.manual_seed(1234)
-    cfg = config()
-    model = DeepseekV4ForCausalLM(cfg)
+    try:
+        cfg = config(yarn=True)
+        model = DeepseekV4ForCausalLM(cfg)
+    except Exception as e:  # keep going without YaRN rather than lose the device run
+        print("config with YaRN failed:", repr(e))
+        cfg = config(yarn=False)
+        model = DeepseekV4ForCausalLM(cfg)
+    persistent = set(model.state_dict().keys())
     gen = torch.Generator().manual_seed(99)
     with torch.no_grad():
         for name, p in list(model.named_parameters()) + list(model.named_buffers()):
+            if name not in persistent:
+                continue  # e.g. RoPE tables: not saved, left as computed
             if "tid2eid" in name:
                 rows = [torch.randperm(cfg.n_routed_experts, generator=gen)[: p.shape[1]] for _ in range(p.shape[0])]
                 p.copy_(torch.stack(rows).to(p.dtype))
@@ -83,7 +96,7 @@ def main():
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.05 + (1.0 if name.endswith("norm.weight") else 0.0))
     model = model.to(torch.bfloat16)
     state = model.state_dict()
-    model.save_pretrained(out_dir, safe_serialization=True)
+    model.save_pretrained(out_dir)
 
     reference = {
         "transformers_version": transformers.__version__,
@@ -114,6 +127,10 @@ def main():
     for key, info in sorted(reference["saved"].items()):
         print(f"  {key} {info['shape']} {info['dtype']}")
     print("files:", sorted(os.listdir(out_dir)), "size", sum(os.path.getsize(os.path.join(out_dir, x)) for x in os.listdir(out_dir)))
+    # transformers must read its own save back into the same parameters.
+    reloaded = DeepseekV4ForCausalLM.from_pretrained(out_dir, dtype=torch.bfloat16).state_dict()
+    mismatched = [n for n, t in state.items() if n not in reloaded or not torch.equal(reloaded[n], t)]
+    print("from_pretrained round trip:", "all parameters equal" if not mismatched else f"MISMATCH {mismatched}")
 
 
 if __name__ == "__main__":
