@@ -20,6 +20,7 @@ class TensorSource;
 struct LoadOptions {
   bool show_progress = true;  // progress bar on a TTY while paging data in
   bool page_in = true;        // read every byte once after validation (parallel), so the first step is not slow
+  bool check_values = true;   // read every block scale (NaN/Inf/zero/negative) and tid2eid row after the plan
   unsigned threads = 0;       // page-in and scale-check threads; 0 = max(8, hardware threads)
 };
 

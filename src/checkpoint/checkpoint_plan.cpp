@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "checkpoint/expected_tensors.h"
 #include "checkpoint/linear_encoding.h"
+#include "formats/linear_weight.h"
 #include "io/safetensors.h"
 
 namespace fp4serve {
@@ -270,6 +271,7 @@ Checkpoint plan_checkpoint(ModelConfig config, const QuantConfig& quant, std::sh
     if (e.group == LinearGroup::kRoutedExpert) routed_experts.insert(e.name);
     if (auto it = g.linears.find(e.name); it != g.linears.end()) {
       ck.linears[e.name] = detect_linear(it->second, e.out_features, e.in_features, e.name, e.shape_formula);
+      validate_linear_weight(ck.linears[e.name]);  // the formats contract, from headers
       consumed_linears.insert(e.name);
     } else if (auto f = from_fused.find(e.name); f != from_fused.end()) {
       ck.linears[e.name] = f->second;

@@ -123,9 +123,39 @@ LinearWeight detect_linear(const StoredLinear& s, int64_t n, int64_t k, const st
   }
 }
 
+namespace {
+
+// Branch-free scans (they vectorize): whether any scale is bad. Only then is the
+// slow loop below run to find and name the first bad element.
+bool any_bad_scale(const TensorView& sc) {
+  const auto* bytes = reinterpret_cast<const uint8_t*>(sc.data);
+  const size_t n = static_cast<size_t>(sc.numel());
+  uint8_t bad = 0;
+  switch (sc.dtype) {
+    case DType::F8_E8M0:
+      for (size_t i = 0; i < n; ++i) bad |= bytes[i] == 0xFF;
+      return bad != 0;
+    case DType::F8_E4M3:
+      // Positive finite non-zero E4M3 is exactly 0x01..0x7E.
+      for (size_t i = 0; i < n; ++i) bad |= (bytes[i] == 0) | (bytes[i] >= 0x7F);
+      return bad != 0;
+    case DType::F32:
+      for (size_t i = 0; i < n; ++i) {
+        float v;
+        std::memcpy(&v, bytes + 4 * i, sizeof(v));
+        bad |= !(v > 0.0f && v <= 3.4028235e38f);
+      }
+      return bad != 0;
+    default:
+      return true;
+  }
+}
+
+}  // namespace
+
 void check_scale_values(const LinearWeight& lw) {
   const TensorView& sc = lw.scale;
-  if (sc.nbytes == 0) return;
+  if (sc.nbytes == 0 || !any_bad_scale(sc)) return;
   const auto* bytes = reinterpret_cast<const uint8_t*>(sc.data);
   const int64_t count = sc.numel();
   auto bad = [&](int64_t i, const char* what) {

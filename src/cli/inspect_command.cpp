@@ -19,6 +19,7 @@ struct InspectArgs {
   std::string tensor;
   bool dequant = false;
   std::string out;
+  bool headers_only = false;
 };
 
 int run_inspect(const InspectArgs& a) {
@@ -26,6 +27,7 @@ int run_inspect(const InspectArgs& a) {
   options.show_progress = true;
   // A report reads headers and scales only; a dequant reads the one tensor it needs.
   options.page_in = false;
+  options.check_values = !a.headers_only;
   const Checkpoint ck = load_checkpoint(a.model_dir, options);
   if (!a.tensor.empty()) {
     const ResolvedName name = resolve_tensor_name(ck, a.tensor);
@@ -60,6 +62,8 @@ const RegisterCommand inspect{Command{
       sub.add_option("--tensor", args->tensor, "A linear or tensor, by canonical or the checkpoint's own name");
       sub.add_flag("--dequant", args->dequant, "Write the tensor dequantized to float32 (needs --tensor and --out)");
       sub.add_option("--out", args->out, "Output .safetensors file for --dequant (tensor 'weight')");
+      sub.add_flag("--headers-only", args->headers_only,
+                   "Skip reading the block scales (NaN/zero checks): for a quick look at a huge checkpoint");
       return [args] { return run_inspect(*args); };
     }}};
 
