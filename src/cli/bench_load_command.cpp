@@ -2,6 +2,7 @@
 // page-in, scale checks) next to `cat SHARDS > /dev/null` on the same files, in
 // the same page-cache state.
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -46,6 +47,25 @@ void evict(const std::vector<std::string>& files) {
   }
 }
 
+// Fraction of the files' pages in the page cache (mincore), so that a failed eviction shows.
+double cached_fraction(const std::vector<std::string>& files) {
+  const size_t page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  uint64_t resident = 0, pages = 0;
+  for (const auto& f : files) {
+    const int fd = ::open(f.c_str(), O_RDONLY);
+    const size_t size = std::filesystem::file_size(f);
+    void* map = ::mmap(nullptr, size, PROT_READ, MAP_SHARED, fd, 0);
+    ::close(fd);
+    if (map == MAP_FAILED) fail("{}: cannot map", f);
+    std::vector<unsigned char> flags((size + page - 1) / page);
+    if (::mincore(map, size, flags.data()) == 0)
+      for (unsigned char flag : flags) resident += flag & 1;
+    pages += flags.size();
+    ::munmap(map, size);
+  }
+  return pages ? static_cast<double>(resident) / static_cast<double>(pages) : 0.0;
+}
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -76,11 +96,13 @@ int run_bench_load(const BenchLoadArgs& a) {
 
   for (int round = 1; round <= a.rounds; ++round) {
     if (a.evict) evict(files);
+    const double cached_before_cat = cached_fraction(files);
     start = std::chrono::steady_clock::now();
     if (std::system(cat.c_str()) != 0) fail("cat failed");
     const double cat_s = seconds_since(start);
 
     if (a.evict) evict(files);
+    const double cached_before_load = cached_fraction(files);
     LoadOptions full;
     full.show_progress = false;
     full.threads = a.threads;
@@ -93,9 +115,10 @@ int run_bench_load(const BenchLoadArgs& a) {
     start = std::chrono::steady_clock::now();
     load_checkpoint(a.model_dir, full);
     const double page_in_s = seconds_since(start);
-    std::printf("round %d: cat %.2f s (%.0f MB/s)   load_checkpoint %.2f s (%.0f MB/s, %.2fx cat's time; "
-                "without scale checks %.2f s)\n",
-                round, cat_s, mb / cat_s, load_s, mb / load_s, load_s / cat_s, page_in_s);
+    std::printf("round %d: cat %.2f s (%.0f MB/s, %.0f%% cached before)   load_checkpoint %.2f s (%.0f MB/s, "
+                "%.0f%% cached before; %.2fx cat's time; without scale checks %.2f s)\n",
+                round, cat_s, mb / cat_s, 100 * cached_before_cat, load_s, mb / load_s, 100 * cached_before_load,
+                load_s / cat_s, page_in_s);
     (void)ck;
   }
   return 0;
