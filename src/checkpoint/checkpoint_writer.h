@@ -52,7 +52,6 @@ struct WriterOptions {
   OutputLayout layout = OutputLayout::kNative;
   Nvfp4Scope nvfp4_scope = Nvfp4Scope::kLinears;
   uint64_t shard_bytes = uint64_t{2} << 30;  // a shard is closed once it holds at least this much
-  bool show_progress = false;
 };
 
 struct ModuleError {
