@@ -21,9 +21,6 @@ const RegisterCommand stubs[] = {
     RegisterCommand(stub("serve", "OpenAI-compatible HTTP server", "issue 6")),
     RegisterCommand(stub("generate", "Generate tokens from a prompt", "issue 4")),
     RegisterCommand(stub("logits", "Write per-position logits to safetensors", "issue 4")),
-    RegisterCommand(stub("inspect", "Describe a checkpoint: layout, encodings, memory", "issue 3")),
-    RegisterCommand(stub("quantize", "Convert a checkpoint to DeepSeek-native or NVFP4", "issue 3")),
-    RegisterCommand(stub("make-test-model", "Write a tiny random DeepSeek-V4 checkpoint", "issue 3")),
 };
 
 }  // namespace
