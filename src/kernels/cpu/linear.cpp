@@ -1,0 +1,208 @@
+#include "kernels/cpu/linear.h"
+
+#include <algorithm>
+#include <vector>
+
+#include "base/error.h"
+#include "kernels/cpu/activation_quant.h"
+#include "kernels/cpu/numeric_formats.h"
+#include "kernels/cpu/row_kernels.h"
+
+namespace fp4serve::cpu {
+namespace {
+
+constexpr int64_t kChunk = 256;  // weights decoded at a time: a multiple of every block size
+
+const char* encoding_label(WeightEncoding e) {
+  switch (e) {
+    case WeightEncoding::kBF16: return "BF16";
+    case WeightEncoding::kF16: return "F16";
+    case WeightEncoding::kF32: return "F32";
+    case WeightEncoding::kFP8Block: return "FP8 block-128";
+    case WeightEncoding::kMXFP4: return "MXFP4";
+    case WeightEncoding::kNVFP4: return "NVFP4";
+  }
+  return "?";
+}
+
+void check_weight(const LinearWeight& w) {
+  const int64_t N = w.out_features, K = w.in_features;
+  const auto& wt = w.weight;
+  auto expect_shape = [&](const TensorView& t, std::vector<int64_t> shape, const char* what) {
+    FP4SERVE_CHECK(t.shape == shape, "linear {}: {} has shape {}, expected {} for {} [{}, {}]", w.name, what,
+                   shape_string(t.shape), shape_string(shape), encoding_label(w.encoding), N, K);
+  };
+  auto expect_dtype = [&](const TensorView& t, std::initializer_list<DType> ok, const char* what) {
+    FP4SERVE_CHECK(std::find(ok.begin(), ok.end(), t.dtype) != ok.end(), "linear {}: {} has dtype {}, unexpected for {}",
+                   w.name, what, dtype_name(t.dtype), encoding_label(w.encoding));
+  };
+  FP4SERVE_CHECK(N > 0 && K > 0 && wt.data != nullptr, "linear {}: empty weight", w.name);
+  switch (w.encoding) {
+    case WeightEncoding::kBF16: expect_dtype(wt, {DType::BF16}, "weight"); expect_shape(wt, {N, K}, "weight"); break;
+    case WeightEncoding::kF16: expect_dtype(wt, {DType::F16}, "weight"); expect_shape(wt, {N, K}, "weight"); break;
+    case WeightEncoding::kF32: expect_dtype(wt, {DType::F32}, "weight"); expect_shape(wt, {N, K}, "weight"); break;
+    case WeightEncoding::kFP8Block:
+      expect_dtype(wt, {DType::F8_E4M3}, "weight");
+      expect_shape(wt, {N, K}, "weight");
+      expect_dtype(w.scale, {DType::F8_E8M0, DType::F32}, "scale");
+      expect_shape(w.scale, {(N + 127) / 128, (K + 127) / 128}, "scale");
+      break;
+    case WeightEncoding::kMXFP4:
+      FP4SERVE_CHECK(K % 32 == 0, "linear {}: MXFP4 in_features {} is not a multiple of 32", w.name, K);
+      expect_dtype(wt, {DType::I8, DType::U8}, "weight");
+      expect_shape(wt, {N, K / 2}, "weight");
+      expect_dtype(w.scale, {DType::F8_E8M0}, "scale");
+      expect_shape(w.scale, {N, K / 32}, "scale");
+      break;
+    case WeightEncoding::kNVFP4:
+      FP4SERVE_CHECK(K % 16 == 0, "linear {}: NVFP4 in_features {} is not a multiple of 16", w.name, K);
+      expect_dtype(wt, {DType::U8, DType::I8}, "weight");
+      expect_shape(wt, {N, K / 2}, "weight");
+      expect_dtype(w.scale, {DType::F8_E4M3}, "scale");
+      expect_shape(w.scale, {N, K / 16}, "scale");
+      break;
+  }
+}
+
+struct PreparedJob {
+  LinearJob job;
+  int64_t row_end = 0;
+  int64_t y_stride = 0;
+  const float* x = nullptr;
+  int64_t x_stride = 0;
+  int64_t rows_per_task = 1;
+};
+
+// Decodes weights [k0, k0+len) of row n into `buf` (or points into F32 weights directly).
+const float* decode_stretch(const RowKernels& kern, const LinearWeight& w, int64_t n, int64_t k0, int64_t len, float* buf) {
+  const int64_t K = w.in_features;
+  switch (w.encoding) {
+    case WeightEncoding::kF32: return w.weight.as<float>() + n * K + k0;
+    case WeightEncoding::kBF16: kern.decode_bf16(w.weight.as<uint16_t>() + n * K + k0, len, buf); return buf;
+    case WeightEncoding::kF16: kern.decode_f16(w.weight.as<uint16_t>() + n * K + k0, len, buf); return buf;
+    case WeightEncoding::kFP8Block: {
+      const int64_t kb_count = (K + 127) / 128;
+      const uint8_t* row = w.weight.as<uint8_t>() + n * K;
+      for (int64_t k = k0; k < k0 + len;) {
+        const int64_t kb = k / 128, end = std::min(k0 + len, (kb + 1) * 128);
+        const int64_t s_index = (n / 128) * kb_count + kb;
+        const float s = w.scale.dtype == DType::F32 ? w.scale.as<float>()[s_index]
+                                                    : e8m0_to_float(w.scale.as<uint8_t>()[s_index]);
+        kern.decode_fp8(row + k, end - k, s, buf + (k - k0));
+        k = end;
+      }
+      return buf;
+    }
+    case WeightEncoding::kMXFP4: {
+      float scales[kChunk / 32];
+      const uint8_t* s = w.scale.as<uint8_t>() + n * (K / 32) + k0 / 32;
+      for (int64_t i = 0; i < len / 32; ++i) scales[i] = e8m0_to_float(s[i]);
+      kern.decode_fp4(w.weight.as<uint8_t>() + n * (K / 2) + k0 / 2, len, scales, 32, buf);
+      return buf;
+    }
+    case WeightEncoding::kNVFP4: {
+      float scales[kChunk / 16];
+      const uint8_t* s = w.scale.as<uint8_t>() + n * (K / 16) + k0 / 16;
+      for (int64_t i = 0; i < len / 16; ++i) scales[i] = e4m3_to_float(s[i]);
+      kern.decode_fp4(w.weight.as<uint8_t>() + n * (K / 2) + k0 / 2, len, scales, 16, buf);
+      return buf;
+    }
+  }
+  return buf;
+}
+
+void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int64_t n_end) {
+  const LinearWeight& w = *p.job.weight;
+  const int64_t K = w.in_features, M = p.job.rows;
+  thread_local std::vector<float> acc;
+  thread_local std::vector<float> buf(kChunk);
+  if (static_cast<int64_t>(acc.size()) < M) acc.resize(static_cast<size_t>(M));
+  const float post_scale = w.encoding == WeightEncoding::kNVFP4 ? w.global_scale : 1.0f;
+  for (int64_t n = n_begin; n < n_end; ++n) {
+    std::fill(acc.begin(), acc.begin() + M, 0.0f);
+    for (int64_t k0 = 0; k0 < K; k0 += kChunk) {
+      const int64_t len = std::min(kChunk, K - k0);
+      const float* wrow = decode_stretch(kern, w, n, k0, len, buf.data());
+      for (int64_t m0 = 0; m0 < M; m0 += kMaxDotRows) {
+        const int rows = static_cast<int>(std::min<int64_t>(kMaxDotRows, M - m0));
+        const float* xs[kMaxDotRows];
+        for (int r = 0; r < rows; ++r) xs[r] = p.x + (m0 + r) * p.x_stride + k0;
+        kern.dot(wrow, len, xs, rows, acc.data() + m0);
+      }
+    }
+    float* y = p.job.y + (n - p.job.row_begin);
+    for (int64_t m = 0; m < M; ++m) {
+      const float v = acc[static_cast<size_t>(m)] * post_scale;
+      y[m * p.y_stride] = p.job.round_bf16 ? round_bf16(v) : v;
+    }
+  }
+}
+
+}  // namespace
+
+void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
+  thread_local std::vector<PreparedJob> prepared;
+  thread_local std::vector<int64_t> task_start;
+  thread_local std::vector<float> quantized;
+  prepared.clear();
+  task_start.clear();
+
+  size_t quant_floats = 0;
+  for (const LinearJob& job : jobs) {
+    FP4SERVE_CHECK(job.weight != nullptr, "linear: job without a weight");
+    const LinearWeight& w = *job.weight;
+    check_weight(w);
+    const int64_t row_end = job.row_end < 0 ? w.out_features : job.row_end;
+    FP4SERVE_CHECK(job.row_begin >= 0 && job.row_begin < row_end && row_end <= w.out_features,
+                   "linear {}: output rows [{}, {}) outside [0, {})", w.name, job.row_begin, row_end, w.out_features);
+    FP4SERVE_CHECK(job.rows >= 0 && (job.rows == 0 || (job.x && job.y)), "linear {}: missing input or output", w.name);
+    if (job.act == ActivationQuant::kFP8Block128) {
+      FP4SERVE_CHECK(w.in_features % 128 == 0, "linear {}: FP8 activation quantization needs in_features % 128 == 0, got {}",
+                     w.name, w.in_features);
+      quant_floats += static_cast<size_t>(job.rows * w.in_features);
+    }
+  }
+  if (quantized.size() < quant_floats) quantized.resize(quant_floats);
+
+  size_t quant_offset = 0;
+  int64_t tasks = 0;
+  for (const LinearJob& job : jobs) {
+    if (job.rows == 0) continue;
+    const LinearWeight& w = *job.weight;
+    PreparedJob p;
+    p.job = job;
+    p.row_end = job.row_end < 0 ? w.out_features : job.row_end;
+    p.y_stride = job.y_stride > 0 ? job.y_stride : p.row_end - job.row_begin;
+    p.x_stride = job.x_stride > 0 ? job.x_stride : w.in_features;
+    p.x = job.x;
+    if (job.act == ActivationQuant::kFP8Block128) {
+      float* q = quantized.data() + quant_offset;
+      for (int64_t m = 0; m < job.rows; ++m)
+        fp8_quantize_dequantize(job.x + m * p.x_stride, w.in_features, 128, q + m * w.in_features);
+      p.x = q;
+      p.x_stride = w.in_features;
+      quant_offset += static_cast<size_t>(job.rows * w.in_features);
+    }
+    // About 32K weights a task: enough work to amortize scheduling, small enough to balance.
+    p.rows_per_task = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, w.in_features * std::max<int64_t>(1, job.rows / 4)));
+    task_start.push_back(tasks);
+    tasks += (p.row_end - job.row_begin + p.rows_per_task - 1) / p.rows_per_task;
+    prepared.push_back(p);
+  }
+  if (tasks == 0) return;
+  const RowKernels& kern = row_kernels(active_isa());
+  const std::vector<PreparedJob>& jobs_ref = prepared;
+  const std::vector<int64_t>& starts = task_start;
+  pool.parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      const size_t j = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), t) - starts.begin() - 1);
+      const PreparedJob& p = jobs_ref[j];
+      const int64_t first = p.job.row_begin + (t - starts[j]) * p.rows_per_task;
+      run_rows(kern, p, first, std::min(p.row_end, first + p.rows_per_task));
+    }
+  });
+}
+
+void linear(const LinearJob& job, ThreadPool& pool) { linear(std::span<const LinearJob>(&job, 1), pool); }
+
+}  // namespace fp4serve::cpu

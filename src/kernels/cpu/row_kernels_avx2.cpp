@@ -1,0 +1,110 @@
+// AVX2 + FMA + F16C row kernels, the fallback for processors without AVX-512.
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "kernels/cpu/numeric_formats.h"
+#include "kernels/cpu/row_kernels.h"
+
+#define FP4SERVE_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+namespace fp4serve::cpu {
+namespace {
+
+FP4SERVE_AVX2 void decode_bf16(const uint16_t* w, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+    _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+  }
+  for (; i < n; ++i) out[i] = bf16_to_float(w[i]);
+}
+
+FP4SERVE_AVX2 void decode_f16(const uint16_t* w, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))));
+  for (; i < n; ++i) out[i] = half_to_float(w[i]);
+}
+
+// Same bit placement as the AVX-512 version: E4M3 bits at fp32 bit 20 = value * 2^-120.
+FP4SERVE_AVX2 void decode_fp8(const uint8_t* w, int64_t n, float scale, float* out) {
+  const float combined = scale * 0x1p120f;
+  const bool one_multiply = std::isfinite(combined) && combined != 0.0f;
+  const __m256 mul1 = _mm256_set1_ps(one_multiply ? combined : 0x1p120f);
+  const __m256 mul2 = _mm256_set1_ps(scale);
+  const __m256i mag_mask = _mm256_set1_epi32(0x7F), sign_mask = _mm256_set1_epi32(0x80);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + i)));
+    const __m256i mag = _mm256_slli_epi32(_mm256_and_si256(b, mag_mask), 20);
+    const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(b, sign_mask), 24);
+    __m256 v = _mm256_mul_ps(_mm256_castsi256_ps(mag), mul1);
+    if (!one_multiply) v = _mm256_mul_ps(v, mul2);
+    _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(v), sign)));
+  }
+  const float* table = e4m3_table();
+  for (; i < n; ++i) out[i] = table[w[i]] * scale;
+}
+
+FP4SERVE_AVX2 void decode_fp4(const uint8_t* packed, int64_t n, const float* scales, int64_t block, float* out) {
+  const __m256 magnitudes = _mm256_loadu_ps(kE2M1Values);  // codes 0-7
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  const __m256i sign_bit = _mm256_set1_epi32(0x8);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(packed + i / 2));
+    const __m128i lo = _mm_and_si128(bytes, low4);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
+    const __m128i codes = _mm_unpacklo_epi8(lo, hi);  // 16 codes in element order
+    const __m256 scale = _mm256_set1_ps(scales[i / block]);
+    for (int half = 0; half < 2; ++half) {
+      const __m256i c = _mm256_cvtepu8_epi32(half == 0 ? codes : _mm_srli_si128(codes, 8));
+      const __m256 mag = _mm256_permutevar8x32_ps(magnitudes, c);  // uses the low 3 bits
+      const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(c, sign_bit), 28);
+      const __m256 v = _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(mag), sign));
+      _mm256_storeu_ps(out + i + 8 * half, _mm256_mul_ps(v, scale));
+    }
+  }
+}
+
+FP4SERVE_AVX2 float hsum(__m256 v) {
+  const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  return _mm_cvtss_f32(_mm_add_ss(t, _mm_shuffle_ps(t, t, 1)));
+}
+
+template <int R>
+FP4SERVE_AVX2 void dot_rows(const float* w, int64_t n, const float* const* x, float* acc) {
+  __m256 a[R], b[R];
+  for (int r = 0; r < R; ++r) a[r] = b[r] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
+    for (int r = 0; r < R; ++r) {
+      a[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[r] + i), a[r]);
+      b[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[r] + i + 8), b[r]);
+    }
+  }
+  float tail[R] = {};
+  for (; i < n; ++i)
+    for (int r = 0; r < R; ++r) tail[r] += w[i] * x[r][i];
+  for (int r = 0; r < R; ++r) acc[r] += hsum(_mm256_add_ps(a[r], b[r])) + tail[r];
+}
+
+FP4SERVE_AVX2 void dot(const float* w, int64_t n, const float* const* x, int rows, float* acc) {
+  switch (rows) {
+    case 1: dot_rows<1>(w, n, x, acc); break;
+    case 2: dot_rows<2>(w, n, x, acc); break;
+    case 3: dot_rows<3>(w, n, x, acc); break;
+    default: dot_rows<4>(w, n, x, acc); break;
+  }
+}
+
+}  // namespace
+
+const RowKernels& row_kernels_avx2() {
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot};
+  return k;
+}
+
+}  // namespace fp4serve::cpu

@@ -1,0 +1,106 @@
+// AVX-512 row kernels (F, BW, VL, DQ). Compiled for that target per function, so the
+// rest of the library keeps its baseline; chosen at run time by cpu_isa.
+// GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_*) as reading
+// uninitialized values once inlined here; the warning is a known false positive.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cmath>
+
+#include "kernels/cpu/numeric_formats.h"
+#include "kernels/cpu/row_kernels.h"
+
+#define FP4SERVE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+namespace fp4serve::cpu {
+namespace {
+
+FP4SERVE_AVX512 void decode_bf16(const uint16_t* w, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
+    _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
+  }
+  for (; i < n; ++i) out[i] = bf16_to_float(w[i]);
+}
+
+FP4SERVE_AVX512 void decode_f16(const uint16_t* w, int64_t n, float* out) {
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))));
+  for (; i < n; ++i) out[i] = half_to_float(w[i]);
+}
+
+// E4M3 magnitude bits placed at fp32 bit 20 read as value * 2^-120, subnormals
+// included (they land on fp32 subnormals), so one multiply restores the value and
+// applies the block scale. E4M3 NaN codes are rejected by the loader.
+FP4SERVE_AVX512 void decode_fp8(const uint8_t* w, int64_t n, float scale, float* out) {
+  const float combined = scale * 0x1p120f;
+  const bool one_multiply = std::isfinite(combined) && combined != 0.0f;
+  const __m512 mul1 = _mm512_set1_ps(one_multiply ? combined : 0x1p120f);
+  const __m512 mul2 = _mm512_set1_ps(scale);
+  const __m512i mag_mask = _mm512_set1_epi32(0x7F), sign_mask = _mm512_set1_epi32(0x80);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+    const __m512i mag = _mm512_slli_epi32(_mm512_and_si512(b, mag_mask), 20);
+    const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(b, sign_mask), 24);
+    __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(mag), mul1);
+    if (!one_multiply) v = _mm512_mul_ps(v, mul2);
+    _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), sign)));
+  }
+  const float* table = e4m3_table();
+  for (; i < n; ++i) out[i] = table[w[i]] * scale;
+}
+
+FP4SERVE_AVX512 void decode_fp4(const uint8_t* packed, int64_t n, const float* scales, int64_t block, float* out) {
+  const __m512 lut = _mm512_loadu_ps(kE2M1Values);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(packed + i / 2));
+    const __m128i lo = _mm_and_si128(bytes, low4);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
+    const __m512i codes = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));  // element order
+    const __m512 v = _mm512_permutexvar_ps(codes, lut);
+    _mm512_storeu_ps(out + i, _mm512_mul_ps(v, _mm512_set1_ps(scales[i / block])));
+  }
+}
+
+template <int R>
+FP4SERVE_AVX512 void dot_rows(const float* w, int64_t n, const float* const* x, float* acc) {
+  __m512 a[R], b[R];
+  for (int r = 0; r < R; ++r) a[r] = b[r] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    const __m512 w0 = _mm512_loadu_ps(w + i), w1 = _mm512_loadu_ps(w + i + 16);
+    for (int r = 0; r < R; ++r) {
+      a[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[r] + i), a[r]);
+      b[r] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[r] + i + 16), b[r]);
+    }
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 w0 = _mm512_maskz_loadu_ps(m, w + i);
+    for (int r = 0; r < R; ++r) a[r] = _mm512_fmadd_ps(w0, _mm512_maskz_loadu_ps(m, x[r] + i), a[r]);
+  }
+  for (int r = 0; r < R; ++r) acc[r] += _mm512_reduce_add_ps(_mm512_add_ps(a[r], b[r]));
+}
+
+FP4SERVE_AVX512 void dot(const float* w, int64_t n, const float* const* x, int rows, float* acc) {
+  switch (rows) {
+    case 1: dot_rows<1>(w, n, x, acc); break;
+    case 2: dot_rows<2>(w, n, x, acc); break;
+    case 3: dot_rows<3>(w, n, x, acc); break;
+    default: dot_rows<4>(w, n, x, acc); break;
+  }
+}
+
+}  // namespace
+
+const RowKernels& row_kernels_avx512() {
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot};
+  return k;
+}
+
+}  // namespace fp4serve::cpu

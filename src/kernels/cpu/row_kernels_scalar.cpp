@@ -1,0 +1,52 @@
+#include "kernels/cpu/numeric_formats.h"
+#include "kernels/cpu/row_kernels.h"
+
+namespace fp4serve::cpu {
+namespace {
+
+void decode_bf16(const uint16_t* w, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(w[i]);
+}
+
+void decode_f16(const uint16_t* w, int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = half_to_float(w[i]);
+}
+
+void decode_fp8(const uint8_t* w, int64_t n, float scale, float* out) {
+  const float* table = e4m3_table();
+  for (int64_t i = 0; i < n; ++i) out[i] = table[w[i]] * scale;
+}
+
+void decode_fp4(const uint8_t* packed, int64_t n, const float* scales, int64_t block, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    const uint8_t byte = packed[i / 2];
+    const uint8_t code = (i % 2 == 0) ? (byte & 0xF) : (byte >> 4);
+    out[i] = kE2M1Values[code] * scales[i / block];
+  }
+}
+
+void dot(const float* w, int64_t n, const float* const* x, int rows, float* acc) {
+  for (int r = 0; r < rows; ++r) {
+    float s = 0.0f;
+    for (int64_t i = 0; i < n; ++i) s += w[i] * x[r][i];
+    acc[r] += s;
+  }
+}
+
+}  // namespace
+
+const RowKernels& row_kernels_scalar() {
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot};
+  return k;
+}
+
+const RowKernels& row_kernels(CpuIsa isa) {
+  switch (isa) {
+    case CpuIsa::kAvx512: return row_kernels_avx512();
+    case CpuIsa::kAvx2: return row_kernels_avx2();
+    case CpuIsa::kScalar: break;
+  }
+  return row_kernels_scalar();
+}
+
+}  // namespace fp4serve::cpu
