@@ -190,10 +190,14 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
     prepared.push_back(p);
   }
   if (tasks == 0) return;
+  int64_t work = 0;  // multiply-adds
+  for (const PreparedJob& p : prepared) work += p.job.rows * (p.row_end - p.job.row_begin) * p.job.weight->in_features;
   const RowKernels& kern = row_kernels(active_isa());
   const std::vector<PreparedJob>& jobs_ref = prepared;
   const std::vector<int64_t>& starts = task_start;
-  pool.parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+  // Waking the other threads costs microseconds: small products run on the caller alone.
+  const int64_t grain = work < (int64_t{1} << 18) ? tasks : 1;
+  pool.parallel_for(tasks, grain, [&](int64_t begin, int64_t end) {
     for (int64_t t = begin; t < end; ++t) {
       const size_t j = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), t) - starts.begin() - 1);
       const PreparedJob& p = jobs_ref[j];

@@ -24,6 +24,8 @@ struct RowKernels {
   void (*decode_fp4)(const uint8_t* packed, int64_t n, const float* scales, int64_t block, float* out);
   // acc[r] += sum_k w[k] * x[r][k] for r < rows (rows <= kMaxDotRows).
   void (*dot)(const float* w, int64_t n, const float* const* x, int rows, float* acc);
+  // y[k] += a * x[k]
+  void (*axpy)(float a, const float* x, int64_t n, float* y);
 };
 
 inline constexpr int kMaxDotRows = 4;

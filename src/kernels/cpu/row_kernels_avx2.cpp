@@ -100,10 +100,17 @@ FP4SERVE_AVX2 void dot(const float* w, int64_t n, const float* const* x, int row
   }
 }
 
+FP4SERVE_AVX2 void axpy(float a, const float* x, int64_t n, float* y) {
+  const __m256 av = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
 }  // namespace
 
 const RowKernels& row_kernels_avx2() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot};
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy};
   return k;
 }
 

@@ -96,10 +96,18 @@ FP4SERVE_AVX512 void dot(const float* w, int64_t n, const float* const* x, int r
   }
 }
 
+FP4SERVE_AVX512 void axpy(float a, const float* x, int64_t n, float* y) {
+  const __m512 av = _mm512_set1_ps(a);
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(y + i, m, _mm512_fmadd_ps(av, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
 }  // namespace
 
 const RowKernels& row_kernels_avx512() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot};
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy};
   return k;
 }
 

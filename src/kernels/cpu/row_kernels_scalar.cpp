@@ -33,10 +33,14 @@ void dot(const float* w, int64_t n, const float* const* x, int rows, float* acc)
   }
 }
 
+void axpy(float a, const float* x, int64_t n, float* y) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
 }  // namespace
 
 const RowKernels& row_kernels_scalar() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot};
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy};
   return k;
 }
 

@@ -38,15 +38,17 @@ void ThreadPool::run_chunks() {
   for (;;) {
     const int64_t begin = next_.fetch_add(job_chunk_, std::memory_order_relaxed);
     if (begin >= job_n_) return;
-    (*job_)(begin, std::min(job_n_, begin + job_chunk_));
+    call_(job_, begin, std::min(job_n_, begin + job_chunk_));
   }
 }
 
 void ThreadPool::worker_loop() {
   uint64_t seen = 0;
   for (;;) {
-    // Spin a little: the next parallel loop of a decode step usually follows within microseconds.
-    for (int spin = 0; spin < 20000 && generation_.load(std::memory_order_acquire) == seen; ++spin) {
+    // Spin a little: the next parallel loop of a decode step usually follows within
+    // microseconds. Yielding while spinning keeps an oversubscribed machine usable.
+    for (int spin = 0; spin < 4000 && generation_.load(std::memory_order_acquire) == seen; ++spin) {
+      if (spin % 64 == 63) std::this_thread::yield();
 #if defined(__x86_64__)
       __builtin_ia32_pause();
 #endif
@@ -62,17 +64,18 @@ void ThreadPool::worker_loop() {
   }
 }
 
-void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+void ThreadPool::run(int64_t n, int64_t grain, const void* fn, Trampoline call) {
   if (n <= 0) return;
   const int64_t threads = size();
   const int64_t chunk = std::max<int64_t>(std::max<int64_t>(grain, 1), (n + threads * 4 - 1) / (threads * 4));
   if (workers_.empty() || n <= chunk) {
-    fn(0, n);
+    call(fn, 0, n);
     return;
   }
   {
     std::lock_guard<std::mutex> lock(mutex_);
-    job_ = &fn;
+    job_ = fn;
+    call_ = call;
     job_n_ = n;
     job_chunk_ = chunk;
     next_.store(0, std::memory_order_relaxed);
@@ -81,7 +84,8 @@ void ThreadPool::parallel_for(int64_t n, int64_t grain, const std::function<void
   }
   wake_.notify_all();
   run_chunks();
-  while (active_.load(std::memory_order_acquire) != 0) {
+  for (int spin = 0; active_.load(std::memory_order_acquire) != 0; ++spin) {
+    if (spin % 64 == 63) std::this_thread::yield();
 #if defined(__x86_64__)
     __builtin_ia32_pause();
 #endif
