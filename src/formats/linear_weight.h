@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "base/tensor.h"
 
@@ -20,6 +21,8 @@ enum class WeightEncoding : uint8_t {
 };
 
 std::string_view encoding_name(WeightEncoding encoding);  // "bf16", "fp8-block", "mxfp4", "nvfp4", ...
+// The inverse of encoding_name; returns false for an unknown name.
+bool parse_encoding_name(std::string_view name, WeightEncoding* out);
 
 struct LinearWeight {
   WeightEncoding encoding = WeightEncoding::kBF16;
@@ -34,5 +37,13 @@ struct LinearWeight {
   // Bytes this weight occupies in its encoding (weight + scales).
   size_t stored_bytes() const { return weight.nbytes + scale.nbytes; }
 };
+
+// Checks that the weight and scale tensors fit the encoding: dtypes, shapes (packed and
+// block-scale shapes derived from out_features x in_features), byte counts, and a finite,
+// non-negative NVFP4 global scale. Reads no element data. Throws Error naming the weight.
+void validate_linear_weight(const LinearWeight& weight);
+
+// How error messages name a weight: its canonical name, else its tensor's origin.
+std::string linear_weight_label(const LinearWeight& weight);
 
 }  // namespace fp4serve
