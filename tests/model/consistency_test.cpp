@@ -1,8 +1,11 @@
 // One model, many ways to feed it: a whole prefill, token-by-token decode, chunked
 // prefill from arbitrary positions, and a batch of two sequences must give the same
-// logits as each other (the same per-row arithmetic, so bit-identical here).
+// logits. Not bit for bit: one-row (decode) products take a fused kernel whose fp32
+// summation order differs, which can move a bf16 rounding now and then. A state bug
+// moves every later position by orders of magnitude more than the bounds below.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "base/error.h"
@@ -19,6 +22,30 @@ std::vector<int32_t> test_tokens(int n, int seed) {
   uint32_t s = static_cast<uint32_t>(seed);
   for (int i = 0; i < n; ++i) t.push_back(static_cast<int32_t>((s = s * 1103515245u + 12345u) >> 16) % 256);
   return t;
+}
+
+// Per-position relative L2 distance of `got` from `want` ([positions, V] each): the
+// median must be at rounding level and no position may drift far.
+void expect_same_logits(const std::vector<float>& got, const std::vector<float>& want, int64_t V, const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  std::vector<double> rel;
+  for (size_t s = 0; s * V < want.size(); ++s) {
+    double num = 0, den = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      const double g = got[s * V + v], w = want[s * V + v];
+      ASSERT_TRUE(std::isfinite(g)) << what;
+      num += (g - w) * (g - w);
+      den += w * w;
+    }
+    rel.push_back(std::sqrt(num / den));
+  }
+  std::sort(rel.begin(), rel.end());
+  EXPECT_LE(rel[rel.size() / 2], 1e-5) << what;
+  EXPECT_LE(rel.back(), 2e-2) << what;
+}
+
+std::vector<float> slice(const std::vector<float>& v, int64_t from, int64_t count, int64_t V) {
+  return std::vector<float>(v.begin() + from * V, v.begin() + (from + count) * V);
 }
 
 std::vector<float> run_chunks(Model& model, const std::vector<int32_t>& tokens, const std::vector<int>& chunks) {
@@ -48,10 +75,9 @@ TEST_P(Consistency, PrefillDecodeChunkedAndBatchAgree) {
   ASSERT_EQ(prefill.size(), static_cast<size_t>(n * config.vocab_size));
   for (float v : prefill) ASSERT_TRUE(std::isfinite(v));
 
-  const auto decode = run_chunks(model, tokens, std::vector<int>(n, 1));
-  const auto chunked = run_chunks(model, tokens, {5, 11, 1, 3, 17});
-  EXPECT_EQ(decode, prefill);
-  EXPECT_EQ(chunked, prefill);
+  const int64_t V = config.vocab_size;
+  expect_same_logits(run_chunks(model, tokens, std::vector<int>(n, 1)), prefill, V, "decode");
+  expect_same_logits(run_chunks(model, tokens, {5, 11, 1, 3, 17}), prefill, V, "chunked");
 
   // Batch of two different sequences at different positions equals two singles.
   const auto other = test_tokens(20, 11);
@@ -70,11 +96,10 @@ TEST_P(Consistency, PrefillDecodeChunkedAndBatchAgree) {
                            {a.get(), std::span<const int32_t>(tokens.data() + 16, 21), false}};
     model.forward(ins, second);
   }
-  const int64_t V = config.vocab_size;
-  for (int64_t i = 0; i < 16 * V; ++i) ASSERT_EQ(first[i], prefill[i]) << i;
-  for (int64_t i = 0; i < 9 * V; ++i) ASSERT_EQ(first[16 * V + i], single_other[i]) << i;
-  for (int64_t i = 0; i < 11 * V; ++i) ASSERT_EQ(second[i], single_other[9 * V + i]) << i;
-  for (int64_t i = 0; i < V; ++i) ASSERT_EQ(second[11 * V + i], prefill[(n - 1) * V + i]) << i;
+  expect_same_logits(slice(first, 0, 16, V), slice(prefill, 0, 16, V), V, "batch, sequence a");
+  expect_same_logits(slice(first, 16, 9, V), slice(single_other, 0, 9, V), V, "batch, sequence b");
+  expect_same_logits(slice(second, 0, 11, V), slice(single_other, 9, 11, V), V, "batch, sequence b continued");
+  expect_same_logits(slice(second, 11, 1, V), slice(prefill, n - 1, 1, V), V, "batch, sequence a last position");
 }
 
 INSTANTIATE_TEST_SUITE_P(Encodings, Consistency,
@@ -86,8 +111,7 @@ TEST(Consistency, ProLikePatternAndMtpBlock) {
   Model model(ckpt);
   const auto tokens = test_tokens(40, 5);
   const auto prefill = run_chunks(model, tokens, {40});
-  const auto decode = run_chunks(model, tokens, std::vector<int>(40, 1));
-  EXPECT_EQ(decode, prefill);
+  expect_same_logits(run_chunks(model, tokens, std::vector<int>(40, 1)), prefill, config.vocab_size, "decode");
 
   // MTP: streams of positions 0..n-2 with next tokens 1..n-1, all at once or one at a time.
   auto seq = model.new_sequence();
@@ -109,7 +133,7 @@ TEST(Consistency, ProLikePatternAndMtpBlock) {
     MtpInput one{seq2.get(), std::span<const int32_t>(tokens.data() + 1 + i, 1), streams.data() + i * width, false};
     model.forward_mtp(std::span<const MtpInput>(&one, 1), mtp_steps);
   }
-  EXPECT_EQ(mtp_steps, mtp_all);
+  expect_same_logits(mtp_steps, mtp_all, config.vocab_size, "MTP one at a time");
 }
 
 TEST(Consistency, BadInputsAreErrors) {

@@ -118,6 +118,30 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
   thread_local std::vector<float> buf(kChunk);
   if (static_cast<int64_t>(acc.size()) < M) acc.resize(static_cast<size_t>(M));
   const float post_scale = w.encoding == WeightEncoding::kNVFP4 ? w.global_scale : 1.0f;
+  const bool quantized = w.encoding == WeightEncoding::kFP8Block || w.encoding == WeightEncoding::kMXFP4 ||
+                         w.encoding == WeightEncoding::kNVFP4;
+  if (M == 1 && quantized) {  // decode: one fused pass over each row, no decode buffer
+    thread_local std::vector<float> scales;
+    if (static_cast<int64_t>(scales.size()) < K / 16 + 1) scales.resize(static_cast<size_t>(K / 16 + 1));
+    for (int64_t n = n_begin; n < n_end; ++n) {
+      float v = 0.0f;
+      if (w.encoding == WeightEncoding::kFP8Block) {
+        const int64_t kb = (K + 127) / 128, base = (n / 128) * kb;
+        for (int64_t b = 0; b < kb; ++b)
+          scales[b] = w.scale.dtype == DType::F32 ? w.scale.as<float>()[base + b] : e8m0_to_float(w.scale.as<uint8_t>()[base + b]);
+        v = kern.dot_fp8_row(w.weight.as<uint8_t>() + n * K, K, scales.data(), p.x);
+      } else {
+        const bool mx = w.encoding == WeightEncoding::kMXFP4;
+        const int64_t block = mx ? 32 : 16;
+        const uint8_t* s = w.scale.as<uint8_t>() + n * (K / block);
+        for (int64_t b = 0; b < K / block; ++b) scales[b] = mx ? e8m0_to_float(s[b]) : e4m3_to_float(s[b]);
+        v = kern.dot_fp4_row(w.weight.as<uint8_t>() + n * (K / 2), K, scales.data(), block, p.x);
+      }
+      v *= post_scale;
+      p.job.y[n - p.job.row_begin] = p.job.round_bf16 ? round_bf16(v) : v;
+    }
+    return;
+  }
   for (int64_t n = n_begin; n < n_end; ++n) {
     std::fill(acc.begin(), acc.begin() + M, 0.0f);
     for (int64_t k0 = 0; k0 < K; k0 += kChunk) {

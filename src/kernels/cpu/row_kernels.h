@@ -26,6 +26,13 @@ struct RowKernels {
   void (*dot)(const float* w, int64_t n, const float* const* x, int rows, float* acc);
   // y[k] += a * x[k]
   void (*axpy)(float a, const float* x, int64_t n, float* y);
+
+  // One weight row against one activation row without the decode buffer (decode
+  // steps): sum over blocks b of scales[b] * sum_{k in b} code(w[k]) * x[k].
+  // FP8: K E4M3 bytes, blocks of 128 (the last may be partial).
+  float (*dot_fp8_row)(const uint8_t* w, int64_t K, const float* scales, const float* x);
+  // FP4: K codes (K/2 bytes), blocks of 16 or 32, K a multiple of the block.
+  float (*dot_fp4_row)(const uint8_t* packed, int64_t K, const float* scales, int64_t block, const float* x);
 };
 
 inline constexpr int kMaxDotRows = 4;

@@ -107,10 +107,51 @@ FP4SERVE_AVX2 void axpy(float a, const float* x, int64_t n, float* y) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+FP4SERVE_AVX2 float dot_fp8_row(const uint8_t* w, int64_t K, const float* scales, const float* x) {
+  const __m256 unbias = _mm256_set1_ps(0x1p120f);
+  const __m256i mag_mask = _mm256_set1_epi32(0x7F), sign_mask = _mm256_set1_epi32(0x80);
+  __m256 total = _mm256_setzero_ps();
+  int64_t k = 0;
+  for (int64_t b = 0; k + 128 <= K; ++b, k += 128) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (int64_t i = 0; i < 128; i += 16) {
+      for (int h = 0; h < 2; ++h) {
+        const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + k + i + 8 * h)));
+        const __m256i bits = _mm256_or_si256(_mm256_slli_epi32(_mm256_and_si256(v, mag_mask), 20),
+                                             _mm256_slli_epi32(_mm256_and_si256(v, sign_mask), 24));
+        const __m256 f = _mm256_mul_ps(_mm256_castsi256_ps(bits), unbias);
+        if (h == 0) a0 = _mm256_fmadd_ps(f, _mm256_loadu_ps(x + k + i), a0);
+        else a1 = _mm256_fmadd_ps(f, _mm256_loadu_ps(x + k + i + 8), a1);
+      }
+    }
+    total = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(scales[b]), total);
+  }
+  float tail = 0.0f;
+  if (k < K) {
+    const float* table = e4m3_table();
+    for (int64_t i = k; i < K; ++i) tail += table[w[i]] * x[i];
+    tail *= scales[k / 128];
+  }
+  return hsum(total) + tail;
+}
+
+FP4SERVE_AVX2 float dot_fp4_row(const uint8_t* packed, int64_t K, const float* scales, int64_t block, const float* x) {
+  float buf[32];
+  float total = 0.0f;
+  for (int64_t k = 0; k < K; k += 16) {
+    decode_fp4(packed + k / 2, 16, scales + k / block, block, buf);
+    float dots = 0.0f;
+    const float* xs[1] = {x + k};
+    dot(buf, 16, xs, 1, &dots);
+    total += dots;
+  }
+  return total;
+}
+
 }  // namespace
 
 const RowKernels& row_kernels_avx2() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy};
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row};
   return k;
 }
 

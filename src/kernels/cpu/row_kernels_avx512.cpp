@@ -104,10 +104,61 @@ FP4SERVE_AVX512 void axpy(float a, const float* x, int64_t n, float* y) {
   }
 }
 
+// 16 E4M3 bytes -> their values * 2^-120 (see decode_fp8), still to be multiplied by 2^120.
+FP4SERVE_AVX512 inline __m512 fp8_bits(const uint8_t* w) {
+  const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  const __m512i mag = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x7F)), 20);
+  const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x80)), 24);
+  return _mm512_castsi512_ps(_mm512_or_si512(mag, sign));
+}
+
+FP4SERVE_AVX512 float dot_fp8_row(const uint8_t* w, int64_t K, const float* scales, const float* x) {
+  const __m512 unbias = _mm512_set1_ps(0x1p120f);
+  __m512 total = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (int64_t b = 0; k + 128 <= K; ++b, k += 128) {
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (int64_t i = 0; i < 128; i += 32) {
+      a0 = _mm512_fmadd_ps(_mm512_mul_ps(fp8_bits(w + k + i), unbias), _mm512_loadu_ps(x + k + i), a0);
+      a1 = _mm512_fmadd_ps(_mm512_mul_ps(fp8_bits(w + k + i + 16), unbias), _mm512_loadu_ps(x + k + i + 16), a1);
+    }
+    total = _mm512_fmadd_ps(_mm512_add_ps(a0, a1), _mm512_set1_ps(scales[b]), total);
+  }
+  float tail = 0.0f;
+  if (k < K) {
+    const float* table = e4m3_table();
+    for (int64_t i = k; i < K; ++i) tail += table[w[i]] * x[i];
+    tail *= scales[k / 128];
+  }
+  return _mm512_reduce_add_ps(total) + tail;
+}
+
+FP4SERVE_AVX512 float dot_fp4_row(const uint8_t* packed, int64_t K, const float* scales, int64_t block, const float* x) {
+  const __m512 lut = _mm512_loadu_ps(kE2M1Values);
+  const __m128i low4 = _mm_set1_epi8(0x0F);
+  __m512 total = _mm512_setzero_ps();
+  for (int64_t k = 0; k < K; k += 32) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + k / 2));
+    const __m128i lo = _mm_and_si128(bytes, low4);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
+    const __m512 v0 = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)), lut);  // elements k..k+15
+    const __m512 v1 = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(lo, hi)), lut);  // k+16..k+31
+    const __m512 p0 = _mm512_mul_ps(v0, _mm512_loadu_ps(x + k));
+    const __m512 p1 = _mm512_mul_ps(v1, _mm512_loadu_ps(x + k + 16));
+    if (block == 32) {
+      total = _mm512_fmadd_ps(_mm512_add_ps(p0, p1), _mm512_set1_ps(scales[k / 32]), total);
+    } else {
+      total = _mm512_fmadd_ps(p0, _mm512_set1_ps(scales[k / 16]), total);
+      total = _mm512_fmadd_ps(p1, _mm512_set1_ps(scales[k / 16 + 1]), total);
+    }
+  }
+  return _mm512_reduce_add_ps(total);
+}
+
 }  // namespace
 
 const RowKernels& row_kernels_avx512() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy};
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row};
   return k;
 }
 
