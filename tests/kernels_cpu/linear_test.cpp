@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/numeric_formats.h"
 #include "test_weights.h"
 
 namespace fp4serve::cpu {
@@ -25,11 +26,13 @@ class IsaScope {
   CpuIsa saved_;
 };
 
-std::vector<float> random_activations(int64_t rows, int64_t K, uint32_t seed) {
+// bf16_values: round to bf16, as every activation of the model is (the faster FP8
+// kernel of the AVX512-BF16 level only runs on such inputs).
+std::vector<float> random_activations(int64_t rows, int64_t K, uint32_t seed, bool bf16_values = false) {
   std::mt19937 rng(seed);
   std::normal_distribution<float> normal(0.0f, 1.0f);
   std::vector<float> x(static_cast<size_t>(rows * K));
-  for (auto& v : x) v = normal(rng);
+  for (auto& v : x) v = bf16_values ? round_bf16(normal(rng)) : normal(rng);
   return x;
 }
 
@@ -56,9 +59,10 @@ TEST(Linear, EveryEncodingEveryIsaMatchesFloat64) {
   for (CpuIsa isa : supported_isas()) {
     IsaScope scope(isa);
     for (WeightEncoding enc : encodings) {
-      for (auto [N, K, rows] : {std::tuple<int64_t, int64_t, int64_t>{130, 384, 1}, {37, 544, 5}, {256, 1024, 2}}) {
+      for (auto [N, K, rows, bf16] : {std::tuple<int64_t, int64_t, int64_t, bool>{130, 384, 1, false}, {130, 384, 1, true},
+                                      {37, 544, 5, false}, {256, 1024, 2, true}, {64, 1024, 1, true}}) {
         auto tw = make_test_weight(enc, N, K, static_cast<uint32_t>(N * 7 + K));
-        auto x = random_activations(rows, K, 99);
+        auto x = random_activations(rows, K, 99, bf16);
         std::vector<float> y(static_cast<size_t>(rows * N), NAN);
         LinearJob job{&tw.weight, x.data(), 0, rows, y.data()};
         linear(job);

@@ -16,6 +16,8 @@ bool supports(CpuIsa isa) {
     case CpuIsa::kAvx512:
       return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+    case CpuIsa::kAvx512Bf16:
+      return supports(CpuIsa::kAvx512) && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512vbmi");
   }
   return false;
 }
@@ -23,14 +25,15 @@ bool supports(CpuIsa isa) {
 CpuIsa initial_isa() {
   if (const char* env = std::getenv("FP4SERVE_CPU_ISA")) {
     const std::string want = env;
-    for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512}) {
+    for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16}) {
       if (want == isa_name(isa)) {
         FP4SERVE_CHECK(supports(isa), "FP4SERVE_CPU_ISA={}: this processor cannot run it", want);
         return isa;
       }
     }
-    fail("FP4SERVE_CPU_ISA={}: expected scalar, avx2 or avx512", want);
+    fail("FP4SERVE_CPU_ISA={}: expected scalar, avx2, avx512 or avx512bf16", want);
   }
+  if (supports(CpuIsa::kAvx512Bf16)) return CpuIsa::kAvx512Bf16;
   if (supports(CpuIsa::kAvx512)) return CpuIsa::kAvx512;
   if (supports(CpuIsa::kAvx2)) return CpuIsa::kAvx2;
   return CpuIsa::kScalar;
@@ -48,6 +51,7 @@ std::string_view isa_name(CpuIsa isa) {
     case CpuIsa::kScalar: return "scalar";
     case CpuIsa::kAvx2: return "avx2";
     case CpuIsa::kAvx512: return "avx512";
+    case CpuIsa::kAvx512Bf16: return "avx512bf16";
   }
   return "?";
 }
@@ -61,7 +65,7 @@ void set_cpu_isa(CpuIsa isa) {
 
 std::vector<CpuIsa> supported_isas() {
   std::vector<CpuIsa> out;
-  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512})
+  for (CpuIsa isa : {CpuIsa::kScalar, CpuIsa::kAvx2, CpuIsa::kAvx512, CpuIsa::kAvx512Bf16})
     if (supports(isa)) out.push_back(isa);
   return out;
 }

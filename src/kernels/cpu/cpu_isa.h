@@ -1,5 +1,5 @@
 // Which SIMD level the CPU kernels run: picked once at start-up from the
-// processor's features, and overridable (FP4SERVE_CPU_ISA=scalar|avx2|avx512, or
+// processor's features, and overridable (FP4SERVE_CPU_ISA=scalar|avx2|avx512|avx512bf16, or
 // set_cpu_isa) so that tests can run every path on one machine.
 #pragma once
 
@@ -8,7 +8,8 @@
 
 namespace fp4serve::cpu {
 
-enum class CpuIsa { kScalar, kAvx2, kAvx512 };
+// kAvx512Bf16 adds AVX512-BF16 and AVX512-VBMI to kAvx512 (faster FP8 decode).
+enum class CpuIsa { kScalar, kAvx2, kAvx512, kAvx512Bf16 };
 
 std::string_view isa_name(CpuIsa isa);
 CpuIsa active_isa();

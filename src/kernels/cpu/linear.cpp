@@ -71,7 +71,14 @@ struct PreparedJob {
   const float* x = nullptr;
   int64_t x_stride = 0;
   int64_t rows_per_task = 1;
+  const uint16_t* x_prepared = nullptr;  // for RowKernels::dot_fp8_row_prepared
 };
+
+bool all_bf16_values(const float* x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i)
+    if ((float_to_bits(x[i]) & 0xFFFFu) != 0) return false;
+  return true;
+}
 
 // Decodes weights [k0, k0+len) of row n into `buf` (or points into F32 weights directly).
 const float* decode_stretch(const RowKernels& kern, const LinearWeight& w, int64_t n, int64_t k0, int64_t len, float* buf) {
@@ -129,7 +136,8 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
         const int64_t kb = (K + 127) / 128, base = (n / 128) * kb;
         for (int64_t b = 0; b < kb; ++b)
           scales[b] = w.scale.dtype == DType::F32 ? w.scale.as<float>()[base + b] : e8m0_to_float(w.scale.as<uint8_t>()[base + b]);
-        v = kern.dot_fp8_row(w.weight.as<uint8_t>() + n * K, K, scales.data(), p.x);
+        v = p.x_prepared ? kern.dot_fp8_row_prepared(w.weight.as<uint8_t>() + n * K, K, scales.data(), p.x_prepared)
+                         : kern.dot_fp8_row(w.weight.as<uint8_t>() + n * K, K, scales.data(), p.x);
       } else {
         const bool mx = w.encoding == WeightEncoding::kMXFP4;
         const int64_t block = mx ? 32 : 16;
@@ -168,7 +176,9 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
   thread_local std::vector<PreparedJob> prepared;
   thread_local std::vector<int64_t> task_start;
   thread_local std::vector<float> quantized;
+  thread_local std::vector<uint16_t> bf16_inputs;
   prepared.clear();
+  const RowKernels& kern = row_kernels(active_isa());
   task_start.clear();
 
   size_t quant_floats = 0;
@@ -187,6 +197,11 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
     }
   }
   if (quantized.size() < quant_floats) quantized.resize(quant_floats);
+  size_t bf16_floats = 0;
+  for (const LinearJob& job : jobs)
+    if (job.rows == 1 && job.weight->encoding == WeightEncoding::kFP8Block) bf16_floats += static_cast<size_t>(job.weight->in_features);
+  if (kern.prepare_fp8_x && bf16_inputs.size() < bf16_floats) bf16_inputs.resize(bf16_floats);
+  size_t bf16_offset = 0;
 
   size_t quant_offset = 0;
   int64_t tasks = 0;
@@ -207,6 +222,13 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
       p.x_stride = w.in_features;
       quant_offset += static_cast<size_t>(job.rows * w.in_features);
     }
+    if (kern.prepare_fp8_x && job.rows == 1 && w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 &&
+        all_bf16_values(p.x, w.in_features)) {
+      uint16_t* xp = bf16_inputs.data() + bf16_offset;
+      kern.prepare_fp8_x(p.x, w.in_features, xp);
+      p.x_prepared = xp;
+      bf16_offset += static_cast<size_t>(w.in_features);
+    }
     // About 32K weights a task: enough work to amortize scheduling, small enough to balance.
     p.rows_per_task = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, w.in_features * std::max<int64_t>(1, job.rows / 4)));
     task_start.push_back(tasks);
@@ -216,7 +238,6 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
   if (tasks == 0) return;
   int64_t work = 0;  // multiply-adds
   for (const PreparedJob& p : prepared) work += p.job.rows * (p.row_end - p.job.row_begin) * p.job.weight->in_features;
-  const RowKernels& kern = row_kernels(active_isa());
   const std::vector<PreparedJob>& jobs_ref = prepared;
   const std::vector<int64_t>& starts = task_start;
   // Waking the other threads costs microseconds: small products run on the caller alone.

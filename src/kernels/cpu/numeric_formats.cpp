@@ -60,10 +60,4 @@ float round_to_e2m1(float x) {
   return std::signbit(x) ? -kE2M1Values[code] : kE2M1Values[code];
 }
 
-float e8m0_to_float(uint8_t e) {
-  if (e == 0xFF) return std::numeric_limits<float>::quiet_NaN();
-  if (e == 0) return 0x1p-127f;  // an fp32 subnormal, not expressible as exponent bits
-  return bits_to_float(static_cast<uint32_t>(e) << 23);
-}
-
 }  // namespace fp4serve::cpu

@@ -44,7 +44,11 @@ inline constexpr float kE2M1Values[16] = {0.0f,  0.5f,  1.0f,  1.5f,  2.0f,  3.0
 float round_to_e2m1(float x);
 
 // E8M0 byte -> 2^(e - 127); 255 is NaN.
-float e8m0_to_float(uint8_t e);
+inline float e8m0_to_float(uint8_t e) {
+  if (e == 0xFF) return bits_to_float(0x7FC00000u);
+  if (e == 0) return 0x1p-127f;  // an fp32 subnormal, not expressible as exponent bits
+  return bits_to_float(static_cast<uint32_t>(e) << 23);
+}
 
 // 2^ceil(log2(t)) for positive normal fp32 t, from the exponent bits (DeepSeek's
 // fast_round_scale: exponent + 1 unless the mantissa is zero).

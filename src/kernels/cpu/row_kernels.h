@@ -33,6 +33,12 @@ struct RowKernels {
   float (*dot_fp8_row)(const uint8_t* w, int64_t K, const float* scales, const float* x);
   // FP4: K codes (K/2 bytes), blocks of 16 or 32, K a multiple of the block.
   float (*dot_fp4_row)(const uint8_t* packed, int64_t K, const float* scales, int64_t block, const float* x);
+
+  // Optional (null where the level lacks them): the FP8 one-row dot against activations
+  // converted once per call by prepare_fp8_x (bf16, in the kernel's order; K % 128 == 0,
+  // activations that are bf16 values).
+  void (*prepare_fp8_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
+  float (*dot_fp8_row_prepared)(const uint8_t* w, int64_t K, const float* scales, const uint16_t* xp) = nullptr;
 };
 
 inline constexpr int kMaxDotRows = 4;
@@ -40,6 +46,7 @@ inline constexpr int kMaxDotRows = 4;
 const RowKernels& row_kernels_scalar();
 const RowKernels& row_kernels_avx2();
 const RowKernels& row_kernels_avx512();
+const RowKernels& row_kernels_avx512_bf16();
 const RowKernels& row_kernels(CpuIsa isa);
 
 }  // namespace fp4serve::cpu

@@ -66,12 +66,13 @@ float dot_fp4_row(const uint8_t* packed, int64_t K, const float* scales, int64_t
 }  // namespace
 
 const RowKernels& row_kernels_scalar() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row};
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row, nullptr, nullptr};
   return k;
 }
 
 const RowKernels& row_kernels(CpuIsa isa) {
   switch (isa) {
+    case CpuIsa::kAvx512Bf16: return row_kernels_avx512_bf16();
     case CpuIsa::kAvx512: return row_kernels_avx512();
     case CpuIsa::kAvx2: return row_kernels_avx2();
     case CpuIsa::kScalar: break;
