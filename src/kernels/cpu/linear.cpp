@@ -71,7 +71,7 @@ struct PreparedJob {
   const float* x = nullptr;
   int64_t x_stride = 0;
   int64_t rows_per_task = 1;
-  const uint16_t* x_prepared = nullptr;  // for RowKernels::dot_fp8_row_prepared
+  const uint16_t* x_prepared = nullptr;  // for RowKernels::dot_{fp8,mxfp4}_row_prepared
 };
 
 bool all_bf16_values(const float* x, int64_t n) {
@@ -125,28 +125,45 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
   thread_local std::vector<float> buf(kChunk);
   if (static_cast<int64_t>(acc.size()) < M) acc.resize(static_cast<size_t>(M));
   const float post_scale = w.encoding == WeightEncoding::kNVFP4 ? w.global_scale : 1.0f;
-  const bool quantized = w.encoding == WeightEncoding::kFP8Block || w.encoding == WeightEncoding::kMXFP4 ||
-                         w.encoding == WeightEncoding::kNVFP4;
-  if (M == 1 && quantized) {  // decode: one fused pass over each row, no decode buffer
+  // Encodings with a one-row kernel use it for every activation row, so a row's result
+  // never depends on how many rows share the call (decode = prefill, batch-invariant).
+  // Each weight row is re-read per activation row from cache, not from memory.
+  const bool one_row_kernel = w.encoding == WeightEncoding::kFP8Block || w.encoding == WeightEncoding::kMXFP4 ||
+                              w.encoding == WeightEncoding::kNVFP4 || (w.encoding == WeightEncoding::kBF16 && p.x_prepared);
+  if (one_row_kernel) {
     thread_local std::vector<float> scales;
     if (static_cast<int64_t>(scales.size()) < K / 16 + 1) scales.resize(static_cast<size_t>(K / 16 + 1));
+    const bool mx = w.encoding == WeightEncoding::kMXFP4;
     for (int64_t n = n_begin; n < n_end; ++n) {
-      float v = 0.0f;
+      const uint8_t* fp4_scales = nullptr;
       if (w.encoding == WeightEncoding::kFP8Block) {
         const int64_t kb = (K + 127) / 128, base = (n / 128) * kb;
         for (int64_t b = 0; b < kb; ++b)
           scales[b] = w.scale.dtype == DType::F32 ? w.scale.as<float>()[base + b] : e8m0_to_float(w.scale.as<uint8_t>()[base + b]);
-        v = p.x_prepared ? kern.dot_fp8_row_prepared(w.weight.as<uint8_t>() + n * K, K, scales.data(), p.x_prepared)
-                         : kern.dot_fp8_row(w.weight.as<uint8_t>() + n * K, K, scales.data(), p.x);
-      } else {
-        const bool mx = w.encoding == WeightEncoding::kMXFP4;
+      } else if (w.encoding != WeightEncoding::kBF16) {
         const int64_t block = mx ? 32 : 16;
-        const uint8_t* s = w.scale.as<uint8_t>() + n * (K / block);
-        for (int64_t b = 0; b < K / block; ++b) scales[b] = mx ? e8m0_to_float(s[b]) : e4m3_to_float(s[b]);
-        v = kern.dot_fp4_row(w.weight.as<uint8_t>() + n * (K / 2), K, scales.data(), block, p.x);
+        fp4_scales = w.scale.as<uint8_t>() + n * (K / block);
+        if (!(mx && p.x_prepared))
+          for (int64_t b = 0; b < K / block; ++b) scales[b] = mx ? e8m0_to_float(fp4_scales[b]) : e4m3_to_float(fp4_scales[b]);
       }
-      v *= post_scale;
-      p.job.y[n - p.job.row_begin] = p.job.round_bf16 ? round_bf16(v) : v;
+      for (int64_t m = 0; m < M; ++m) {
+        const float* x = p.x + m * p.x_stride;
+        const uint16_t* xp = p.x_prepared ? p.x_prepared + m * K : nullptr;
+        float v = 0.0f;
+        switch (w.encoding) {
+          case WeightEncoding::kBF16: v = kern.dot_bf16_row_prepared(w.weight.as<uint16_t>() + n * K, K, xp); break;
+          case WeightEncoding::kFP8Block:
+            v = xp ? kern.dot_fp8_row_prepared(w.weight.as<uint8_t>() + n * K, K, scales.data(), xp)
+                   : kern.dot_fp8_row(w.weight.as<uint8_t>() + n * K, K, scales.data(), x);
+            break;
+          default:
+            v = (mx && xp) ? kern.dot_mxfp4_row_prepared(w.weight.as<uint8_t>() + n * (K / 2), K, fp4_scales, xp)
+                           : kern.dot_fp4_row(w.weight.as<uint8_t>() + n * (K / 2), K, scales.data(), mx ? 32 : 16, x);
+            break;
+        }
+        v *= post_scale;
+        p.job.y[m * p.y_stride + (n - p.job.row_begin)] = p.job.round_bf16 ? round_bf16(v) : v;
+      }
     }
     return;
   }
@@ -198,9 +215,8 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
   }
   if (quantized.size() < quant_floats) quantized.resize(quant_floats);
   size_t bf16_floats = 0;
-  for (const LinearJob& job : jobs)
-    if (job.rows == 1 && job.weight->encoding == WeightEncoding::kFP8Block) bf16_floats += static_cast<size_t>(job.weight->in_features);
-  if (kern.prepare_fp8_x && bf16_inputs.size() < bf16_floats) bf16_inputs.resize(bf16_floats);
+  for (const LinearJob& job : jobs) bf16_floats += static_cast<size_t>(job.rows * job.weight->in_features);
+  if (bf16_inputs.size() < bf16_floats) bf16_inputs.resize(bf16_floats);
   size_t bf16_offset = 0;
 
   size_t quant_offset = 0;
@@ -222,12 +238,18 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
       p.x_stride = w.in_features;
       quant_offset += static_cast<size_t>(job.rows * w.in_features);
     }
-    if (kern.prepare_fp8_x && job.rows == 1 && w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 &&
-        all_bf16_values(p.x, w.in_features)) {
+    const bool fp8 = w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 && kern.prepare_fp8_x;
+    const bool mxfp4 = w.encoding == WeightEncoding::kMXFP4 && kern.prepare_fp4_x;
+    const bool bf16 = w.encoding == WeightEncoding::kBF16 && kern.prepare_bf16_x;
+    bool bf16_values = fp8 || mxfp4 || bf16;
+    for (int64_t m = 0; m < job.rows && bf16_values; ++m) bf16_values = all_bf16_values(p.x + m * p.x_stride, w.in_features);
+    if (bf16_values) {
       uint16_t* xp = bf16_inputs.data() + bf16_offset;
-      kern.prepare_fp8_x(p.x, w.in_features, xp);
+      for (int64_t m = 0; m < job.rows; ++m)
+        (fp8 ? kern.prepare_fp8_x : mxfp4 ? kern.prepare_fp4_x : kern.prepare_bf16_x)(p.x + m * p.x_stride, w.in_features,
+                                                                                      xp + m * w.in_features);
       p.x_prepared = xp;
-      bf16_offset += static_cast<size_t>(w.in_features);
+      bf16_offset += static_cast<size_t>(job.rows * w.in_features);
     }
     // About 32K weights a task: enough work to amortize scheduling, small enough to balance.
     p.rows_per_task = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, w.in_features * std::max<int64_t>(1, job.rows / 4)));

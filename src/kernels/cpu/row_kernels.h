@@ -39,6 +39,12 @@ struct RowKernels {
   // activations that are bf16 values).
   void (*prepare_fp8_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
   float (*dot_fp8_row_prepared)(const uint8_t* w, int64_t K, const float* scales, const uint16_t* xp) = nullptr;
+  // The same for MXFP4 (E8M0 scale bytes of the row, K % 32 == 0), x from prepare_fp4_x.
+  void (*prepare_fp4_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
+  float (*dot_mxfp4_row_prepared)(const uint8_t* packed, int64_t K, const uint8_t* e8m0, const uint16_t* xp) = nullptr;
+  // BF16 weights against bf16 activations in natural order (prepare_bf16_x).
+  void (*prepare_bf16_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
+  float (*dot_bf16_row_prepared)(const uint16_t* w, int64_t K, const uint16_t* xp) = nullptr;
 };
 
 inline constexpr int kMaxDotRows = 4;

@@ -158,7 +158,7 @@ FP4SERVE_AVX512 float dot_fp4_row(const uint8_t* packed, int64_t K, const float*
 }  // namespace
 
 const RowKernels& row_kernels_avx512() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row, nullptr, nullptr};
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row};
   return k;
 }
 

@@ -1,6 +1,7 @@
-// FP8 one-row dot for processors with AVX512-BF16 and AVX512-VBMI (Sapphire Rapids,
-// Zen 4): E4M3 bytes become bf16 through two 128-entry byte tables (vpermi2b), and
-// vdpbf16ps multiplies them with bf16 activations, 64 weights per few instructions.
+// One-row BF16, FP8 and MXFP4 dots for processors with AVX512-BF16 and AVX512-VBMI (Sapphire
+// Rapids, Zen 4): E4M3 bytes become bf16 through two 128-entry byte tables (vpermi2b),
+// E2M1 nibbles through a 32-word table (vpermw) scaled per block, and vdpbf16ps
+// multiplies them with bf16 activations.
 // Exact like the other paths: every E4M3 value is a bf16 value and bf16 x bf16
 // products are exact in fp32; activations must be bf16 values (checked by the caller).
 #pragma GCC diagnostic ignored "-Wuninitialized"
@@ -68,6 +69,70 @@ FP4SERVE_AVX512_BF16 float dot_fp8_row_prepared(const uint8_t* w, int64_t K, con
   return _mm512_reduce_add_ps(total);
 }
 
+// Per 32 elements the kernel forms [even k (16) | odd k (16)] from low / high nibbles.
+void prepare_fp4_x(const float* x, int64_t K, uint16_t* out) {
+  for (int64_t c = 0; c < K; c += 32)
+    for (int64_t parity = 0; parity < 2; ++parity)
+      for (int64_t i = 0; i < 16; ++i) *out++ = float_to_bf16(x[c + 2 * i + parity]);
+}
+
+// E2M1 values as bf16, twice (vpermw indexes 32 words).
+const uint16_t* e2m1_bf16_table() {
+  alignas(64) static const std::array<uint16_t, 32> t = [] {
+    std::array<uint16_t, 32> x{};
+    for (int i = 0; i < 32; ++i) x[static_cast<size_t>(i)] = float_to_bf16(kE2M1Values[i % 16]);
+    return x;
+  }();
+  return t.data();
+}
+
+// Each block's E8M0 scale 2^k is added into the exponent field of the nonzero table
+// entries (exact: E2M1 values times powers of two are bf16 values), so the whole row
+// accumulates in one vdpbf16ps chain. Blocks whose k would leave the bf16 exponent
+// range take the scalar path.
+FP4SERVE_AVX512_BF16 float dot_mxfp4_row_prepared(const uint8_t* packed, int64_t K, const uint8_t* e8m0, const uint16_t* xp) {
+  const __m512i base = _mm512_loadu_si512(e2m1_bf16_table());
+  const __mmask32 nonzero = 0xFEFEFEFEu;  // every entry but codes 0 and 8 (+0 and -0)
+  const __m256i low4 = _mm256_set1_epi16(0x0F);
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  float outside = 0.0f;
+  for (int64_t k = 0; k < K; k += 32) {
+    const int e = e8m0[k / 32];
+    if (e < 2 || e > 252) {
+      float s = 0.0f;
+      for (int64_t i = 0; i < 16; ++i) {
+        const uint8_t byte = packed[k / 2 + i];
+        s += kE2M1Values[byte & 0xF] * bf16_to_float(xp[k + i]) + kE2M1Values[byte >> 4] * bf16_to_float(xp[k + 16 + i]);
+      }
+      outside += s * e8m0_to_float(static_cast<uint8_t>(e));
+      continue;
+    }
+    const __m512i table = _mm512_mask_add_epi16(base, nonzero, base, _mm512_set1_epi16(static_cast<int16_t>((e - 127) << 7)));
+    const __m256i bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + k / 2)));
+    const __m512i codes = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(bytes, low4)), _mm256_srli_epi16(bytes, 4), 1);
+    const __m512i w = _mm512_permutexvar_epi16(codes, table);
+    if ((k / 32) % 2 == 0) acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)w, (__m512bh)_mm512_loadu_si512(xp + k));
+    else acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)w, (__m512bh)_mm512_loadu_si512(xp + k));
+  }
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + outside;
+}
+
+void prepare_bf16_x(const float* x, int64_t K, uint16_t* out) {
+  for (int64_t k = 0; k < K; ++k) out[k] = float_to_bf16(x[k]);
+}
+
+FP4SERVE_AVX512_BF16 float dot_bf16_row_prepared(const uint16_t* w, int64_t K, const uint16_t* xp) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t k = 0;
+  for (; k + 64 <= K; k += 64) {
+    acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512(w + k), (__m512bh)_mm512_loadu_si512(xp + k));
+    acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_loadu_si512(w + k + 32), (__m512bh)_mm512_loadu_si512(xp + k + 32));
+  }
+  float tail = 0.0f;
+  for (; k < K; ++k) tail += bf16_to_float(w[k]) * bf16_to_float(xp[k]);
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;
+}
+
 }  // namespace
 
 const RowKernels& row_kernels_avx512_bf16() {
@@ -75,6 +140,10 @@ const RowKernels& row_kernels_avx512_bf16() {
     RowKernels r = row_kernels_avx512();
     r.prepare_fp8_x = prepare_fp8_x;
     r.dot_fp8_row_prepared = dot_fp8_row_prepared;
+    r.prepare_fp4_x = prepare_fp4_x;
+    r.dot_mxfp4_row_prepared = dot_mxfp4_row_prepared;
+    r.prepare_bf16_x = prepare_bf16_x;
+    r.dot_bf16_row_prepared = dot_bf16_row_prepared;
     return r;
   }();
   return k;

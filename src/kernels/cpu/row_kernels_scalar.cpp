@@ -66,7 +66,7 @@ float dot_fp4_row(const uint8_t* packed, int64_t K, const float* scales, int64_t
 }  // namespace
 
 const RowKernels& row_kernels_scalar() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row, nullptr, nullptr};
+  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row};
   return k;
 }
 
