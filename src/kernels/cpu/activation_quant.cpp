@@ -12,7 +12,8 @@ void fp8_quantize_dequantize(const float* x, int64_t n, int64_t block, float* ou
     float amax = 0.0f;
     for (int64_t i = b; i < b + block; ++i) amax = std::max(amax, std::fabs(x[i]));
     const float s = pow2_ceil(std::max(amax, 1e-4f) * (1.0f / 448.0f));
-    for (int64_t i = b; i < b + block; ++i) out[i] = round_to_e4m3(std::clamp(x[i] / s, -448.0f, 448.0f)) * s;
+    const float inv = 1.0f / s;  // exact: s is a power of two
+    for (int64_t i = b; i < b + block; ++i) out[i] = round_to_e4m3(std::clamp(x[i] * inv, -448.0f, 448.0f)) * s;
   }
 }
 
@@ -21,7 +22,8 @@ void fp4_quantize_dequantize(const float* x, int64_t n, int64_t block, float* ou
     float amax = 0.0f;
     for (int64_t i = b; i < b + block; ++i) amax = std::max(amax, std::fabs(x[i]));
     const float s = pow2_ceil(std::max(amax, 6.0f * 0x1p-126f) * (1.0f / 6.0f));
-    for (int64_t i = b; i < b + block; ++i) out[i] = round_to_e2m1(std::clamp(x[i] / s, -6.0f, 6.0f)) * s;
+    const float inv = 1.0f / s;  // exact: s is a power of two
+    for (int64_t i = b; i < b + block; ++i) out[i] = round_to_e2m1(std::clamp(x[i] * inv, -6.0f, 6.0f)) * s;
   }
 }
 

@@ -231,12 +231,23 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
     p.x_stride = job.x_stride > 0 ? job.x_stride : w.in_features;
     p.x = job.x;
     if (job.act == ActivationQuant::kFP8Block128) {
-      float* q = quantized.data() + quant_offset;
-      for (int64_t m = 0; m < job.rows; ++m)
-        fp8_quantize_dequantize(job.x + m * p.x_stride, w.in_features, 128, q + m * w.in_features);
-      p.x = q;
+      // Jobs reading the same activations (wq_a and wkv, w1 and w3) share one quantized copy.
+      const PreparedJob* twin = nullptr;
+      for (const PreparedJob& q : prepared)
+        if (q.job.act == job.act && q.job.x == job.x && q.job.rows == job.rows && q.x_stride == w.in_features &&
+            q.job.weight->in_features == w.in_features && (job.x_stride == 0 ? w.in_features : job.x_stride) ==
+            (q.job.x_stride == 0 ? q.job.weight->in_features : q.job.x_stride))
+          twin = &q;
+      if (twin != nullptr) {
+        p.x = twin->x;
+      } else {
+        float* q = quantized.data() + quant_offset;
+        for (int64_t m = 0; m < job.rows; ++m)
+          fp8_quantize_dequantize(job.x + m * p.x_stride, w.in_features, 128, q + m * w.in_features);
+        p.x = q;
+        quant_offset += static_cast<size_t>(job.rows * w.in_features);
+      }
       p.x_stride = w.in_features;
-      quant_offset += static_cast<size_t>(job.rows * w.in_features);
     }
     const bool fp8 = w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 && kern.prepare_fp8_x;
     const bool mxfp4 = w.encoding == WeightEncoding::kMXFP4 && kern.prepare_fp4_x;

@@ -41,15 +41,17 @@ float half_to_float(uint16_t h) {
 }
 
 float round_to_e4m3(float x) {
-  // E4M3 has 3 mantissa bits; below 2^-6 the spacing is fixed at 2^-9 (subnormals).
-  const float a = std::fabs(x);
-  if (!(a > 0.0f)) return x;  // zeros keep their sign; NaN passes through
-  int e;
-  std::frexp(a, &e);  // a = f * 2^e, f in [0.5, 1)
-  const int exponent = std::max(e - 1, -6);
-  const float quantum = std::ldexp(1.0f, exponent - 3);
-  const float r = std::nearbyint(a / quantum) * quantum;  // default rounding mode: ties to even
-  return std::copysign(r, x);
+  // Keep 3 mantissa bits, rounding to nearest even on the bits; below 2^-6 the spacing is
+  // the subnormal 2^-9, where adding 1.5 * 2^23 to x * 2^9 rounds to an integer (RNE).
+  const uint32_t u = float_to_bits(x), sign = u & 0x80000000u, mag = u & 0x7FFFFFFFu;
+  if (mag >= 0x7F800000u) return x;  // Inf / NaN pass through (callers clamp first)
+  if (mag < 0x3C800000u) {           // |x| < 2^-6
+    const float a = bits_to_float(mag) * 512.0f;
+    const float r = (a + 12582912.0f) - 12582912.0f;
+    return bits_to_float(float_to_bits(r * (1.0f / 512.0f)) | sign);
+  }
+  const uint32_t rounded = (mag + 0x7FFFFu + ((mag >> 20) & 1u)) & ~0xFFFFFu;
+  return bits_to_float(rounded | sign);
 }
 
 float round_to_e2m1(float x) {
