@@ -80,40 +80,16 @@ bool all_bf16_values(const float* x, int64_t n) {
   return true;
 }
 
-// Decodes weights [k0, k0+len) of row n into `buf` (or points into F32 weights directly).
+// Decodes weights [k0, k0+len) of row n of a BF16 / F16 weight into `buf`, or points
+// into F32 weights directly.
 const float* decode_stretch(const RowKernels& kern, const LinearWeight& w, int64_t n, int64_t k0, int64_t len, float* buf) {
   const int64_t K = w.in_features;
   switch (w.encoding) {
     case WeightEncoding::kF32: return w.weight.as<float>() + n * K + k0;
     case WeightEncoding::kBF16: kern.decode_bf16(w.weight.as<uint16_t>() + n * K + k0, len, buf); return buf;
     case WeightEncoding::kF16: kern.decode_f16(w.weight.as<uint16_t>() + n * K + k0, len, buf); return buf;
-    case WeightEncoding::kFP8Block: {
-      const int64_t kb_count = (K + 127) / 128;
-      const uint8_t* row = w.weight.as<uint8_t>() + n * K;
-      for (int64_t k = k0; k < k0 + len;) {
-        const int64_t kb = k / 128, end = std::min(k0 + len, (kb + 1) * 128);
-        const int64_t s_index = (n / 128) * kb_count + kb;
-        const float s = w.scale.dtype == DType::F32 ? w.scale.as<float>()[s_index]
-                                                    : e8m0_to_float(w.scale.as<uint8_t>()[s_index]);
-        kern.decode_fp8(row + k, end - k, s, buf + (k - k0));
-        k = end;
-      }
-      return buf;
-    }
-    case WeightEncoding::kMXFP4: {
-      float scales[kChunk / 32];
-      const uint8_t* s = w.scale.as<uint8_t>() + n * (K / 32) + k0 / 32;
-      for (int64_t i = 0; i < len / 32; ++i) scales[i] = e8m0_to_float(s[i]);
-      kern.decode_fp4(w.weight.as<uint8_t>() + n * (K / 2) + k0 / 2, len, scales, 32, buf);
-      return buf;
-    }
-    case WeightEncoding::kNVFP4: {
-      float scales[kChunk / 16];
-      const uint8_t* s = w.scale.as<uint8_t>() + n * (K / 16) + k0 / 16;
-      for (int64_t i = 0; i < len / 16; ++i) scales[i] = e4m3_to_float(s[i]);
-      kern.decode_fp4(w.weight.as<uint8_t>() + n * (K / 2) + k0 / 2, len, scales, 16, buf);
-      return buf;
-    }
+    default:  // block-scaled encodings take the one-row kernels (run_rows)
+      return nullptr;
   }
   return buf;
 }

@@ -1,11 +1,11 @@
-// The inner loops of the linear op, one table per SIMD level: decode a stretch of
-// one weight row (any encoding) into fp32 with its block scales applied, and
-// accumulate dot products of that stretch with a few activation rows.
+// The inner loops of the linear op, one table per SIMD level: one-row dot products
+// for the block-scaled encodings (FP8, MXFP4, NVFP4: decode in registers, multiply,
+// apply each block's scale to the block's sum), and for BF16 / F16 / F32 a decode of
+// a stretch of a row into fp32 plus a dot of that stretch with a few activation rows.
 //
-// Decoding first and multiplying second keeps every product exact: an FP8 or E2M1
-// weight times its power-of-two (E8M0) or E4M3 block scale fits fp32 exactly, as do
-// FP8-quantized activations times their power-of-two scales; only the fp32
-// summation order differs from DeepSeek's block-by-block GEMMs.
+// Every product is exact in fp32 (a few significant bits times a few, activations
+// being bf16 or FP8-quantized values): results differ from DeepSeek's block-by-block
+// GEMMs only in the order of fp32 additions.
 #pragma once
 
 #include <cstdint>
@@ -17,11 +17,6 @@ namespace fp4serve::cpu {
 struct RowKernels {
   void (*decode_bf16)(const uint16_t* w, int64_t n, float* out);
   void (*decode_f16)(const uint16_t* w, int64_t n, float* out);
-  // n E4M3 bytes, all in one scale block.
-  void (*decode_fp8)(const uint8_t* w, int64_t n, float scale, float* out);
-  // n E2M1 codes (n/2 bytes, low nibble first), n a multiple of 16; scales[i] applies to
-  // elements [i*block, (i+1)*block), block 16 (NVFP4) or 32 (MXFP4).
-  void (*decode_fp4)(const uint8_t* packed, int64_t n, const float* scales, int64_t block, float* out);
   // acc[r] += sum_k w[k] * x[r][k] for r < rows (rows <= kMaxDotRows).
   void (*dot)(const float* w, int64_t n, const float* const* x, int rows, float* acc);
   // y[k] += a * x[k]

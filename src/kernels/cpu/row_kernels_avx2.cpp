@@ -1,8 +1,6 @@
 // AVX2 + FMA + F16C row kernels, the fallback for processors without AVX-512.
 #include <immintrin.h>
 
-#include <cmath>
-
 #include "kernels/cpu/numeric_formats.h"
 #include "kernels/cpu/row_kernels.h"
 
@@ -25,26 +23,6 @@ FP4SERVE_AVX2 void decode_f16(const uint16_t* w, int64_t n, float* out) {
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))));
   for (; i < n; ++i) out[i] = half_to_float(w[i]);
-}
-
-// Same bit placement as the AVX-512 version: E4M3 bits at fp32 bit 20 = value * 2^-120.
-FP4SERVE_AVX2 void decode_fp8(const uint8_t* w, int64_t n, float scale, float* out) {
-  const float combined = scale * 0x1p120f;
-  const bool one_multiply = std::isfinite(combined) && combined != 0.0f;
-  const __m256 mul1 = _mm256_set1_ps(one_multiply ? combined : 0x1p120f);
-  const __m256 mul2 = _mm256_set1_ps(scale);
-  const __m256i mag_mask = _mm256_set1_epi32(0x7F), sign_mask = _mm256_set1_epi32(0x80);
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    const __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + i)));
-    const __m256i mag = _mm256_slli_epi32(_mm256_and_si256(b, mag_mask), 20);
-    const __m256i sign = _mm256_slli_epi32(_mm256_and_si256(b, sign_mask), 24);
-    __m256 v = _mm256_mul_ps(_mm256_castsi256_ps(mag), mul1);
-    if (!one_multiply) v = _mm256_mul_ps(v, mul2);
-    _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_or_si256(_mm256_castps_si256(v), sign)));
-  }
-  const float* table = e4m3_table();
-  for (; i < n; ++i) out[i] = table[w[i]] * scale;
 }
 
 FP4SERVE_AVX2 void decode_fp4(const uint8_t* packed, int64_t n, const float* scales, int64_t block, float* out) {
@@ -108,23 +86,23 @@ FP4SERVE_AVX2 void axpy(float a, const float* x, int64_t n, float* y) {
 }
 
 FP4SERVE_AVX2 float dot_fp8_row(const uint8_t* w, int64_t K, const float* scales, const float* x) {
-  const __m256 unbias = _mm256_set1_ps(0x1p120f);
-  const __m256i mag_mask = _mm256_set1_epi32(0x7F), sign_mask = _mm256_set1_epi32(0x80);
+  // E4M3 bits moved into an IEEE half (value * 2^-8), converted exactly by F16C; see
+  // the AVX-512 version.
+  const __m128i mag_mask = _mm_set1_epi16(0x7F), sign_mask = _mm_set1_epi16(0x80);
   __m256 total = _mm256_setzero_ps();
   int64_t k = 0;
   for (int64_t b = 0; k + 128 <= K; ++b, k += 128) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     for (int64_t i = 0; i < 128; i += 16) {
       for (int h = 0; h < 2; ++h) {
-        const __m256i v = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + k + i + 8 * h)));
-        const __m256i bits = _mm256_or_si256(_mm256_slli_epi32(_mm256_and_si256(v, mag_mask), 20),
-                                             _mm256_slli_epi32(_mm256_and_si256(v, sign_mask), 24));
-        const __m256 f = _mm256_mul_ps(_mm256_castsi256_ps(bits), unbias);
+        const __m128i v = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + k + i + 8 * h)));
+        const __m128i half = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(v, mag_mask), 7), _mm_slli_epi16(_mm_and_si128(v, sign_mask), 8));
+        const __m256 f = _mm256_cvtph_ps(half);
         if (h == 0) a0 = _mm256_fmadd_ps(f, _mm256_loadu_ps(x + k + i), a0);
         else a1 = _mm256_fmadd_ps(f, _mm256_loadu_ps(x + k + i + 8), a1);
       }
     }
-    total = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(scales[b]), total);
+    total = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(scales[b] * 256.0f), total);
   }
   float tail = 0.0f;
   if (k < K) {
@@ -151,7 +129,7 @@ FP4SERVE_AVX2 float dot_fp4_row(const uint8_t* packed, int64_t K, const float* s
 }  // namespace
 
 const RowKernels& row_kernels_avx2() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row};
+  static const RowKernels k{decode_bf16, decode_f16, dot, axpy, dot_fp8_row, dot_fp4_row};
   return k;
 }
 

@@ -6,8 +6,6 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
-#include <cmath>
-
 #include "kernels/cpu/numeric_formats.h"
 #include "kernels/cpu/row_kernels.h"
 
@@ -30,41 +28,6 @@ FP4SERVE_AVX512 void decode_f16(const uint16_t* w, int64_t n, float* out) {
   for (; i + 16 <= n; i += 16)
     _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))));
   for (; i < n; ++i) out[i] = half_to_float(w[i]);
-}
-
-// E4M3 magnitude bits placed at fp32 bit 20 read as value * 2^-120, subnormals
-// included (they land on fp32 subnormals), so one multiply restores the value and
-// applies the block scale. E4M3 NaN codes are rejected by the loader.
-FP4SERVE_AVX512 void decode_fp8(const uint8_t* w, int64_t n, float scale, float* out) {
-  const float combined = scale * 0x1p120f;
-  const bool one_multiply = std::isfinite(combined) && combined != 0.0f;
-  const __m512 mul1 = _mm512_set1_ps(one_multiply ? combined : 0x1p120f);
-  const __m512 mul2 = _mm512_set1_ps(scale);
-  const __m512i mag_mask = _mm512_set1_epi32(0x7F), sign_mask = _mm512_set1_epi32(0x80);
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
-    const __m512i mag = _mm512_slli_epi32(_mm512_and_si512(b, mag_mask), 20);
-    const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(b, sign_mask), 24);
-    __m512 v = _mm512_mul_ps(_mm512_castsi512_ps(mag), mul1);
-    if (!one_multiply) v = _mm512_mul_ps(v, mul2);
-    _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_or_si512(_mm512_castps_si512(v), sign)));
-  }
-  const float* table = e4m3_table();
-  for (; i < n; ++i) out[i] = table[w[i]] * scale;
-}
-
-FP4SERVE_AVX512 void decode_fp4(const uint8_t* packed, int64_t n, const float* scales, int64_t block, float* out) {
-  const __m512 lut = _mm512_loadu_ps(kE2M1Values);
-  const __m128i low4 = _mm_set1_epi8(0x0F);
-  for (int64_t i = 0; i < n; i += 16) {
-    const __m128i bytes = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(packed + i / 2));
-    const __m128i lo = _mm_and_si128(bytes, low4);
-    const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
-    const __m512i codes = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi));  // element order
-    const __m512 v = _mm512_permutexvar_ps(codes, lut);
-    _mm512_storeu_ps(out + i, _mm512_mul_ps(v, _mm512_set1_ps(scales[i / block])));
-  }
 }
 
 template <int R>
@@ -104,25 +67,27 @@ FP4SERVE_AVX512 void axpy(float a, const float* x, int64_t n, float* y) {
   }
 }
 
-// 16 E4M3 bytes -> their values * 2^-120 (see decode_fp8), still to be multiplied by 2^120.
-FP4SERVE_AVX512 inline __m512 fp8_bits(const uint8_t* w) {
-  const __m512i b = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
-  const __m512i mag = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x7F)), 20);
-  const __m512i sign = _mm512_slli_epi32(_mm512_and_si512(b, _mm512_set1_epi32(0x80)), 24);
-  return _mm512_castsi512_ps(_mm512_or_si512(mag, sign));
+// 16 E4M3 bytes -> their values * 2^-8: the E4M3 bits moved into an IEEE half (sign to
+// bit 15, exponent and mantissa to bits 13..7) read by the F16C conversion, which is
+// exact and handles E4M3 subnormals (half subnormals) without denormal slow paths.
+// E4M3 NaN codes are rejected by the loader.
+FP4SERVE_AVX512 inline __m512 fp8_over_256(const uint8_t* w) {
+  const __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)));
+  const __m256i mag = _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x7F)), 7);
+  const __m256i sign = _mm256_slli_epi16(_mm256_and_si256(b, _mm256_set1_epi16(0x80)), 8);
+  return _mm512_cvtph_ps(_mm256_or_si256(mag, sign));
 }
 
 FP4SERVE_AVX512 float dot_fp8_row(const uint8_t* w, int64_t K, const float* scales, const float* x) {
-  const __m512 unbias = _mm512_set1_ps(0x1p120f);
   __m512 total = _mm512_setzero_ps();
   int64_t k = 0;
   for (int64_t b = 0; k + 128 <= K; ++b, k += 128) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     for (int64_t i = 0; i < 128; i += 32) {
-      a0 = _mm512_fmadd_ps(_mm512_mul_ps(fp8_bits(w + k + i), unbias), _mm512_loadu_ps(x + k + i), a0);
-      a1 = _mm512_fmadd_ps(_mm512_mul_ps(fp8_bits(w + k + i + 16), unbias), _mm512_loadu_ps(x + k + i + 16), a1);
+      a0 = _mm512_fmadd_ps(fp8_over_256(w + k + i), _mm512_loadu_ps(x + k + i), a0);
+      a1 = _mm512_fmadd_ps(fp8_over_256(w + k + i + 16), _mm512_loadu_ps(x + k + i + 16), a1);
     }
-    total = _mm512_fmadd_ps(_mm512_add_ps(a0, a1), _mm512_set1_ps(scales[b]), total);
+    total = _mm512_fmadd_ps(_mm512_add_ps(a0, a1), _mm512_set1_ps(scales[b] * 256.0f), total);
   }
   float tail = 0.0f;
   if (k < K) {
@@ -158,7 +123,7 @@ FP4SERVE_AVX512 float dot_fp4_row(const uint8_t* packed, int64_t K, const float*
 }  // namespace
 
 const RowKernels& row_kernels_avx512() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row};
+  static const RowKernels k{decode_bf16, decode_f16, dot, axpy, dot_fp8_row, dot_fp4_row};
   return k;
 }
 

@@ -14,19 +14,6 @@ void decode_f16(const uint16_t* w, int64_t n, float* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = half_to_float(w[i]);
 }
 
-void decode_fp8(const uint8_t* w, int64_t n, float scale, float* out) {
-  const float* table = e4m3_table();
-  for (int64_t i = 0; i < n; ++i) out[i] = table[w[i]] * scale;
-}
-
-void decode_fp4(const uint8_t* packed, int64_t n, const float* scales, int64_t block, float* out) {
-  for (int64_t i = 0; i < n; ++i) {
-    const uint8_t byte = packed[i / 2];
-    const uint8_t code = (i % 2 == 0) ? (byte & 0xF) : (byte >> 4);
-    out[i] = kE2M1Values[code] * scales[i / block];
-  }
-}
-
 void dot(const float* w, int64_t n, const float* const* x, int rows, float* acc) {
   for (int r = 0; r < rows; ++r) {
     float s = 0.0f;
@@ -66,7 +53,7 @@ float dot_fp4_row(const uint8_t* packed, int64_t K, const float* scales, int64_t
 }  // namespace
 
 const RowKernels& row_kernels_scalar() {
-  static const RowKernels k{decode_bf16, decode_f16, decode_fp8, decode_fp4, dot, axpy, dot_fp8_row, dot_fp4_row};
+  static const RowKernels k{decode_bf16, decode_f16, dot, axpy, dot_fp8_row, dot_fp4_row};
   return k;
 }
 
