@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "cli/command.h"
 #include "kernels/cpu/cpu_isa.h"
+#include "kernels/cpu/linear.h"
 #include "kernels/cpu/thread_pool.h"
 #include "model/model.h"
 #include "model/synthetic_checkpoint.h"
@@ -134,6 +135,30 @@ int bench_decode(const BenchDecodeOptions& o) {
   }
   std::sort(step_s.begin(), step_s.end());
   const double median = step_s[step_s.size() / 2];
+
+  // The same token's projections alone (every linear a decode step runs, k experts a
+  // layer, one call each): what the kernels and the thread pool cost without the rest.
+  std::vector<const LinearWeight*> projections;
+  for (const auto& [name, w] : ckpt.linears) {
+    const auto at = name.find(".ffn.experts.");
+    if (at == std::string::npos || std::stoll(name.substr(at + 13)) < config.experts_per_token) projections.push_back(&w);
+  }
+  std::vector<float> x(65536, 0.0f), y(static_cast<size_t>(std::max<int64_t>(config.vocab_size, 65536)));
+  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(static_cast<int>(i % 7) - 3) * 0.25f;
+  std::vector<double> alone_s;
+  for (int rep = 0; rep < 5; ++rep) {
+    t0 = Clock::now();
+    for (const LinearWeight* w : projections) {
+      cpu::LinearJob job;
+      job.weight = w;
+      job.x = x.data();
+      job.rows = 1;
+      job.y = y.data();
+      cpu::linear(job);
+    }
+    alone_s.push_back(seconds_since(t0));
+  }
+  std::sort(alone_s.begin(), alone_s.end());
   const double tps = 1.0 / median;
   std::printf("prefill %lld tokens: %.2f s\n", static_cast<long long>(o.prompt), prefill_s);
   std::printf("decode: median %.1f ms/token (min %.1f, max %.1f over %zu tokens) = %.2f tokens/s\n", median * 1e3,
@@ -142,6 +167,8 @@ int bench_decode(const BenchDecodeOptions& o) {
               static_cast<double>(per_token) / 1e9, bandwidth / 1e9, floor_tps);
   std::printf("achieved %.0f%% of the floor (%.2f GB/s of weights)\n", 100.0 * tps / floor_tps,
               static_cast<double>(per_token) * tps / 1e9);
+  std::printf("the %zu projections of a token alone: %.1f ms (%.0f%% of the step)\n", projections.size(),
+              alone_s[alone_s.size() / 2] * 1e3, 100.0 * alone_s[alone_s.size() / 2] / median);
   return 0;
 }
 

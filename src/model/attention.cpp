@@ -133,15 +133,21 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
     cpu::linear(jobs);
   }
 
+  // One cos/sin set per row, shared by every head of q, kv, the indexer and the output.
+  float* cos = ensure(sc.rope_cos, rows * rd / 2);
+  float* sin = ensure(sc.rope_sin, rows * rd / 2);
+  for (int64_t t = 0; t < rows; ++t) rope.angles(positions[t], cos + t * rd / 2, sin + t * rd / 2);
   for (int64_t t = 0; t < rows; ++t) {
+    const float* c_t = cos + t * rd / 2;
+    const float* s_t = sin + t * rd / 2;
     for (int64_t h = 0; h < H; ++h) {
       float* qh = q + (t * H + h) * hd;
       head_rms_norm_bf16(qh, hd, eps);
-      rope.apply(qh + hd - rd, positions[t], false);
+      rope.rotate(qh + hd - rd, c_t, s_t, false);
     }
     float* k = kv + t * hd;
     rms_norm(k, w.kv_norm.data(), hd, eps, k);
-    rope.apply(k + hd - rd, positions[t], false);
+    rope.rotate(k + hd - rd, c_t, s_t, false);
     if (num.qat_simulation) cpu::fp8_quantize_dequantize(k, hd - rd, 64, k);
   }
   if (ix) {
@@ -149,7 +155,7 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
     for (int64_t t = 0; t < rows; ++t) {
       for (int64_t h = 0; h < nih; ++h) {
         float* v = qi + (t * nih + h) * ihd;
-        rope.apply(v + ihd - rd, positions[t], false);
+        rope.rotate(v + ihd - rd, cos + t * rd / 2, sin + t * rd / 2, false);
         if (num.qat_simulation) {
           cpu::hadamard_rotate(v, ihd);
           cpu::fp4_quantize_dequantize(v, ihd, 32, v);
@@ -191,7 +197,7 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
 
   // Undo the value's RoPE at the query position, then the grouped output projection.
   for (int64_t t = 0; t < rows; ++t)
-    for (int64_t h = 0; h < H; ++h) rope.apply(o + (t * H + h) * hd + hd - rd, positions[t], true);
+    for (int64_t h = 0; h < H; ++h) rope.rotate(o + (t * H + h) * hd + hd - rd, cos + t * rd / 2, sin + t * rd / 2, true);
   float* z = ensure(sc.z, rows * G * R);
   {
     std::vector<LinearJob>& jobs = sc.jobs;

@@ -32,6 +32,7 @@ struct AttentionScratch {
   std::vector<int32_t> selected;
   std::vector<const float*> keys;
   std::vector<int64_t> positions;
+  std::vector<float> rope_cos, rope_sin;
   std::vector<cpu::LinearJob> jobs;
 };
 

@@ -33,15 +33,28 @@ RopeTable::RopeTable(int64_t rope_dim, double base, const YarnConfig* yarn) : di
   }
 }
 
-void RopeTable::apply(float* v, int64_t position, bool inverse) const {
+void RopeTable::angles(int64_t position, float* cos, float* sin) const {
   const float p = static_cast<float>(position);
   for (int64_t i = 0; i < dim_ / 2; ++i) {
     const float angle = p * freqs_[i];
-    const float c = std::cos(angle), s = inverse ? -std::sin(angle) : std::sin(angle);
+    cos[i] = std::cos(angle);
+    sin[i] = std::sin(angle);
+  }
+}
+
+void RopeTable::rotate(float* v, const float* cos, const float* sin, bool inverse) const {
+  for (int64_t i = 0; i < dim_ / 2; ++i) {
+    const float c = cos[i], s = inverse ? -sin[i] : sin[i];
     const float a = v[2 * i], b = v[2 * i + 1];
     v[2 * i] = cpu::round_bf16(a * c - b * s);
     v[2 * i + 1] = cpu::round_bf16(a * s + b * c);
   }
+}
+
+void RopeTable::apply(float* v, int64_t position, bool inverse) const {
+  float c[256], s[256];
+  angles(position, c, s);
+  rotate(v, c, s, inverse);
 }
 
 RopeTable rope_for_layer(const ModelConfig& config, int64_t ratio) {

@@ -19,6 +19,11 @@ class RopeTable {
   // Rotates v[0..rope_dim) (the slice, not the whole head) by position p; inverse rotates back.
   void apply(float* v, int64_t position, bool inverse) const;
 
+  // The same in two steps, so that every head of a position shares one set of cos/sin:
+  // cos and sin receive rope_dim / 2 values each.
+  void angles(int64_t position, float* cos, float* sin) const;
+  void rotate(float* v, const float* cos, const float* sin, bool inverse) const;
+
  private:
   int64_t dim_;
   std::vector<float> freqs_;

@@ -162,8 +162,8 @@ void validate_config(const ModelConfig& c) {
   positive(c.hc_mult, "hc_mult");
   FP4SERVE_CHECK(c.hc_mult <= 16, "config: hc_mult {} is above the supported 16 streams", c.hc_mult);
   positive(c.hc_sinkhorn_iters, "hc_sinkhorn_iters");
-  FP4SERVE_CHECK(c.rope_head_dim % 2 == 0 && c.rope_head_dim <= c.head_dim, "config: qk_rope_head_dim {} must be even and <= head_dim {}",
-                 c.rope_head_dim, c.head_dim);
+  FP4SERVE_CHECK(c.rope_head_dim % 2 == 0 && c.rope_head_dim <= c.head_dim && c.rope_head_dim <= 512,
+                 "config: qk_rope_head_dim {} must be even, <= 512 and <= head_dim {}", c.rope_head_dim, c.head_dim);
   FP4SERVE_CHECK(c.num_heads % c.o_groups == 0, "config: num_attention_heads {} is not a multiple of o_groups {}", c.num_heads,
                  c.o_groups);
   FP4SERVE_CHECK(c.experts_per_token <= c.n_routed_experts, "config: num_experts_per_tok {} > n_routed_experts {}",
