@@ -28,9 +28,11 @@ const char* encoding_label(WeightEncoding e) {
 void check_weight(const LinearWeight& w) {
   const int64_t N = w.out_features, K = w.in_features;
   const auto& wt = w.weight;
-  auto expect_shape = [&](const TensorView& t, std::vector<int64_t> shape, const char* what) {
-    FP4SERVE_CHECK(t.shape == shape, "linear {}: {} has shape {}, expected {} for {} [{}, {}]", w.name, what,
-                   shape_string(t.shape), shape_string(shape), encoding_label(w.encoding), N, K);
+  // Compared without building a vector: this runs for every call of every decode step.
+  auto expect_shape = [&](const TensorView& t, std::initializer_list<int64_t> shape, const char* what) {
+    FP4SERVE_CHECK(t.shape.size() == shape.size() && std::equal(shape.begin(), shape.end(), t.shape.begin()),
+                   "linear {}: {} has shape {}, expected {} for {} [{}, {}]", w.name, what, shape_string(t.shape),
+                   shape_string(std::vector<int64_t>(shape)), encoding_label(w.encoding), N, K);
   };
   auto expect_dtype = [&](const TensorView& t, std::initializer_list<DType> ok, const char* what) {
     FP4SERVE_CHECK(std::find(ok.begin(), ok.end(), t.dtype) != ok.end(), "linear {}: {} has dtype {}, unexpected for {}",
