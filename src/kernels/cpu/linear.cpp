@@ -240,8 +240,9 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
       p.x_prepared = xp;
       bf16_offset += static_cast<size_t>(job.rows * w.in_features);
     }
-    // About 32K weights a task: enough work to amortize scheduling, small enough to balance.
-    p.rows_per_task = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, w.in_features * std::max<int64_t>(1, job.rows / 4)));
+    // About 128K weights a task: long contiguous streams for the prefetchers, still many
+    // tasks per large matrix for balance.
+    p.rows_per_task = std::max<int64_t>(1, 131072 / std::max<int64_t>(1, w.in_features * std::max<int64_t>(1, job.rows / 4)));
     task_start.push_back(tasks);
     tasks += (p.row_end - job.row_begin + p.rows_per_task - 1) / p.rows_per_task;
     prepared.push_back(p);

@@ -20,8 +20,9 @@ namespace fp4serve::cpu {
 namespace {
 
 // Rows are short (a few KB) and the hardware prefetcher restarts at every 4 KB page, so
-// the kernels ask for the weight bytes 1 KB ahead of use, into the next row as well.
-constexpr int kPrefetchBytes = 1024;
+// the kernels ask for the weight bytes 4 KB ahead of use, into the next rows as well
+// (4 KB measured faster than 1 KB with 16 threads on the lent Xeon).
+constexpr int kPrefetchBytes = 4096;
 
 // bf16 bit patterns of the 128 non-negative E4M3 codes, split into high and low bytes.
 struct Fp8ToBf16Tables {
