@@ -114,7 +114,7 @@ FP4SERVE_AVX512_BF16 float dot_mxfp4_row_prepared(const uint8_t* packed, int64_t
       continue;
     }
     if ((k & 127) == 0) _mm_prefetch(reinterpret_cast<const char*>(packed + k / 2) + kPrefetchBytes, _MM_HINT_T0);
-    const __m512i table = _mm512_mask_add_epi16(base, nonzero, base, _mm512_set1_epi16(static_cast<int16_t>((e - 127) << 7)));
+    const __m512i table = _mm512_mask_add_epi16(base, nonzero, base, _mm512_set1_epi16(static_cast<int16_t>((e - 127) * 128)));
     const __m256i bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + k / 2)));
     const __m512i codes = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(bytes, low4)), _mm256_srli_epi16(bytes, 4), 1);
     const __m512i w = _mm512_permutexvar_epi16(codes, table);
