@@ -19,9 +19,6 @@ Command stub(const char* name, const char* help, const char* issue) {
 
 const RegisterCommand stubs[] = {
     RegisterCommand(stub("serve", "OpenAI-compatible HTTP server", "issue 6")),
-    RegisterCommand(stub("tokenize", "Tokenize or detokenize text", "issue 5")),
-    RegisterCommand(stub("render-chat", "Render a DeepSeek-V4 chat prompt", "issue 5")),
-    RegisterCommand(stub("parse-completion", "Split generated text into reasoning, content, tool calls", "issue 5")),
 };
 
 }  // namespace
