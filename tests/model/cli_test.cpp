@@ -8,9 +8,17 @@
 #include <cstdlib>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "checkpoint/checkpoint.h"
 #include "io/safetensors.h"
 #include "model/model.h"
+#include "text/byte_level.h"
+#include "text/tokenizer.h"
 
 namespace fp4serve {
 namespace {
@@ -95,13 +103,41 @@ TEST(Cli, GenerateSamplingIsSeededAndErrorsAreClear) {
   EXPECT_EQ(a.output.substr(0, a.output.find('\n')), b.output.substr(0, b.output.find('\n')));
   const Result prompt = run_cli("generate " + kModel + " --prompt hello --max-tokens 2");
   EXPECT_NE(prompt.status, 0);
-  EXPECT_NE(prompt.output.find("tokenizer"), std::string::npos) << prompt.output;
+  EXPECT_NE(prompt.output.find("tokenizer.json"), std::string::npos) << prompt.output;
   const Result bad = run_cli("logits " + kModel + " --tokens 1,x --out " + temp_file("bad.safetensors"));
   EXPECT_NE(bad.status, 0);
   EXPECT_NE(bad.output.find("'x'"), std::string::npos) << bad.output;
   const Result oov = run_cli("logits " + kModel + " --tokens 1,999 --out " + temp_file("bad.safetensors"));
   EXPECT_NE(oov.status, 0);
   EXPECT_NE(oov.output.find("999"), std::string::npos) << oov.output;
+}
+
+// --prompt: the model directory plus a byte-level tokenizer.json whose ids are the 256
+// bytes (the fixture's vocabulary), so the text path must equal the id path.
+TEST(Cli, GeneratePromptGoesThroughTheTokenizer) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::path(::testing::TempDir()) / "model_with_tokenizer";
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const char* f : {"config.json", "model.safetensors"}) fs::create_symlink(fs::path(kModel) / f, dir / f);
+  nlohmann::json vocab = nlohmann::json::object();
+  for (int b = 0; b < 256; ++b) vocab[text::bytes_to_byte_level(std::string(1, static_cast<char>(b)))] = b;
+  const nlohmann::json tok = {{"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}},
+                              {"added_tokens", nlohmann::json::array()},
+                              {"normalizer", nullptr},
+                              {"pre_tokenizer", {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}}},
+                              {"decoder", {{"type", "ByteLevel"}}}};
+  std::ofstream((dir / "tokenizer.json").string()) << tok.dump();
+
+  const Result text = run_cli("generate " + dir.string() + " --prompt hi --max-tokens 5", false);
+  ASSERT_EQ(text.status, 0) << text.output;
+  const Result ids = run_cli("generate " + kModel + " --tokens 0,104,105 --max-tokens 5", false);  // BOS, 'h', 'i'
+  ASSERT_EQ(ids.status, 0) << ids.output;
+  std::vector<uint32_t> generated;
+  std::stringstream list(ids.output.substr(0, ids.output.find('\n')));
+  for (std::string item; std::getline(list, item, ',');) generated.push_back(static_cast<uint32_t>(std::stoul(item)));
+  const auto tokenizer = text::Tokenizer::from_file((dir / "tokenizer.json").string());
+  EXPECT_EQ(text.output, tokenizer.decode(generated, true) + "\n");
 }
 
 }  // namespace
