@@ -19,8 +19,6 @@ Command stub(const char* name, const char* help, const char* issue) {
 
 const RegisterCommand stubs[] = {
     RegisterCommand(stub("serve", "OpenAI-compatible HTTP server", "issue 6")),
-    RegisterCommand(stub("generate", "Generate tokens from a prompt", "issue 4")),
-    RegisterCommand(stub("logits", "Write per-position logits to safetensors", "issue 4")),
 };
 
 }  // namespace
