@@ -110,11 +110,14 @@ def _paragraph_token_lines(raw: str) -> list[list[list[tuple[str, str]]]]:
             paragraphs.append([tokens])
             current = []
         elif current and tokens[0][0] in _ATTACH_LEFT:
-            # A sentence line that starts with a closing bracket or quote: the
-            # mark belongs to the end of the sentence before.
-            current[-1].extend(tokens[:1])
-            if len(tokens) > 1:
-                current.append(tokens[1:])
+            # A sentence line that starts with closing brackets, quotes or
+            # stops: they belong to the end of the sentence before.
+            closers = 0
+            while closers < len(tokens) and tokens[closers][0] in _ATTACH_LEFT:
+                closers += 1
+            current[-1].extend(tokens[:closers])
+            if closers < len(tokens):
+                current.append(tokens[closers:])
         else:
             current.append(tokens)
     if current:
