@@ -247,7 +247,7 @@ def train_phase(name, model, args, log, next_batch, total_steps_fn, peak_lr, war
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         imbalance = balancer.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         step_times.append(time.time() - t0)
         step += 1
         if total is None and step == 12:
