@@ -20,6 +20,8 @@ class TensorSource;
 struct LoadOptions {
   bool show_progress = true;  // progress bar on a TTY while paging data in
   bool page_in = true;        // read every byte once after validation (parallel), so the first step is not slow
+  bool check_values = true;   // read every block scale (NaN/Inf/zero/negative) and tid2eid row after the plan
+  unsigned threads = 0;       // page-in and scale-check threads; 0 = max(8, hardware threads)
 };
 
 struct Checkpoint {
@@ -38,6 +40,13 @@ struct Checkpoint {
   // "layers.0.ffn.gate.bias", "layers.0.ffn.gate.tid2eid", ...
   std::map<std::string, TensorView> tensors;
   std::vector<std::string> warnings;
+  // How the files named things ("deepseek-native", "transformers-saved", "transformers") and
+  // what their quantization config said (one line), for reports.
+  std::string naming_scheme;
+  std::string quantization;
+  // Canonical name (linear module or tensor) -> the checkpoint's own name for it: the stored
+  // module name of a linear ("model.layers.0.self_attn.q_a_proj"), the stored tensor name otherwise.
+  std::map<std::string, std::string> stored_names;
   std::shared_ptr<const TensorSource> source;  // keeps the mapped files alive
 
   const LinearWeight& linear(const std::string& name) const;  // throws Error naming the module

@@ -21,7 +21,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "runtime/engine.h"
+#include "runtime/step_model.h"
 
 namespace fp4serve::runtime {
 

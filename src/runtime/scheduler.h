@@ -22,8 +22,8 @@
 #include <vector>
 
 #include "base/error.h"
-#include "runtime/engine.h"
-#include "runtime/sampler.h"
+#include "runtime/step_model.h"
+#include "runtime/request_sampler.h"
 #include "runtime/scheduler_metrics.h"
 
 namespace fp4serve::runtime {

@@ -13,7 +13,7 @@
 #include <variant>
 #include <vector>
 
-#include "runtime/sampler.h"
+#include "runtime/request_sampler.h"
 
 namespace fp4serve::server {
 

@@ -1,0 +1,202 @@
+#include "checkpoint/test_model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "base/error.h"
+
+namespace fp4serve {
+namespace {
+
+uint64_t splitmix64(uint64_t& state) {
+  uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+uint64_t fnv1a(const std::string& text) {
+  uint64_t h = 0xCBF29CE484222325ull;
+  for (unsigned char ch : text) h = (h ^ ch) * 0x100000001B3ull;
+  return h;
+}
+
+// A per-tensor stream: only integer arithmetic and exact float operations, so the
+// values are the same on every machine and compiler.
+class Stream {
+ public:
+  Stream(uint64_t seed, const std::string& name) : state_(seed ^ fnv1a(name)) {}
+  float uniform() { return static_cast<float>(splitmix64(state_) >> 40) * 0x1p-24f; }  // [0, 1)
+  // Irwin-Hall(4) rescaled to unit variance: bounded (+-3.46) and libm-free.
+  float normal() {
+    const float s = uniform() + uniform() + uniform() + uniform();
+    return (s - 2.0f) * 1.7320508f;
+  }
+  uint64_t next() { return splitmix64(state_); }
+
+ private:
+  uint64_t state_;
+};
+
+bool ends_with(const std::string& s, const char* tail) {
+  const size_t n = std::char_traits<char>::length(tail);
+  return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
+}
+
+ModelConfig tiny() {
+  ModelConfig c;
+  c.vocab_size = 512;
+  c.hidden_size = 256;
+  c.moe_intermediate_size = 128;
+  c.num_layers = 4;
+  c.num_hash_layers = 2;
+  c.num_mtp_layers = 1;
+  c.num_heads = 4;
+  c.head_dim = 128;
+  c.rope_head_dim = 64;
+  c.q_lora_rank = 128;
+  c.o_groups = 2;
+  c.o_lora_rank = 128;
+  c.sliding_window = 16;
+  c.compress_ratios = {0, 4, 16, 4, 0};
+  c.index_n_heads = 4;
+  c.index_head_dim = 128;
+  c.index_topk = 4;
+  c.n_routed_experts = 8;
+  c.n_shared_experts = 1;
+  c.experts_per_token = 2;
+  c.scoring_func = "sqrtsoftplus";
+  c.routed_scaling_factor = 1.5;
+  c.swiglu_limit = 10.0;
+  c.rope_theta = 10000;
+  c.compress_rope_theta = 160000;
+  c.yarn = YarnConfig{16.0, 65536, 32.0, 1.0};
+  c.max_position_embeddings = 65536;
+  c.hc_mult = 4;
+  c.hc_sinkhorn_iters = 20;
+  c.hc_eps = 1e-6;
+  c.rms_norm_eps = 1e-6;
+  return c;
+}
+
+}  // namespace
+
+std::vector<std::string> test_model_presets() { return {"tiny", "tiny-pro", "small", "large"}; }
+
+ModelConfig test_model_config(const std::string& preset) {
+  ModelConfig c = tiny();
+  if (preset == "tiny") return c;
+  if (preset == "tiny-pro") {
+    c.compress_ratios = {16, 16, 4, 16, 0};
+    c.num_hash_layers = 3;
+    return c;
+  }
+  if (preset == "small") {
+    // The tiny schedule at hidden 64 (the transformers fixture's shapes): small enough to commit,
+    // and FP8 blocks cut at the edges (no dimension is a multiple of 128).
+    c.vocab_size = 64;
+    c.hidden_size = 64;
+    c.num_heads = 2;
+    c.head_dim = 64;
+    c.rope_head_dim = 16;
+    c.q_lora_rank = 32;
+    c.o_lora_rank = 32;
+    c.sliding_window = 8;
+    c.compress_ratios = {0, 4, 8, 4, 0};
+    c.index_n_heads = 2;
+    c.index_head_dim = 32;
+    c.index_topk = 2;
+    c.n_routed_experts = 4;
+    c.moe_intermediate_size = 32;
+    return c;
+  }
+  if (preset == "large") {
+    // Flash-like proportions at hidden 2048: 12 layers of 32 experts of width 1024.
+    c.vocab_size = 32768;
+    c.hidden_size = 2048;
+    c.num_layers = 12;
+    c.num_hash_layers = 2;
+    c.num_heads = 16;
+    c.head_dim = 512;
+    c.q_lora_rank = 512;
+    c.o_groups = 4;
+    c.o_lora_rank = 512;
+    c.sliding_window = 128;
+    c.compress_ratios = {0, 4, 128, 4, 128, 4, 128, 4, 128, 4, 128, 4, 0};
+    c.index_n_heads = 16;
+    c.index_topk = 64;
+    c.n_routed_experts = 32;
+    c.experts_per_token = 4;
+    c.moe_intermediate_size = 1024;
+    return c;
+  }
+  fail("unknown test model preset '{}' (known: tiny, tiny-pro, small, large)", preset);
+}
+
+RandomMasters::RandomMasters(const ModelConfig& config, uint64_t seed, bool with_input_amax)
+    : config_(config), seed_(seed), with_input_amax_(with_input_amax) {}
+
+std::vector<float> RandomMasters::linear(const ExpectedLinear& l) {
+  Stream s(seed_, l.name);
+  const float sigma = 1.0f / std::sqrt(static_cast<float>(l.in_features));
+  std::vector<float> w(static_cast<size_t>(l.out_features * l.in_features));
+  for (float& x : w) x = sigma * s.normal();
+  return w;
+}
+
+std::vector<float> RandomMasters::tensor(const ExpectedTensor& t) {
+  Stream s(seed_, t.name);
+  const std::string& n = t.name;
+  std::vector<float> v(static_cast<size_t>(element_count(t.shape)));
+  for (float& x : v) {
+    if (ends_with(n, "norm.weight") || ends_with(n, "_scale")) {
+      x = 1.0f + 0.2f * (s.uniform() - 0.5f);
+    } else if (ends_with(n, "_fn")) {
+      x = 0.02f * s.normal();
+    } else if (ends_with(n, "_base") || ends_with(n, ".ape")) {
+      x = 0.1f * s.normal();
+    } else if (ends_with(n, "gate.bias")) {
+      x = 0.01f * s.normal();
+    } else {
+      x = s.normal();  // embedding, attention sinks
+    }
+  }
+  return v;
+}
+
+std::vector<int64_t> RandomMasters::index_tensor(const ExpectedTensor& t) {
+  // Each row: the first k of a seeded Fisher-Yates shuffle of the experts (distinct ids).
+  Stream s(seed_, t.name);
+  const int64_t rows = t.shape.at(0), k = t.shape.at(1), experts = config_.n_routed_experts;
+  std::vector<int64_t> out;
+  out.reserve(static_cast<size_t>(rows * k));
+  std::vector<int64_t> ids(static_cast<size_t>(experts));
+  for (int64_t r = 0; r < rows; ++r) {
+    std::iota(ids.begin(), ids.end(), 0);
+    for (int64_t i = 0; i < k; ++i) {
+      const int64_t j = i + static_cast<int64_t>(s.next() % static_cast<uint64_t>(experts - i));
+      std::swap(ids[size_t(i)], ids[size_t(j)]);
+      out.push_back(ids[size_t(i)]);
+    }
+  }
+  return out;
+}
+
+std::optional<float> RandomMasters::input_amax(const ExpectedLinear& l) {
+  if (!with_input_amax_) return std::nullopt;
+  Stream s(seed_, l.name + ".input_amax");
+  return 2.0f + 8.0f * s.uniform();
+}
+
+WriteReport write_test_model(const std::string& dir, const TestModelOptions& options) {
+  const ModelConfig config = test_model_config(options.preset);
+  RandomMasters masters(config, options.seed, /*with_input_amax=*/options.layout == OutputLayout::kNvfp4);
+  WriterOptions w;
+  w.layout = options.layout;
+  w.nvfp4_scope = options.nvfp4_scope;
+  w.shard_bytes = options.shard_bytes;
+  return write_checkpoint(dir, config, masters, w);
+}
+
+}  // namespace fp4serve

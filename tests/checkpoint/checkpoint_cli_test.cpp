@@ -1,0 +1,179 @@
+// The CLI lines of issue 3, run as a user would: make-test-model, inspect (text,
+// --json, --tensor --dequant --out) and quantize -> inspect round trips.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "checkpoint/checkpoint.h"
+#include "checkpoint_test_support.h"
+#include "io/safetensors.h"
+
+namespace fp4serve {
+namespace {
+
+using ::testing::AllOf;
+using ::testing::HasSubstr;
+using testing::fixture_dir;
+using testing::reference_decode;
+using testing::reference_widen;
+using testing::ScratchDir;
+
+struct CliResult {
+  int status;
+  std::string output;
+};
+
+CliResult fp4serve(const std::string& args) {
+  const std::string command = std::string(FP4SERVE_BINARY_DIR) + "/bin/fp4serve " + args + " 2>&1";
+  std::array<char, 4096> buffer{};
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  while (pipe && fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
+  const int status = pipe ? pclose(pipe) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+LoadOptions quiet() {
+  LoadOptions o;
+  o.show_progress = false;
+  return o;
+}
+
+TEST(CheckpointCli, InspectTextShowsLayoutScheduleModulesTotalsAndMemory) {
+  const CliResult r = fp4serve("inspect " + fixture_dir("nvfp4_small"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("layout       modelopt-nvfp4 (naming: transformers)"));
+  EXPECT_THAT(r.output, HasSubstr("modelopt quant_algo NVFP4 group_size 16"));
+  EXPECT_THAT(r.output, HasSubstr("  2       HCA        8      learned"));
+  EXPECT_THAT(r.output, HasSubstr("  1       CSA        4      hash"));
+  EXPECT_THAT(r.output, HasSubstr("mtp.0   SWA        0      learned"));
+  // 64 x 64 NVFP4: 2048 weight bytes + 256 scale bytes.
+  EXPECT_THAT(r.output, HasSubstr("layers.0.attn.wkv                            nvfp4      [64, 64]               2304  "
+                                  "model.layers.0.self_attn.kv_proj"));
+  EXPECT_THAT(r.output, HasSubstr("layers.0.attn.wo_a                           bf16"));
+  EXPECT_THAT(r.output, HasSubstr("layers.3.ffn.experts.*.w2 (x4)"));
+  EXPECT_THAT(r.output, HasSubstr("totals per encoding"));
+  EXPECT_THAT(r.output, HasSubstr("estimated memory"));
+  EXPECT_THAT(r.output, HasSubstr("warnings (0)"));
+}
+
+TEST(CheckpointCli, InspectJsonAgreesWithTheLoader) {
+  const CliResult r = fp4serve("inspect " + fixture_dir("native_small") + " --json");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  const Checkpoint ck = load_checkpoint(fixture_dir("native_small"), quiet());
+  EXPECT_EQ(j["layout"], "deepseek-native");
+  EXPECT_EQ(j["modules"].size(), ck.linears.size());
+  EXPECT_EQ(j["tensors"].size(), ck.tensors.size());
+  EXPECT_EQ(j["layers"].size(), 5u);
+  EXPECT_EQ(j["layers"][2]["attention"], "HCA");
+  EXPECT_EQ(j["layers"][0]["routing"], "hash");
+  uint64_t total = 0;
+  for (const auto& item : j["totals"].items()) total += item.value()["bytes"].get<uint64_t>();
+  uint64_t expected = 0;
+  for (const auto& [name, lw] : ck.linears) expected += lw.weight.nbytes + lw.scale.nbytes;
+  EXPECT_EQ(total, expected);
+}
+
+TEST(CheckpointCli, DequantWritesF32WeightByOwnOrCanonicalName) {
+  ScratchDir dir("out");
+  const Checkpoint ck = load_checkpoint(fixture_dir("nvfp4_small"), quiet());
+  const std::vector<float> expected = reference_decode(ck.linear("layers.2.ffn.experts.3.w2"));
+  for (const std::string& name : {std::string("layers.2.ffn.experts.3.w2"),
+                                  std::string("model.layers.2.mlp.experts.3.down_proj"),
+                                  std::string("model.layers.2.mlp.experts.3.down_proj.weight")}) {
+    const std::string out = dir / "w.safetensors";
+    const CliResult r = fp4serve("inspect " + fixture_dir("nvfp4_small") + " --tensor " + name + " --dequant --out " + out);
+    ASSERT_EQ(r.status, 0) << r.output;
+    auto file = SafetensorsFile::open(out);
+    const TensorView& w = file->tensor("weight");
+    EXPECT_EQ(w.dtype, DType::F32);
+    EXPECT_EQ(w.shape, (std::vector<int64_t>{64, 32}));
+    EXPECT_EQ(std::memcmp(w.data, expected.data(), w.nbytes), 0) << name;
+  }
+  // A tensor that is not a linear: F32 in its own shape.
+  const std::string out = dir / "ape.safetensors";
+  const CliResult r = fp4serve("inspect " + fixture_dir("nvfp4_small") +
+                         " --tensor model.layers.2.self_attn.compressor.position_bias --dequant --out " + out);
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto file = SafetensorsFile::open(out);
+  const std::vector<float> ape = reference_widen(ck.tensor("layers.2.attn.compressor.ape"));
+  EXPECT_EQ(file->tensor("weight").shape, (std::vector<int64_t>{8, 64}));
+  EXPECT_EQ(std::memcmp(file->tensor("weight").data, ape.data(), ape.size() * 4), 0);
+}
+
+TEST(CheckpointCli, ErrorsExitNonZeroNamingTheCulprit) {
+  ScratchDir dir("bad");
+  CliResult r = fp4serve("inspect " + dir.str());
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("no config.json"));
+  r = fp4serve("inspect " + fixture_dir("native_small") + " --tensor layers.9.attn.wq_a --dequant --out " +
+               (dir / "x.safetensors"));
+  EXPECT_NE(r.status, 0);
+  EXPECT_THAT(r.output, HasSubstr("no tensor or linear named 'layers.9.attn.wq_a'"));
+}
+
+TEST(CheckpointCli, QuantizeToEitherTargetThenInspect) {
+  ScratchDir dir("q");
+  struct Case {
+    const char* source;
+    const char* args;
+    const char* layout;
+  };
+  for (const Case& c : {Case{"transformers_saved_tiny", "--to native", "deepseek-native"},
+                        Case{"native_small", "--to nvfp4 --nvfp4-scope experts", "modelopt-nvfp4"},
+                        Case{"native_small", "--to nvfp4 --nvfp4-scope linears", "modelopt-nvfp4"},
+                        Case{"nvfp4_small", "--to native", "deepseek-native"}}) {
+    SCOPED_TRACE(std::string(c.source) + " " + c.args);
+    const std::string out = dir / (std::string(c.source) + std::to_string(std::hash<std::string>()(c.args)));
+    CliResult r = fp4serve("quantize " + fixture_dir(c.source) + " " + out + " " + c.args);
+    ASSERT_EQ(r.status, 0) << r.output;
+    EXPECT_THAT(r.output, AllOf(HasSubstr("relative RMS error per module"), HasSubstr("re-loaded")));
+    r = fp4serve("inspect " + out + " --json");
+    ASSERT_EQ(r.status, 0) << r.output;
+    const auto j = nlohmann::json::parse(r.output);
+    EXPECT_EQ(j["layout"], c.layout);
+  }
+}
+
+// The quantized weights stay close to their source: relative RMS error of the whole
+// model within what each format's rounding allows (FP8: 3 mantissa bits; FP4: 1).
+TEST(CheckpointCli, QuantizedWeightsAreCloseToTheSource) {
+  ScratchDir dir("close");
+  const std::string out = dir / "native";
+  ASSERT_EQ(fp4serve("quantize " + fixture_dir("transformers_saved_tiny") + " " + out + " --to native").status, 0);
+  const Checkpoint source = load_checkpoint(fixture_dir("transformers_saved_tiny"), quiet());
+  const Checkpoint quantized = load_checkpoint(out, quiet());
+  for (const auto& [name, lw] : quantized.linears) {
+    const std::vector<float> a = reference_decode(source.linear(name));
+    const std::vector<float> b = reference_decode(lw);
+    double diff = 0, ref = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      diff += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+      ref += double(a[i]) * a[i];
+    }
+    const double bound = lw.encoding == WeightEncoding::kMXFP4 ? 0.2 : lw.encoding == WeightEncoding::kFP8Block ? 0.05 : 0.0;
+    EXPECT_LE(std::sqrt(diff / ref), bound) << name << " " << encoding_name(lw.encoding);
+  }
+}
+
+TEST(CheckpointCli, MakeTestModelWritesEveryLayout) {
+  ScratchDir dir("make");
+  for (const char* layout : {"native", "nvfp4", "transformers-saved", "bf16"}) {
+    const std::string out = dir / layout;
+    CliResult r = fp4serve(std::string("make-test-model ") + out + " --layout " + layout + " --seed 1 --preset small");
+    ASSERT_EQ(r.status, 0) << r.output;
+    r = fp4serve("inspect " + out);
+    EXPECT_EQ(r.status, 0) << r.output;
+  }
+  const CliResult bad = fp4serve("make-test-model " + (dir / "x") + " --layout gguf");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_THAT(bad.output, HasSubstr("--layout 'gguf'"));
+}
+
+}  // namespace
+}  // namespace fp4serve
