@@ -31,10 +31,4 @@ TEST(Version, CliPrintsTheSameString) {
   EXPECT_EQ(out, fp4serve::version_string() + "\n");
 }
 
-TEST(Cli, StubSubcommandSaysNotYetAvailable) {
-  const std::string out = run(std::string(FP4SERVE_BINARY_DIR) + "/bin/fp4serve serve x 2>&1; echo rc=$?");
-  EXPECT_NE(out.find("not yet available"), std::string::npos) << out;
-  EXPECT_NE(out.find("rc=3"), std::string::npos) << out;
-}
-
 }  // namespace

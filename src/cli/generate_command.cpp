@@ -1,0 +1,99 @@
+// `fp4serve generate MODEL_DIR (--tokens LIST | --prompt TEXT) --max-tokens N
+// [--temperature T --top-p P --seed S]`: prefill, then sample up to N tokens (stops at
+// the end-of-sequence token). With --tokens it prints the generated ids; with --prompt
+// (tokenized by MODEL_DIR/tokenizer.json after a BOS token) it streams the text.
+// Speed goes to stderr.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "base/error.h"
+#include "cli/command.h"
+#include "runtime/engine.h"
+#include "runtime/sampler.h"
+#include "runtime/token_list.h"
+#include "text/tokenizer.h"
+
+namespace fp4serve::cli {
+namespace {
+
+struct GenerateArgs {
+  std::string model_dir, tokens, prompt;
+  int64_t max_tokens = 0;
+  float temperature = 0.0f, top_p = 1.0f;
+  uint64_t seed = 0;
+};
+
+int run_generate(const GenerateArgs& a) {
+  FP4SERVE_CHECK(a.tokens.empty() != a.prompt.empty(), "generate: give exactly one of --tokens or --prompt");
+  FP4SERVE_CHECK(a.max_tokens > 0, "--max-tokens {} must be positive", a.max_tokens);
+  Sampler sampler(SamplingParams{a.temperature, a.top_p, a.seed});
+  std::optional<text::Tokenizer> tokenizer;
+  std::vector<int32_t> prompt;
+  if (!a.prompt.empty()) {
+    const std::string path = a.model_dir + "/tokenizer.json";
+    FP4SERVE_CHECK(std::filesystem::exists(path), "generate --prompt: {} not found (the tokenizer of the model)", path);
+    tokenizer.emplace(text::Tokenizer::from_file(path));
+  } else {
+    prompt = parse_token_list(a.tokens);
+  }
+  EngineOptions options;
+  options.reserve_tokens = static_cast<int64_t>(prompt.size() + a.prompt.size()) + 1 + a.max_tokens;  // bytes >= tokens
+  auto engine = Engine::open(a.model_dir, options);
+  if (tokenizer) {
+    prompt.push_back(static_cast<int32_t>(engine->config().bos_token_id));
+    for (uint32_t id : tokenizer->encode(a.prompt)) prompt.push_back(static_cast<int32_t>(id));
+  }
+  std::optional<text::IncrementalDecoder> stream;
+  if (tokenizer) stream.emplace(*tokenizer, true);
+  auto seq = engine->new_sequence();
+  const int64_t V = engine->config().vocab_size;
+  std::vector<float> logits;
+  std::vector<int32_t> generated;
+  const auto t0 = std::chrono::steady_clock::now();
+  StepRequest r{seq.get(), prompt, false};
+  engine->step(std::span<const StepRequest>(&r, 1), logits);
+  const auto t1 = std::chrono::steady_clock::now();
+  int32_t next = 0;
+  for (int64_t i = 0; i < a.max_tokens; ++i) {
+    next = sampler.sample(std::span<const float>(logits.data() + logits.size() - V, static_cast<size_t>(V)));
+    generated.push_back(next);
+    if (stream) {
+      std::fputs(stream->push(static_cast<uint32_t>(next)).c_str(), stdout);
+    } else {
+      std::printf(i == 0 ? "%d" : ",%d", next);
+    }
+    std::fflush(stdout);
+    if (next == engine->config().eos_token_id || i + 1 == a.max_tokens) break;
+    logits.clear();
+    r = StepRequest{seq.get(), std::span<const int32_t>(&generated.back(), 1), false};
+    engine->step(std::span<const StepRequest>(&r, 1), logits);
+  }
+  if (stream) std::fputs(stream->finish().c_str(), stdout);
+  std::printf("\n");
+  std::fflush(stdout);
+  const auto t2 = std::chrono::steady_clock::now();
+  const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
+  const double decode_s = std::chrono::duration<double>(t2 - t1).count();
+  std::fprintf(stderr, "prefill %zu tokens in %.3f s; generated %zu tokens at %.2f tokens/s\n", prompt.size(), prefill_s,
+               generated.size(), generated.size() > 1 ? static_cast<double>(generated.size() - 1) / decode_s : 0.0);
+  return 0;
+}
+
+const RegisterCommand generate_command{Command{
+    "generate", "Generate tokens from a prompt", [](CLI::App& sub) -> std::function<int()> {
+      auto a = std::make_shared<GenerateArgs>();
+      sub.add_option("model_dir", a->model_dir, "Checkpoint directory")->required();
+      sub.add_option("--tokens", a->tokens, "Prompt as comma-separated token ids");
+      sub.add_option("--prompt", a->prompt, "Prompt text (MODEL_DIR/tokenizer.json; a BOS token is prepended)");
+      sub.add_option("--max-tokens", a->max_tokens, "Tokens to generate")->required();
+      sub.add_option("--temperature", a->temperature, "0 = greedy (default)");
+      sub.add_option("--top-p", a->top_p, "Nucleus sampling mass (default 1)");
+      sub.add_option("--seed", a->seed, "Sampling seed (default 0)");
+      return [a] { return run_generate(*a); };
+    }}};
+
+}  // namespace
+}  // namespace fp4serve::cli

@@ -1,0 +1,182 @@
+// `fp4serve serve MODEL_DIR`: the OpenAI-compatible server, with vLLM's flag
+// names. SIGTERM or SIGINT drains: new requests get 503, running ones finish.
+#include <signal.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "base/error.h"
+#include "cli/command.h"
+#include "runtime/engine_fake_model.h"
+#include "runtime/scheduler.h"
+#include "server/byte_level_text.h"
+#include "server/completion_service.h"
+#include "server/deepseek_text.h"
+#include "server/http_server.h"
+
+namespace fp4serve::cli {
+namespace {
+
+struct ServeOptions {
+  std::string model_dir;
+  std::string host = "0.0.0.0";
+  int port = 8000;
+  std::string served_model_name;
+  int64_t max_model_len = 0;
+  int max_num_seqs = 64;
+  int64_t max_num_batched_tokens = 512;
+  int max_waiting_requests = 256;
+  int tensor_parallel_size = 1;
+  std::string api_key;
+  std::string tokenizer;
+  double request_timeout_s = 600;
+  double drain_timeout_s = 30;
+  int http_threads = 0;
+  // Test-only: the deterministic fake model instead of a checkpoint.
+  bool fake_model = false;
+  int fake_model_step_delay_us = 0;
+};
+
+// Waits for SIGTERM/SIGINT (blocked in every thread, so only this one sees them).
+int wait_for_signal(const sigset_t& signals, const std::atomic<bool>& server_ended) {
+  timespec tick{0, 200 * 1000 * 1000};
+  while (!server_ended.load()) {
+    int sig = sigtimedwait(&signals, nullptr, &tick);
+    if (sig > 0) return sig;
+  }
+  return 0;
+}
+
+int run_serve(const ServeOptions& o) {
+  FP4SERVE_CHECK(o.tensor_parallel_size == 1,
+                 "--tensor-parallel-size {}: tensor parallelism is not available yet; only 1 is supported",
+                 o.tensor_parallel_size);
+  if (!o.fake_model) {
+    FP4SERVE_CHECK(!o.model_dir.empty(), "serve: MODEL_DIR is required");
+    FP4SERVE_CHECK(std::filesystem::is_directory(o.model_dir), "serve: model directory '{}' does not exist",
+                   o.model_dir);
+    fail("serve: the CPU model engine (issue 4) has not landed yet, so '{}' cannot be served; "
+         "tests use the hidden --fake-model flag", o.model_dir);
+  }
+
+  // Block the shutdown signals before any thread starts, so all inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);  // a vanished client must not kill the server
+
+  // The text layer: DeepSeek's (tokenizer.json from --tokenizer or the model
+  // directory), or for the fake model without one, the byte-level stand-in.
+  std::string tokenizer_path = o.tokenizer;
+  if (tokenizer_path.empty() && !o.model_dir.empty() &&
+      std::filesystem::exists(std::filesystem::path(o.model_dir) / "tokenizer.json")) {
+    tokenizer_path = (std::filesystem::path(o.model_dir) / "tokenizer.json").string();
+  }
+  std::unique_ptr<server::ServingText> text;
+  std::vector<int32_t> free_words;
+  if (!tokenizer_path.empty()) {
+    auto deepseek = std::make_unique<server::DeepSeekText>(tokenizer_path);
+    free_words = deepseek->plain_word_tokens();
+    text = std::move(deepseek);
+  } else {
+    text = std::make_unique<server::ByteLevelText>();
+    free_words = server::ByteLevelText::word_tokens();
+  }
+  runtime::FakeModelOptions fake;
+  fake.vocab_size = text->vocab_size();
+  fake.max_context = o.max_model_len > 0 ? o.max_model_len : 4096;
+  fake.eos_token = text->eos_token();
+  fake.free_text_tokens = std::move(free_words);
+  fake.step_delay = std::chrono::microseconds(o.fake_model_step_delay_us);
+  fake.decode = [t = text.get()](std::span<const int32_t> ids) { return t->decode(ids, false); };
+  fake.encode = [t = text.get()](const std::string& s) { return t->encode(s, false); };
+  runtime::FakeStepModel model(fake);
+
+  runtime::SchedulerMetrics metrics;
+  runtime::Scheduler scheduler(model,
+                               {.max_num_seqs = o.max_num_seqs,
+                                .max_waiting = o.max_waiting_requests,
+                                .max_batched_tokens = o.max_num_batched_tokens},
+                               metrics);
+  server::ServiceConfig service_config;
+  service_config.served_model_name = !o.served_model_name.empty() ? o.served_model_name
+                                     : !o.model_dir.empty()        ? o.model_dir
+                                                                   : std::string("fake-model");
+  service_config.max_model_len = model.max_context();
+  service_config.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout_s * 1000));
+  server::CompletionService service(*text, scheduler, metrics, service_config);
+
+  server::HttpServerConfig http;
+  http.host = o.host;
+  http.port = o.port;
+  http.api_key = o.api_key;
+  http.threads = o.http_threads;
+  server::HttpServer server(service, scheduler, metrics, http);
+  int port = server.bind();
+  std::printf("fp4serve: serving '%s' on http://%s:%d (max_model_len %lld, max_num_seqs %d)\n",
+              service_config.served_model_name.c_str(), o.host.c_str(), port,
+              static_cast<long long>(service_config.max_model_len), o.max_num_seqs);
+  std::fflush(stdout);
+
+  std::atomic<bool> server_ended{false};
+  std::thread http_thread([&] {
+    server.serve();
+    server_ended.store(true);
+  });
+  int sig = wait_for_signal(signals, server_ended);
+  if (sig) {
+    std::printf("fp4serve: %s received, draining (up to %.0f s)\n", sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                o.drain_timeout_s);
+    std::fflush(stdout);
+    server.drain_and_stop(std::chrono::milliseconds(static_cast<int64_t>(o.drain_timeout_s * 1000)));
+  }
+  http_thread.join();
+  std::printf("fp4serve: stopped\n");
+  return 0;
+}
+
+const RegisterCommand serve{Command{
+    "serve", "OpenAI-compatible HTTP server (vLLM-style flags)", [](CLI::App& sub) -> std::function<int()> {
+      auto o = std::make_shared<ServeOptions>();
+      sub.add_option("model_dir", o->model_dir, "Model directory (config.json, safetensors, tokenizer.json)");
+      sub.add_option("--host", o->host, "Address to listen on")->capture_default_str();
+      sub.add_option("--port", o->port, "Port to listen on (0: any free port)")->capture_default_str();
+      sub.add_option("--served-model-name", o->served_model_name, "Model name in the API (default: MODEL_DIR)");
+      sub.add_option("--max-model-len", o->max_model_len, "Context length: prompt + completion tokens");
+      sub.add_option("--max-num-seqs", o->max_num_seqs, "Sequences in the running batch")
+          ->capture_default_str()
+          ->check(CLI::Range(1, 65536));
+      sub.add_option("--max-num-batched-tokens", o->max_num_batched_tokens,
+                     "Tokens per scheduler step (decodes plus prompt chunks)")
+          ->capture_default_str()
+          ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+      sub.add_option("--max-waiting-requests", o->max_waiting_requests,
+                     "Bound of the request queue; beyond it requests get 429 with Retry-After")
+          ->capture_default_str()
+          ->check(CLI::Range(0, 1 << 20));
+      sub.add_option("--tensor-parallel-size,--tp", o->tensor_parallel_size, "GPUs (only 1 for now)")
+          ->capture_default_str();
+      sub.add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on /v1 and token endpoints");
+      sub.add_option("--tokenizer", o->tokenizer, "tokenizer.json (default: MODEL_DIR/tokenizer.json)");
+      sub.add_option("--request-timeout", o->request_timeout_s, "Seconds a request may take (then 408)")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
+      sub.add_option("--drain-timeout", o->drain_timeout_s, "Seconds SIGTERM waits for running requests")
+          ->capture_default_str()
+          ->check(CLI::NonNegativeNumber);
+      sub.add_option("--http-threads", o->http_threads,
+                     "HTTP worker threads; each open stream holds one (default: seqs + queue + 16)");
+      // Hidden, test-only: the deterministic fake model of src/runtime/engine_fake_model.h.
+      sub.add_flag("--fake-model", o->fake_model, "")->group("");
+      sub.add_option("--fake-model-step-delay-us", o->fake_model_step_delay_us, "")->group("");
+      return [o] { return run_serve(*o); };
+    }}};
+
+}  // namespace
+}  // namespace fp4serve::cli

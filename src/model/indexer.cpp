@@ -1,0 +1,38 @@
+#include "model/indexer.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "kernels/cpu/numeric_formats.h"
+
+namespace fp4serve {
+
+using cpu::round_bf16;
+
+void index_scores(const float* q, const float* weights, int64_t heads, int64_t dim, const float* keys, int64_t count,
+                  float* scores) {
+  for (int64_t c = 0; c < count; ++c) {
+    const float* k = keys + c * dim;
+    float total = 0.0f;
+    for (int64_t h = 0; h < heads; ++h) {
+      const float* qh = q + h * dim;
+      float dot = 0.0f;
+      for (int64_t i = 0; i < dim; ++i) dot += qh[i] * k[i];
+      const float relu = std::max(round_bf16(dot), 0.0f);  // bf16 einsum output, relu in bf16
+      total += round_bf16(relu * weights[h]);               // bf16 product, fp32 head sum
+    }
+    scores[c] = round_bf16(total);
+  }
+}
+
+void top_k(const float* scores, int64_t count, int64_t topk, std::vector<int32_t>& out) {
+  const int64_t k = std::min(topk, count);
+  out.resize(static_cast<size_t>(count));
+  std::iota(out.begin(), out.end(), 0);
+  std::partial_sort(out.begin(), out.begin() + k, out.end(), [&](int32_t a, int32_t b) {
+    return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
+  });
+  out.resize(static_cast<size_t>(k));
+}
+
+}  // namespace fp4serve

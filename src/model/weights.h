@@ -1,0 +1,103 @@
+// The model's view of a checkpoint: every tensor of DeepSeek-V4 resolved once from
+// the Checkpoint's canonical names, shape-checked against the config (errors name
+// the tensor), small vectors widened to fp32, projections kept as LinearWeights in
+// whatever encoding they were stored.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "base/tensor.h"
+#include "formats/linear_weight.h"
+#include "model/config.h"
+
+namespace fp4serve {
+
+struct Checkpoint;
+
+// mHC parameters of one site: fn [rows, hc*D] as a linear (rows = (2+hc)*hc, or hc for
+// the head), base [rows], scale [3] (or [1] for the head).
+struct HyperConnectionWeights {
+  LinearWeight fn;
+  std::vector<float> base, scale;
+};
+
+struct CompressorWeights {
+  int64_t ratio = 0;
+  int64_t dim = 0;       // d: 512 (main) or index_head_dim (indexer)
+  bool overlap = false;  // ratio == 4: two series, coff = 2
+  const LinearWeight* wkv = nullptr;    // [coff*d, D]
+  const LinearWeight* wgate = nullptr;  // [coff*d, D]
+  std::vector<float> ape;               // [ratio, coff*d]
+  std::vector<float> norm;              // [d]
+  int64_t coff() const { return overlap ? 2 : 1; }
+};
+
+struct IndexerWeights {
+  const LinearWeight* wq_b = nullptr;          // [n_ih*ihd, q_lora]
+  const LinearWeight* weights_proj = nullptr;  // [n_ih, D]
+  CompressorWeights compressor;
+};
+
+struct AttentionWeights {
+  int64_t ratio = 0;
+  const LinearWeight* wq_a = nullptr;
+  std::vector<float> q_norm;
+  const LinearWeight* wq_b = nullptr;
+  const LinearWeight* wkv = nullptr;
+  std::vector<float> kv_norm;
+  const LinearWeight* wo_a = nullptr;  // [G*R, H*hd/G]
+  const LinearWeight* wo_b = nullptr;  // [D, G*R]
+  std::vector<float> attn_sink;        // [H]
+  std::optional<CompressorWeights> compressor;
+  std::optional<IndexerWeights> indexer;
+};
+
+struct ExpertWeights {
+  const LinearWeight* w1 = nullptr;  // gate [I, D]
+  const LinearWeight* w2 = nullptr;  // down [D, I]
+  const LinearWeight* w3 = nullptr;  // up   [I, D]
+};
+
+struct MoeWeights {
+  bool hash = false;
+  const LinearWeight* gate = nullptr;  // [E, D], run in fp32
+  std::vector<float> bias;             // [E] (learned routing)
+  std::vector<int32_t> tid2eid;        // [V, k_e] (hash routing)
+  std::vector<ExpertWeights> experts;
+  ExpertWeights shared;
+};
+
+struct BlockWeights {
+  std::vector<float> attn_norm, ffn_norm;
+  HyperConnectionWeights hc_attn, hc_ffn;
+  AttentionWeights attn;
+  MoeWeights ffn;
+};
+
+struct MtpWeights {
+  const LinearWeight* e_proj = nullptr;
+  const LinearWeight* h_proj = nullptr;
+  std::vector<float> enorm, hnorm, norm;
+  HyperConnectionWeights hc_head;
+  BlockWeights block;
+};
+
+struct ModelWeights {
+  TensorView embed;  // [V, D] BF16 / F16 / F32
+  const LinearWeight* head = nullptr;
+  std::vector<float> norm;
+  HyperConnectionWeights hc_head;
+  std::vector<BlockWeights> layers;
+  std::vector<MtpWeights> mtp;
+};
+
+// Throws Error naming the first missing or misshapen tensor.
+ModelWeights resolve_weights(const Checkpoint& checkpoint);
+
+// Checks the config values the forward pass relies on (positive sizes, divisibility).
+void validate_config(const ModelConfig& config);
+
+}  // namespace fp4serve

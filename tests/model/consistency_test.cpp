@@ -1,0 +1,156 @@
+// One model, many ways to feed it: a whole prefill, token-by-token decode, chunked
+// prefill from arbitrary positions, and a batch of two sequences must give the same
+// logits, bit for bit: every kernel computes a row the same way whatever else shares
+// the call, and the stateful walk is token by token in every case.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "base/error.h"
+#include "model/model.h"
+#include "random_checkpoint.h"
+
+namespace fp4serve {
+namespace {
+
+using testing::RandomEncoding;
+
+std::vector<int32_t> test_tokens(int n, int seed) {
+  std::vector<int32_t> t;
+  uint32_t s = static_cast<uint32_t>(seed);
+  for (int i = 0; i < n; ++i) t.push_back(static_cast<int32_t>((s = s * 1103515245u + 12345u) >> 16) % 256);
+  return t;
+}
+
+// Bit-identical logits ([positions, V] each); on failure, reports how far they drifted.
+void expect_same_logits(const std::vector<float>& got, const std::vector<float>& want, int64_t V, const char* what) {
+  ASSERT_EQ(got.size(), want.size()) << what;
+  std::vector<double> rel;
+  for (size_t s = 0; s * V < want.size(); ++s) {
+    double num = 0, den = 0;
+    for (int64_t v = 0; v < V; ++v) {
+      const double g = got[s * V + v], w = want[s * V + v];
+      ASSERT_TRUE(std::isfinite(g)) << what;
+      num += (g - w) * (g - w);
+      den += w * w;
+    }
+    rel.push_back(std::sqrt(num / den));
+  }
+  std::sort(rel.begin(), rel.end());
+  EXPECT_EQ(got, want) << what << ": median relative L2 " << rel[rel.size() / 2] << ", max " << rel.back();
+}
+
+std::vector<float> slice(const std::vector<float>& v, int64_t from, int64_t count, int64_t V) {
+  return std::vector<float>(v.begin() + from * V, v.begin() + (from + count) * V);
+}
+
+std::vector<float> run_chunks(Model& model, const std::vector<int32_t>& tokens, const std::vector<int>& chunks) {
+  auto seq = model.new_sequence();
+  std::vector<float> logits;
+  size_t at = 0;
+  for (int n : chunks) {
+    SequenceInput in{seq.get(), std::span<const int32_t>(tokens.data() + at, static_cast<size_t>(n)), true};
+    model.forward(std::span<const SequenceInput>(&in, 1), logits);
+    at += static_cast<size_t>(n);
+  }
+  EXPECT_EQ(at, tokens.size());
+  EXPECT_EQ(seq->position(), static_cast<int64_t>(tokens.size()));
+  return logits;
+}
+
+class Consistency : public ::testing::TestWithParam<RandomEncoding> {};
+
+TEST_P(Consistency, PrefillDecodeChunkedAndBatchAgree) {
+  // Flash-like pattern with scaled-down ratios: SWA, CSA, HCA (8), CSA; window 8, top-3.
+  const ModelConfig config = testing::tiny_config({0, 4, 8, 4}, 2, 0);
+  const Checkpoint ckpt = testing::random_checkpoint(config, GetParam(), 7);
+  Model model(ckpt);
+  const int n = 37;
+  const auto tokens = test_tokens(n, 3);
+  const auto prefill = run_chunks(model, tokens, {n});
+  ASSERT_EQ(prefill.size(), static_cast<size_t>(n * config.vocab_size));
+  for (float v : prefill) ASSERT_TRUE(std::isfinite(v));
+
+  const int64_t V = config.vocab_size;
+  expect_same_logits(run_chunks(model, tokens, std::vector<int>(n, 1)), prefill, V, "decode");
+  expect_same_logits(run_chunks(model, tokens, {5, 11, 1, 3, 17}), prefill, V, "chunked");
+
+  // Batch of two different sequences at different positions equals two singles.
+  const auto other = test_tokens(20, 11);
+  const auto single_other = run_chunks(model, other, {9, 11});
+  auto a = model.new_sequence();
+  auto b = model.new_sequence();
+  std::vector<float> first;
+  {
+    SequenceInput ins[] = {{a.get(), std::span<const int32_t>(tokens.data(), 16), true},
+                           {b.get(), std::span<const int32_t>(other.data(), 9), true}};
+    model.forward(ins, first);
+  }
+  std::vector<float> second;
+  {
+    SequenceInput ins[] = {{b.get(), std::span<const int32_t>(other.data() + 9, 11), true},
+                           {a.get(), std::span<const int32_t>(tokens.data() + 16, 21), false}};
+    model.forward(ins, second);
+  }
+  expect_same_logits(slice(first, 0, 16, V), slice(prefill, 0, 16, V), V, "batch, sequence a");
+  expect_same_logits(slice(first, 16, 9, V), slice(single_other, 0, 9, V), V, "batch, sequence b");
+  expect_same_logits(slice(second, 0, 11, V), slice(single_other, 9, 11, V), V, "batch, sequence b continued");
+  expect_same_logits(slice(second, 11, 1, V), slice(prefill, n - 1, 1, V), V, "batch, sequence a last position");
+}
+
+INSTANTIATE_TEST_SUITE_P(Encodings, Consistency,
+                         ::testing::Values(RandomEncoding::kBF16, RandomEncoding::kNative, RandomEncoding::kNVFP4));
+
+TEST(Consistency, ProLikePatternAndMtpBlock) {
+  const ModelConfig config = testing::tiny_config({16, 16, 4, 16}, 3, 1);
+  const Checkpoint ckpt = testing::random_checkpoint(config, RandomEncoding::kNative, 9);
+  Model model(ckpt);
+  const auto tokens = test_tokens(40, 5);
+  const auto prefill = run_chunks(model, tokens, {40});
+  expect_same_logits(run_chunks(model, tokens, std::vector<int>(40, 1)), prefill, config.vocab_size, "decode");
+
+  // MTP: streams of positions 0..n-2 with next tokens 1..n-1, all at once or one at a time.
+  auto seq = model.new_sequence();
+  std::vector<float> logits, streams;
+  SequenceInput in{seq.get(), tokens, true};
+  model.forward(std::span<const SequenceInput>(&in, 1), logits, &streams);
+  const int64_t width = config.hc_mult * config.hidden_size;
+  std::vector<float> mtp_all;
+  MtpInput all{seq.get(), std::span<const int32_t>(tokens.data() + 1, 39), streams.data(), true};
+  model.forward_mtp(std::span<const MtpInput>(&all, 1), mtp_all);
+  ASSERT_EQ(mtp_all.size(), static_cast<size_t>(39 * config.vocab_size));
+  for (float v : mtp_all) ASSERT_TRUE(std::isfinite(v));
+  auto seq2 = model.new_sequence();
+  std::vector<float> discard, mtp_steps;
+  model.forward(std::span<const SequenceInput>(&in, 1), discard);
+  SequenceInput in2{seq2.get(), tokens, true};
+  model.forward(std::span<const SequenceInput>(&in2, 1), discard);
+  for (int i = 0; i < 39; ++i) {
+    MtpInput one{seq2.get(), std::span<const int32_t>(tokens.data() + 1 + i, 1), streams.data() + i * width, false};
+    model.forward_mtp(std::span<const MtpInput>(&one, 1), mtp_steps);
+  }
+  expect_same_logits(mtp_steps, mtp_all, config.vocab_size, "MTP one at a time");
+}
+
+TEST(Consistency, BadInputsAreErrors) {
+  const ModelConfig config = testing::tiny_config({0, 4}, 1, 0);
+  Checkpoint ckpt = testing::random_checkpoint(config, RandomEncoding::kBF16, 1);
+  Model model(ckpt);
+  auto seq = model.new_sequence();
+  std::vector<float> logits;
+  const int32_t bad[] = {3, 256};
+  SequenceInput in{seq.get(), bad, false};
+  EXPECT_THROW(model.forward(std::span<const SequenceInput>(&in, 1), logits), Error);
+  EXPECT_THROW(model.forward_mtp({}, logits), Error);
+  ckpt.linears.erase("layers.1.attn.indexer.wq_b");
+  try {
+    Model broken(ckpt);
+    FAIL() << "no error for a missing projection";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("layers.1.attn.indexer.wq_b"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace fp4serve
