@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "model/scratch.h"
 #include "kernels/cpu/activation_quant.h"
 #include "kernels/cpu/hadamard.h"
 #include "kernels/cpu/linear.h"
@@ -19,12 +20,6 @@ namespace {
 using cpu::ActivationQuant;
 using cpu::LinearJob;
 using cpu::round_bf16;
-
-template <typename T>
-T* ensure(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
 
 ActivationQuant act_for(const Numerics& n, const LinearWeight* w) {
   return n.quantizes_input(w->encoding) ? ActivationQuant::kFP8Block128 : ActivationQuant::kNone;
@@ -50,8 +45,8 @@ void attend(const float* q, int64_t heads, int64_t hd, const std::vector<const f
   const int64_t grain = heads * n * hd < (int64_t{1} << 17) ? heads : 1;  // small: stay on this thread
   cpu::ThreadPool::global().parallel_for(heads, grain, [&](int64_t h0, int64_t h1) {
     thread_local std::vector<float> s, acc;
-    ensure(s, n);
-    ensure(acc, hd);
+    grow_scratch(s, n);
+    grow_scratch(acc, hd);
     for (int64_t h = h0; h < h1; ++h) {
       const float* qh = q + h * hd;
       for (int64_t j = 0; j < n; j += cpu::kMaxDotRows) {
@@ -92,21 +87,21 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
   const int64_t G = c.o_groups, R = c.o_lora_rank, W = c.sliding_window;
   const float eps = static_cast<float>(c.rms_norm_eps);
 
-  int64_t* positions = ensure(sc.positions, rows);
+  int64_t* positions = grow_scratch(sc.positions, rows);
   for (const RowSegment& s : segments)
     for (int64_t t = s.row_begin; t < s.row_end; ++t) positions[t] = s.start_position + (t - s.row_begin);
 
   // Token-parallel projections.
-  float* qa = ensure(sc.qa, rows * ql);
-  float* kv = ensure(sc.kv, rows * hd);
+  float* qa = grow_scratch(sc.qa, rows * ql);
+  float* kv = grow_scratch(sc.kv, rows * hd);
   {
     const LinearJob jobs[] = {job(w.wq_a, x, rows, qa, act_for(num, w.wq_a), true),
                               job(w.wkv, x, rows, kv, act_for(num, w.wkv), true)};
     cpu::linear(jobs);
   }
-  float* qr = ensure(sc.qr, rows * ql);
+  float* qr = grow_scratch(sc.qr, rows * ql);
   for (int64_t t = 0; t < rows; ++t) rms_norm(qa + t * ql, w.q_norm.data(), ql, eps, qr + t * ql);
-  float* q = ensure(sc.q, rows * H * hd);
+  float* q = grow_scratch(sc.q, rows * H * hd);
   const CompressorWeights* comp = w.compressor ? &*w.compressor : nullptr;
   const IndexerWeights* ix = w.indexer ? &*w.indexer : nullptr;
   const int64_t nih = c.index_n_heads, ihd = c.index_head_dim;
@@ -115,16 +110,16 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
     std::vector<LinearJob>& jobs = sc.jobs;
     jobs.assign(1, job(w.wq_b, qr, rows, q, act_for(num, w.wq_b), true));
     if (comp) {
-      comp_a = ensure(sc.comp_a, rows * comp->coff() * hd);
-      comp_z = ensure(sc.comp_z, rows * comp->coff() * hd);
+      comp_a = grow_scratch(sc.comp_a, rows * comp->coff() * hd);
+      comp_z = grow_scratch(sc.comp_z, rows * comp->coff() * hd);
       jobs.push_back(job(comp->wkv, x, rows, comp_a, act_for(num, comp->wkv), false));
       jobs.push_back(job(comp->wgate, x, rows, comp_z, act_for(num, comp->wgate), false));
     }
     if (ix) {
-      qi = ensure(sc.qi, rows * nih * ihd);
-      iw = ensure(sc.index_weights, rows * nih);
-      index_a = ensure(sc.index_a, rows * 2 * ihd);
-      index_z = ensure(sc.index_z, rows * 2 * ihd);
+      qi = grow_scratch(sc.qi, rows * nih * ihd);
+      iw = grow_scratch(sc.index_weights, rows * nih);
+      index_a = grow_scratch(sc.index_a, rows * 2 * ihd);
+      index_z = grow_scratch(sc.index_z, rows * 2 * ihd);
       jobs.push_back(job(ix->wq_b, qr, rows, qi, act_for(num, ix->wq_b), true));
       jobs.push_back(job(ix->weights_proj, x, rows, iw, act_for(num, ix->weights_proj), true));
       jobs.push_back(job(ix->compressor.wkv, x, rows, index_a, act_for(num, ix->compressor.wkv), false));
@@ -134,8 +129,8 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
   }
 
   // One cos/sin set per row, shared by every head of q, kv, the indexer and the output.
-  float* cos = ensure(sc.rope_cos, rows * rd / 2);
-  float* sin = ensure(sc.rope_sin, rows * rd / 2);
+  float* cos = grow_scratch(sc.rope_cos, rows * rd / 2);
+  float* sin = grow_scratch(sc.rope_sin, rows * rd / 2);
   for (int64_t t = 0; t < rows; ++t) rope.angles(positions[t], cos + t * rd / 2, sin + t * rd / 2);
   for (int64_t t = 0; t < rows; ++t) {
     const float* c_t = cos + t * rd / 2;
@@ -169,7 +164,7 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
   const CompressorContext main_ctx{comp, &rope, rd, eps, num.qat_simulation, CompressorKind::kMain};
   const CompressorContext index_ctx{ix ? &ix->compressor : nullptr, &rope, rd, eps, num.qat_simulation, CompressorKind::kIndexer};
   const float scale = static_cast<float>(std::pow(static_cast<double>(hd), -0.5));
-  float* o = ensure(sc.o, rows * H * hd);
+  float* o = grow_scratch(sc.o, rows * H * hd);
   for (const RowSegment& seg : segments) {
     AttentionState& st = *seg.state;
     for (int64_t t = seg.row_begin; t < seg.row_end; ++t) {
@@ -177,7 +172,7 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
       if (ix) {
         compressor_ingest(index_ctx, st.index_compressor, p, index_a + t * 2 * ihd, index_z + t * 2 * ihd);
         const int64_t count = st.index_compressor.count;
-        float* scores = ensure(sc.scores, count);
+        float* scores = grow_scratch(sc.scores, count);
         index_scores(qi + t * nih * ihd, iw + t * nih, nih, ihd, st.index_compressor.entries.data(), count, scores);
         top_k(scores, count, c.index_topk, sc.selected);
       }
@@ -198,7 +193,7 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
   // Undo the value's RoPE at the query position, then the grouped output projection.
   for (int64_t t = 0; t < rows; ++t)
     for (int64_t h = 0; h < H; ++h) rope.rotate(o + (t * H + h) * hd + hd - rd, cos + t * rd / 2, sin + t * rd / 2, true);
-  float* z = ensure(sc.z, rows * G * R);
+  float* z = grow_scratch(sc.z, rows * G * R);
   {
     std::vector<LinearJob>& jobs = sc.jobs;
     jobs.clear();

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "base/error.h"
+#include "model/scratch.h"
 #include "checkpoint/checkpoint.h"
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/numeric_formats.h"
@@ -11,12 +12,6 @@
 
 namespace fp4serve {
 namespace {
-
-template <typename T>
-T* ensure(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
 
 void embed_row(const TensorView& embed, int64_t token, int64_t D, float* out) {
   switch (embed.dtype) {
@@ -71,11 +66,11 @@ void Model::run_block(const Block& block, float* X, int64_t rows, const int32_t*
   Scratch& s = *scratch_;
   const int64_t D = config_.hidden_size, hc = config_.hc_mult;
   const float eps = static_cast<float>(config_.rms_norm_eps), hc_eps = static_cast<float>(config_.hc_eps);
-  float* u = ensure(s.u, rows * D);
-  float* xn = ensure(s.xn, rows * D);
-  float* out = ensure(s.block_out, rows * D);
-  float* mixes = ensure(s.mixes, rows * (2 + hc) * hc);
-  HcMixing mixing{hc, ensure(s.post, rows * hc), ensure(s.comb, rows * hc * hc)};
+  float* u = grow_scratch(s.u, rows * D);
+  float* xn = grow_scratch(s.xn, rows * D);
+  float* out = grow_scratch(s.block_out, rows * D);
+  float* mixes = grow_scratch(s.mixes, rows * (2 + hc) * hc);
+  HcMixing mixing{hc, grow_scratch(s.post, rows * hc), grow_scratch(s.comb, rows * hc * hc)};
 
   hc_pre(block.weights->hc_attn, X, rows, D, hc, config_.hc_sinkhorn_iters, eps, hc_eps, mixes, u, mixing);
   for (int64_t t = 0; t < rows; ++t) rms_norm(u + t * D, block.weights->attn_norm.data(), D, eps, xn + t * D);
@@ -93,10 +88,10 @@ void Model::head_logits(const HyperConnectionWeights& hc_head_weights, const std
   Scratch& s = *scratch_;
   const int64_t D = config_.hidden_size, hc = config_.hc_mult, V = config_.vocab_size, n = static_cast<int64_t>(rows.size());
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  float* picked = ensure(s.embedded, n * hc * D);
+  float* picked = grow_scratch(s.embedded, n * hc * D);
   for (int64_t i = 0; i < n; ++i) std::memcpy(picked + i * hc * D, X + rows[i] * hc * D, static_cast<size_t>(hc * D) * sizeof(float));
-  float* y = ensure(s.y, n * D);
-  hc_head(hc_head_weights, picked, n, D, hc, eps, static_cast<float>(config_.hc_eps), ensure(s.mixes, n * hc), y);
+  float* y = grow_scratch(s.y, n * D);
+  hc_head(hc_head_weights, picked, n, D, hc, eps, static_cast<float>(config_.hc_eps), grow_scratch(s.mixes, n * hc), y);
   for (int64_t i = 0; i < n; ++i) rms_norm(y + i * D, norm.data(), D, eps, y + i * D);
   const size_t at = logits.size();
   logits.resize(at + static_cast<size_t>(n * V));
@@ -117,8 +112,8 @@ void Model::forward(std::span<const SequenceInput> inputs, std::vector<float>& l
     FP4SERVE_CHECK(!in.tokens.empty(), "forward: a sequence with no new tokens");
     rows += static_cast<int64_t>(in.tokens.size());
   }
-  int32_t* tokens = ensure(s.tokens, rows);
-  float* X = ensure(s.X, rows * hc * D);
+  int32_t* tokens = grow_scratch(s.tokens, rows);
+  float* X = grow_scratch(s.X, rows * hc * D);
   s.logit_rows.clear();
   int64_t r = 0;
   for (const SequenceInput& in : inputs) {
@@ -157,10 +152,10 @@ void Model::forward_mtp(std::span<const MtpInput> inputs, std::vector<float>& lo
   const float eps = static_cast<float>(config_.rms_norm_eps);
   int64_t rows = 0;
   for (const MtpInput& in : inputs) rows += static_cast<int64_t>(in.next_tokens.size());
-  int32_t* tokens = ensure(s.tokens, rows);
-  float* e = ensure(s.u, rows * D);
-  float* hn = ensure(s.projected, rows * hc * D);
-  float* X = ensure(s.X, rows * hc * D);
+  int32_t* tokens = grow_scratch(s.tokens, rows);
+  float* e = grow_scratch(s.u, rows * D);
+  float* hn = grow_scratch(s.projected, rows * hc * D);
+  float* X = grow_scratch(s.X, rows * hc * D);
   s.logit_rows.clear();
   int64_t r = 0;
   for (const MtpInput& in : inputs) {
@@ -178,7 +173,7 @@ void Model::forward_mtp(std::span<const MtpInput> inputs, std::vector<float>& lo
     if (!in.all_logits) s.logit_rows.push_back(r - 1);
   }
   // X = e_proj(e) broadcast over streams + h_proj(hnorm(streams)), each bf16.
-  float* ep = ensure(s.block_out, rows * D);
+  float* ep = grow_scratch(s.block_out, rows * D);
   auto act = [&](const LinearWeight* w) {
     return numerics_.quantizes_input(w->encoding) ? cpu::ActivationQuant::kFP8Block128 : cpu::ActivationQuant::kNone;
   };

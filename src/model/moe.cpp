@@ -6,6 +6,7 @@
 #include <numeric>
 
 #include "base/error.h"
+#include "model/scratch.h"
 #include "kernels/cpu/numeric_formats.h"
 
 namespace fp4serve {
@@ -14,12 +15,6 @@ namespace {
 using cpu::ActivationQuant;
 using cpu::LinearJob;
 using cpu::round_bf16;
-
-template <typename T>
-T* ensure(std::vector<T>& v, int64_t n) {
-  if (static_cast<int64_t>(v.size()) < n) v.resize(static_cast<size_t>(n));
-  return v.data();
-}
 
 float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }  // PyTorch's threshold 20
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
@@ -68,10 +63,10 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
     return numerics->quantizes_input(lw->encoding) ? ActivationQuant::kFP8Block128 : ActivationQuant::kNone;
   };
 
-  float* logits = ensure(sc.logits, rows * E);
+  float* logits = grow_scratch(sc.logits, rows * E);
   cpu::linear(job(w.gate, x, rows, logits, ActivationQuant::kNone, false));
-  int32_t* selected = ensure(sc.selected, rows * k);
-  float* route = ensure(sc.route_weights, rows * k);
+  int32_t* selected = grow_scratch(sc.selected, rows * k);
+  float* route = grow_scratch(sc.route_weights, rows * k);
   for (int64_t t = 0; t < rows; ++t) {
     const int32_t* hashed = nullptr;
     if (w.hash) {
@@ -84,22 +79,22 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
   }
 
   // Assignments grouped by expert, ascending id, tokens in order within an expert.
-  int32_t* begin = ensure(sc.expert_begin, E + 1);
+  int32_t* begin = grow_scratch(sc.expert_begin, E + 1);
   std::fill(begin, begin + E + 1, 0);
   for (int64_t i = 0; i < rows * k; ++i) ++begin[selected[i] + 1];
   for (int64_t e = 0; e < E; ++e) begin[e + 1] += begin[e];
   const int64_t assigned = rows * k;
-  int32_t* arows = ensure(sc.assignment_rows, assigned);  // assignment -> flat index t*k + slot
+  int32_t* arows = grow_scratch(sc.assignment_rows, assigned);  // assignment -> flat index t*k + slot
   {
     int32_t cursor[1024];
     std::copy(begin, begin + E, cursor);
     for (int64_t i = 0; i < assigned; ++i) arows[cursor[selected[i]]++] = static_cast<int32_t>(i);
   }
   const int64_t total = assigned + rows;  // routed assignments, then the shared expert's rows
-  float* gathered = ensure(sc.gathered, assigned * D);
+  float* gathered = grow_scratch(sc.gathered, assigned * D);
   for (int64_t a = 0; a < assigned; ++a) std::memcpy(gathered + a * D, x + (arows[a] / k) * D, static_cast<size_t>(D) * sizeof(float));
-  float* h1 = ensure(sc.h1, total * I);
-  float* h3 = ensure(sc.h3, total * I);
+  float* h1 = grow_scratch(sc.h1, total * I);
+  float* h3 = grow_scratch(sc.h3, total * I);
   sc.jobs.clear();
   for (int64_t e = 0; e < E; ++e) {
     const int64_t n = begin[e + 1] - begin[e];
@@ -112,7 +107,7 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
   sc.jobs.push_back(job(w.shared.w3, x, rows, h3 + assigned * I, act(w.shared.w3), true));
   cpu::linear(sc.jobs);
 
-  float* mid = ensure(sc.mid, total * I);
+  float* mid = grow_scratch(sc.mid, total * I);
   for (int64_t a = 0; a < total; ++a) {
     const float rw = a < assigned ? route[arows[a]] : 1.0f;
     for (int64_t i = 0; i < I; ++i) {
@@ -125,7 +120,7 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
       mid[a * I + i] = round_bf16(a < assigned ? rw * hidden : hidden);
     }
   }
-  float* down = ensure(sc.down, total * D);
+  float* down = grow_scratch(sc.down, total * D);
   sc.jobs.clear();
   for (int64_t e = 0; e < E; ++e) {
     const int64_t n = begin[e + 1] - begin[e];
@@ -136,7 +131,7 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
   sc.jobs.push_back(job(w.shared.w2, mid + assigned * I, rows, down + assigned * D, act(w.shared.w2), true));
   cpu::linear(sc.jobs);
 
-  float* acc = ensure(sc.acc, rows * D);
+  float* acc = grow_scratch(sc.acc, rows * D);
   std::fill(acc, acc + rows * D, 0.0f);
   for (int64_t a = 0; a < assigned; ++a) {
     float* y = acc + (arows[a] / k) * D;

@@ -15,6 +15,7 @@
 #include "checkpoint/naming_scheme.h"
 #include "checkpoint/test_model.h"
 #include "checkpoint_test_support.h"
+#include "formats/weight_quantization.h"
 
 namespace fp4serve {
 namespace {
@@ -263,7 +264,10 @@ TEST(LoadCheckpoint, ShardedWithIndexEqualsSingleFile) {
     const LinearWeight& other = b.linear(name);
     EXPECT_EQ(other.encoding, lw.encoding);
     EXPECT_EQ(std::memcmp(other.weight.data, lw.weight.data, lw.weight.nbytes), 0) << name;
-    EXPECT_EQ(std::memcmp(other.scale.data, lw.scale.data, lw.scale.nbytes), 0) << name;
+    ASSERT_EQ(other.scale.nbytes, lw.scale.nbytes) << name;
+    if (lw.scale.nbytes > 0) {
+      EXPECT_EQ(std::memcmp(other.scale.data, lw.scale.data, lw.scale.nbytes), 0) << name;
+    }
   }
 }
 
@@ -297,6 +301,97 @@ TEST(LoadCheckpoint, TinyPresetsCoverEveryLayerKindAndRouting) {
     EXPECT_TRUE(hash && learned) << preset;
     EXPECT_EQ(c.num_mtp_layers, 1) << preset;
   }
+}
+
+}  // namespace
+}  // namespace fp4serve
+
+namespace fp4serve {
+namespace {
+
+// Variants of the native layout seen in the wild, made from the native fixture:
+// HF's FP8 scale name, float32 FP8 scales (V4-Base style), and NVIDIA's DeepSeek-V4
+// ModelOpt recipe (DeepSeek names, FP8 kept, routed experts NVFP4, MIXED_PRECISION).
+class NativeVariants : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::filesystem::copy(fixture_dir("native_small"), dir_.str(), std::filesystem::copy_options::recursive);
+    std::filesystem::permissions(dir_ / "model.safetensors", std::filesystem::perms::owner_write,
+                                 std::filesystem::perm_options::add);
+    original_ = std::make_unique<Checkpoint>(load_checkpoint(fixture_dir("native_small"), quiet()));
+  }
+  std::string file() const { return dir_ / "model.safetensors"; }
+  ScratchDir dir_{"variant"};
+  std::unique_ptr<Checkpoint> original_;
+};
+
+TEST_F(NativeVariants, WeightScaleInvIsTheSameScale) {
+  testing::rewrite(file(), [](std::vector<NamedTensor>& t) {
+    for (auto& x : t)
+      if (x.name == "layers.1.attn.wq_b.scale") x.name = "layers.1.attn.wq_b.weight_scale_inv";
+  });
+  const Checkpoint ck = load_checkpoint(dir_.str(), quiet());
+  const LinearWeight& lw = ck.linear("layers.1.attn.wq_b");
+  EXPECT_EQ(lw.encoding, WeightEncoding::kFP8Block);
+  EXPECT_EQ(reference_decode(lw), reference_decode(original_->linear("layers.1.attn.wq_b")));
+}
+
+TEST_F(NativeVariants, Fp8WithFloat32Scales) {
+  // The same FP8 codes with each E8M0 scale rewritten as the float32 it stands for.
+  testing::rewrite(file(), [](std::vector<NamedTensor>& t) {
+    NamedTensor& s = testing::find_tensor(t, "layers.0.attn.wo_b.scale");
+    TensorView f32 = make_owned_tensor(DType::F32, s.tensor.shape);
+    for (int64_t i = 0; i < s.tensor.numel(); ++i) {
+      const float v = testing::e8m0(static_cast<uint8_t>(s.tensor.data[i]));
+      std::memcpy(mutable_data(f32) + 4 * i, &v, 4);
+    }
+    s.tensor = f32;
+  });
+  const Checkpoint ck = load_checkpoint(dir_.str(), quiet());
+  const LinearWeight& lw = ck.linear("layers.0.attn.wo_b");
+  EXPECT_EQ(lw.scale.dtype, DType::F32);
+  const TensorView ours = dequantized_tensor(ck, {true, "layers.0.attn.wo_b"});
+  const std::vector<float> expected = reference_decode(original_->linear("layers.0.attn.wo_b"));
+  EXPECT_EQ(std::memcmp(ours.data, expected.data(), ours.nbytes), 0);
+}
+
+TEST_F(NativeVariants, ModelOptDeepSeekV4RecipeMixesFp8AndNvfp4) {
+  // Routed experts re-encoded as NVFP4 with ModelOpt's names; everything else stays FP8 / BF16.
+  const ModelConfig& c = original_->config;
+  testing::rewrite(file(), [&](std::vector<NamedTensor>& t) {
+    std::erase_if(t, [](const NamedTensor& x) { return x.name.find(".ffn.experts.") != std::string::npos; });
+    for (const auto& [name, lw] : original_->linears) {
+      if (name.find(".ffn.experts.") == std::string::npos) continue;
+      const std::vector<float> w = reference_decode(lw);
+      Nvfp4Options o;
+      o.input_scale = 0.01f;
+      const LinearWeight q = quantize_nvfp4(w, lw.out_features, lw.in_features, o, name);
+      TensorView g = make_owned_tensor(DType::F32, {}), in = make_owned_tensor(DType::F32, {});
+      std::memcpy(mutable_data(g), &q.global_scale, 4);
+      std::memcpy(mutable_data(in), &q.input_scale, 4);
+      t.push_back({name + ".weight", q.weight});
+      t.push_back({name + ".weight_scale", q.scale});
+      t.push_back({name + ".weight_scale_2", g});
+      t.push_back({name + ".input_scale", in});
+    }
+  });
+  nlohmann::json config = read_json(dir_ / "config.json");
+  config["quantization_config"]["quant_algo"] = "MIXED_PRECISION";
+  config["quantization_config"]["moe_quant_algo"] = "NVFP4";
+  config["quantization_config"]["group_size"] = 16;
+  config["quantization_config"]["ignore"] = {"*.attn.*", "*.ffn.shared_experts.*", "*.ffn.gate", "head", "mtp.*"};
+  std::ofstream(dir_ / "config.json") << config.dump(2);
+
+  const Checkpoint ck = load_checkpoint(dir_.str(), quiet());
+  EXPECT_EQ(ck.layout, "modelopt-nvfp4");
+  EXPECT_EQ(ck.naming_scheme, "deepseek-native");
+  EXPECT_EQ(ck.linear("layers.0.attn.wq_a").encoding, WeightEncoding::kFP8Block);
+  EXPECT_EQ(ck.linear("layers.3.ffn.experts.1.w2").encoding, WeightEncoding::kNVFP4);
+  EXPECT_EQ(ck.linear("layers.3.ffn.experts.1.w2").input_scale, 0.01f);
+  // MTP experts are NVFP4 too although "mtp.*" is ignored: the stored encoding wins, with a warning.
+  ASSERT_EQ(ck.warnings.size(), 1u);
+  EXPECT_THAT(ck.warnings[0], HasSubstr("mtp.*.ffn.experts.*.w* (12 module(s)) are stored NVFP4"));
+  EXPECT_EQ(c.num_layers, ck.config.num_layers);
 }
 
 }  // namespace
