@@ -35,6 +35,11 @@ class Engine {
 
   const ModelConfig& config() const;
   std::unique_ptr<SequenceState> new_sequence() const;
+  // Bytes one sequence's state holds: everything new_sequence() sizes up front for
+  // reserve_tokens positions (sliding-window ring, compressor windows and entries).
+  // Within reserve_tokens positions a state never grows.
+  size_t sequence_state_bytes() const;
+  int64_t reserve_tokens() const;
   // Appends vocab_size floats per requested position to `logits`, requests in order.
   void step(std::span<const StepRequest> requests, std::vector<float>& logits);
 
