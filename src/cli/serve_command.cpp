@@ -12,6 +12,7 @@
 #include "base/error.h"
 #include "cli/command.h"
 #include "runtime/engine_fake_model.h"
+#include "runtime/engine_step_model.h"
 #include "runtime/scheduler.h"
 #include "server/byte_level_text.h"
 #include "server/completion_service.h"
@@ -26,7 +27,8 @@ struct ServeOptions {
   std::string host = "0.0.0.0";
   int port = 8000;
   std::string served_model_name;
-  int64_t max_model_len = 0;
+  int64_t max_model_len = 0;  // 0: the model's, capped (runtime::kDefaultMaxContext)
+  std::string act_quant = "auto";
   int max_num_seqs = 64;
   int64_t max_num_batched_tokens = 512;
   int max_waiting_requests = 256;
@@ -51,17 +53,85 @@ int wait_for_signal(const sigset_t& signals, const std::atomic<bool>& server_end
   return 0;
 }
 
+// What `serve` puts behind the API: a text layer and a model.
+struct ServedModel {
+  std::unique_ptr<server::ServingText> text;
+  std::unique_ptr<runtime::StepModel> model;
+};
+
+std::string tokenizer_path_for(const ServeOptions& o) {
+  if (!o.tokenizer.empty()) return o.tokenizer;
+  if (o.model_dir.empty()) return {};
+  return (std::filesystem::path(o.model_dir) / "tokenizer.json").string();
+}
+
+ServedModel load_checkpoint_model(const ServeOptions& o) {
+  FP4SERVE_CHECK(!o.model_dir.empty(), "serve: MODEL_DIR is required");
+  const std::string tokenizer_path = tokenizer_path_for(o);
+  FP4SERVE_CHECK(std::filesystem::exists(tokenizer_path),
+                 "serve: tokenizer '{}' not found (give --tokenizer, or put tokenizer.json in the model directory)",
+                 tokenizer_path);
+  std::printf("fp4serve: loading '%s'\n", o.model_dir.c_str());
+  std::fflush(stdout);
+  const auto start = std::chrono::steady_clock::now();
+  ServedModel served;
+  served.text = std::make_unique<server::DeepSeekText>(tokenizer_path);
+  runtime::EngineModelOptions options;
+  options.act_quant = o.act_quant == "off" ? ActQuantMode::kOff : ActQuantMode::kAuto;
+  options.max_context = o.max_model_len;
+  auto model = runtime::EngineStepModel::open(o.model_dir, options);
+  const ModelConfig& config = model->engine().config();
+  FP4SERVE_CHECK(served.text->vocab_size() <= model->vocab_size(),
+                 "serve: tokenizer '{}' has {} tokens, more than the model's vocab_size {}", tokenizer_path,
+                 served.text->vocab_size(), model->vocab_size());
+  FP4SERVE_CHECK(served.text->eos_token() == config.eos_token_id,
+                 "serve: tokenizer '{}' ends sequences with token {}, the model's config.json with {}", tokenizer_path,
+                 served.text->eos_token(), config.eos_token_id);
+  std::printf("fp4serve: loaded in %.2f s: %lld layers, vocab %d, context %lld tokens, %.1f MiB of state per sequence\n",
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+              static_cast<long long>(config.num_layers), model->vocab_size(),
+              static_cast<long long>(model->max_context()),
+              static_cast<double>(model->engine().sequence_state_bytes()) / (1 << 20));
+  std::fflush(stdout);
+  served.model = std::move(model);
+  return served;
+}
+
+// The deterministic fake model (tests), with DeepSeek's text layer when a
+// tokenizer is at hand, else the byte-level stand-in.
+ServedModel make_fake_model(const ServeOptions& o) {
+  const std::string tokenizer_path = tokenizer_path_for(o);
+  ServedModel served;
+  std::vector<int32_t> free_words;
+  if (!o.tokenizer.empty() || (!tokenizer_path.empty() && std::filesystem::exists(tokenizer_path))) {
+    auto deepseek = std::make_unique<server::DeepSeekText>(tokenizer_path);
+    free_words = deepseek->plain_word_tokens();
+    served.text = std::move(deepseek);
+  } else {
+    served.text = std::make_unique<server::ByteLevelText>();
+    free_words = server::ByteLevelText::word_tokens();
+  }
+  const server::ServingText* text = served.text.get();
+  runtime::FakeModelOptions fake;
+  fake.vocab_size = text->vocab_size();
+  fake.max_context = o.max_model_len > 0 ? o.max_model_len : 4096;
+  fake.eos_token = text->eos_token();
+  fake.free_text_tokens = std::move(free_words);
+  fake.step_delay = std::chrono::microseconds(o.fake_model_step_delay_us);
+  fake.decode = [text](std::span<const int32_t> ids) { return text->decode(ids, false); };
+  fake.encode = [text](const std::string& s) { return text->encode(s, false); };
+  served.model = std::make_unique<runtime::FakeStepModel>(fake);
+  return served;
+}
+
 int run_serve(const ServeOptions& o) {
   FP4SERVE_CHECK(o.tensor_parallel_size == 1,
                  "--tensor-parallel-size {}: tensor parallelism is not available yet; only 1 is supported",
                  o.tensor_parallel_size);
-  if (!o.fake_model) {
-    FP4SERVE_CHECK(!o.model_dir.empty(), "serve: MODEL_DIR is required");
-    FP4SERVE_CHECK(std::filesystem::is_directory(o.model_dir), "serve: model directory '{}' does not exist",
-                   o.model_dir);
-    fail("serve: the CPU model engine (issue 4) has not landed yet, so '{}' cannot be served; "
-         "tests use the hidden --fake-model flag", o.model_dir);
-  }
+  // Loaded before any thread starts, so a bad checkpoint ends the process with its error.
+  ServedModel served = o.fake_model ? make_fake_model(o) : load_checkpoint_model(o);
+  server::ServingText& text = *served.text;
+  runtime::StepModel& model = *served.model;
 
   // Block the shutdown signals before any thread starts, so all inherit the mask.
   sigset_t signals;
@@ -70,33 +140,6 @@ int run_serve(const ServeOptions& o) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);  // a vanished client must not kill the server
-
-  // The text layer: DeepSeek's (tokenizer.json from --tokenizer or the model
-  // directory), or for the fake model without one, the byte-level stand-in.
-  std::string tokenizer_path = o.tokenizer;
-  if (tokenizer_path.empty() && !o.model_dir.empty() &&
-      std::filesystem::exists(std::filesystem::path(o.model_dir) / "tokenizer.json")) {
-    tokenizer_path = (std::filesystem::path(o.model_dir) / "tokenizer.json").string();
-  }
-  std::unique_ptr<server::ServingText> text;
-  std::vector<int32_t> free_words;
-  if (!tokenizer_path.empty()) {
-    auto deepseek = std::make_unique<server::DeepSeekText>(tokenizer_path);
-    free_words = deepseek->plain_word_tokens();
-    text = std::move(deepseek);
-  } else {
-    text = std::make_unique<server::ByteLevelText>();
-    free_words = server::ByteLevelText::word_tokens();
-  }
-  runtime::FakeModelOptions fake;
-  fake.vocab_size = text->vocab_size();
-  fake.max_context = o.max_model_len > 0 ? o.max_model_len : 4096;
-  fake.eos_token = text->eos_token();
-  fake.free_text_tokens = std::move(free_words);
-  fake.step_delay = std::chrono::microseconds(o.fake_model_step_delay_us);
-  fake.decode = [t = text.get()](std::span<const int32_t> ids) { return t->decode(ids, false); };
-  fake.encode = [t = text.get()](const std::string& s) { return t->encode(s, false); };
-  runtime::FakeStepModel model(fake);
 
   runtime::SchedulerMetrics metrics;
   runtime::Scheduler scheduler(model,
@@ -110,7 +153,7 @@ int run_serve(const ServeOptions& o) {
                                                                    : std::string("fake-model");
   service_config.max_model_len = model.max_context();
   service_config.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout_s * 1000));
-  server::CompletionService service(*text, scheduler, metrics, service_config);
+  server::CompletionService service(text, scheduler, metrics, service_config);
 
   server::HttpServerConfig http;
   http.host = o.host;
@@ -148,7 +191,15 @@ const RegisterCommand serve{Command{
       sub.add_option("--host", o->host, "Address to listen on")->capture_default_str();
       sub.add_option("--port", o->port, "Port to listen on (0: any free port)")->capture_default_str();
       sub.add_option("--served-model-name", o->served_model_name, "Model name in the API (default: MODEL_DIR)");
-      sub.add_option("--max-model-len", o->max_model_len, "Context length: prompt + completion tokens");
+      sub.add_option("--max-model-len", o->max_model_len,
+                     "Context length: prompt + completion tokens; each sequence reserves its state for it "
+                     "(default: the model's max_position_embeddings, at most 4096)")
+          ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
+      sub.add_option("--act-quant", o->act_quant,
+                     "auto: the checkpoint's activation quantization (DeepSeek numerics for native FP8/MXFP4); "
+                     "off: none (transformers' semantics)")
+          ->capture_default_str()
+          ->check(CLI::IsMember({"auto", "off"}));
       sub.add_option("--max-num-seqs", o->max_num_seqs, "Sequences in the running batch")
           ->capture_default_str()
           ->check(CLI::Range(1, 65536));
