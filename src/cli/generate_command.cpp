@@ -1,6 +1,7 @@
 // `fp4serve generate MODEL_DIR (--tokens LIST | --prompt TEXT) --max-tokens N
-// [--temperature T --top-p P --seed S]`: prefill, then sample up to N tokens (stops at
-// the end-of-sequence token). With --tokens it prints the generated ids; with --prompt
+// [--temperature T --top-p P --seed S] [--top-k K --min-p M]`: prefill, then sample
+// up to N tokens (stops at the end-of-sequence token) with the server's sampler, so a
+// seed gives the same tokens here as in a request with the same settings. With --tokens it prints the generated ids; with --prompt
 // (tokenized by MODEL_DIR/tokenizer.json after a BOS token) it streams the text.
 // Speed goes to stderr.
 #include <chrono>
@@ -22,14 +23,21 @@ namespace {
 struct GenerateArgs {
   std::string model_dir, tokens, prompt;
   int64_t max_tokens = 0;
-  float temperature = 0.0f, top_p = 1.0f;
+  double temperature = 0.0, top_p = 1.0, min_p = 0.0;
+  int top_k = 0;
   uint64_t seed = 0;
 };
 
 int run_generate(const GenerateArgs& a) {
   FP4SERVE_CHECK(a.tokens.empty() != a.prompt.empty(), "generate: give exactly one of --tokens or --prompt");
   FP4SERVE_CHECK(a.max_tokens > 0, "--max-tokens {} must be positive", a.max_tokens);
-  Sampler sampler(SamplingParams{a.temperature, a.top_p, a.seed});
+  runtime::SamplingParams sampling;
+  sampling.temperature = a.temperature;
+  sampling.top_p = a.top_p;
+  sampling.top_k = a.top_k;
+  sampling.min_p = a.min_p;
+  sampling.seed = a.seed;
+  runtime::check_sampling_params(sampling);  // before the model is loaded
   std::optional<text::Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
   if (!a.prompt.empty()) {
@@ -48,6 +56,7 @@ int run_generate(const GenerateArgs& a) {
   }
   std::optional<text::IncrementalDecoder> stream;
   if (tokenizer) stream.emplace(*tokenizer, true);
+  runtime::SequenceSampler sampler(sampling, prompt);
   auto seq = engine->new_sequence();
   const int64_t V = engine->config().vocab_size;
   std::vector<float> logits;
@@ -58,7 +67,7 @@ int run_generate(const GenerateArgs& a) {
   const auto t1 = std::chrono::steady_clock::now();
   int32_t next = 0;
   for (int64_t i = 0; i < a.max_tokens; ++i) {
-    next = sampler.sample(std::span<const float>(logits.data() + logits.size() - V, static_cast<size_t>(V)));
+    next = sampler.sample(std::span<const float>(logits.data() + logits.size() - V, static_cast<size_t>(V))).token;
     generated.push_back(next);
     if (stream) {
       std::fputs(stream->push(static_cast<uint32_t>(next)).c_str(), stdout);
@@ -92,6 +101,8 @@ const RegisterCommand generate_command{Command{
       sub.add_option("--temperature", a->temperature, "0 = greedy (default)");
       sub.add_option("--top-p", a->top_p, "Nucleus sampling mass (default 1)");
       sub.add_option("--seed", a->seed, "Sampling seed (default 0)");
+      sub.add_option("--top-k", a->top_k, "Keep the k most likely tokens (default 0: off)");
+      sub.add_option("--min-p", a->min_p, "Drop tokens less likely than min_p times the most likely (default 0)");
       return [a] { return run_generate(*a); };
     }}};
 

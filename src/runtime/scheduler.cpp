@@ -103,6 +103,7 @@ std::vector<std::shared_ptr<GenerationStream>> Scheduler::submit(std::vector<Gen
   for (const auto& r : requests) {
     FP4SERVE_CHECK(!r.prompt.empty(), "the prompt is empty: at least one token is needed");
     FP4SERVE_CHECK(r.max_new_tokens >= 1, "max_new_tokens must be >= 1 (got {})", r.max_new_tokens);
+    check_sampling_params(r.sampling);  // before any is queued: all or none
   }
   std::vector<std::shared_ptr<GenerationStream>> streams;
   {

@@ -23,7 +23,7 @@
 
 #include "base/error.h"
 #include "runtime/step_model.h"
-#include "runtime/request_sampler.h"
+#include "runtime/sampler.h"
 #include "runtime/scheduler_metrics.h"
 
 namespace fp4serve::runtime {

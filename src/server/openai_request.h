@@ -13,7 +13,7 @@
 #include <variant>
 #include <vector>
 
-#include "runtime/request_sampler.h"
+#include "runtime/sampler.h"
 
 namespace fp4serve::server {
 

@@ -1,6 +1,6 @@
 // The sampler against hand-computed tables and a naive float64 reference that
 // sorts the whole vocabulary and applies each filter literally.
-#include "runtime/request_sampler.h"
+#include "runtime/sampler.h"
 
 #include <gtest/gtest.h>
 
