@@ -1,5 +1,5 @@
 // Runs the Node end-to-end suites (official OpenAI SDK against a live
-// `fp4serve serve`) as ctest tests. Missing node or npm packages fail the
+// `fp4serve serve`, on the fake model and on models/default) as ctest tests. Missing node or npm packages fail the
 // test: CI must install them (scripts/test runs `npm ci --prefix tests/e2e`).
 #include <gtest/gtest.h>
 
@@ -42,5 +42,6 @@ TEST(EndToEnd, ApiSurface) { run_suite("api.test.mjs"); }
 TEST(EndToEnd, ErrorCases) { run_suite("errors.test.mjs"); }
 TEST(EndToEnd, LoadAbortQueueTimeoutDrain) { run_suite("load.test.mjs"); }
 TEST(EndToEnd, DeepSeekTextThinkingAndTools) { run_suite("deepseek.test.mjs"); }
+TEST(EndToEnd, DefaultModel) { run_suite("real_model.test.mjs"); }
 
 }  // namespace

@@ -63,7 +63,19 @@ export class Server {
 
 // Starts the server with the deterministic fake model and waits until it answers.
 export async function startServer(extraArgs = [], name = 'fake-v4') {
-  const args = ['serve', '--fake-model', '--host', '127.0.0.1', '--port', '0', '--served-model-name', name, ...extraArgs];
+  return spawnServer(['--fake-model', ...extraArgs], name);
+}
+
+// The repository's default model (models/default), the real checkpoint.
+export const defaultModelDir = resolve(repo, 'models/default');
+
+// Starts the server on a real checkpoint directory and waits until it answers.
+export async function startModelServer(modelDir, extraArgs = [], name = 'default') {
+  return spawnServer([modelDir, ...extraArgs], name);
+}
+
+async function spawnServer(serveArgs, name) {
+  const args = ['serve', ...serveArgs, '--host', '127.0.0.1', '--port', '0', '--served-model-name', name];
   // Under AddressSanitizer, freed memory sits in a quarantine (256 MB by
   // default) and would hide whether the server gave memory back; keep it small.
   // Other builds ignore the variable.
