@@ -1,8 +1,10 @@
 // `fp4serve bench serve`: load test of the OpenAI server. Streams completions
 // at each concurrency level and reports requests/s, output tokens/s and
 // latency percentiles (time to first token, time per output token, end to
-// end). Without --url it starts an in-process server on the fake model, which
-// measures the serving stack itself (HTTP, SSE, scheduler, sampling).
+// end). Targets: a running server (--url), an in-process server on a checkpoint
+// (--model-dir; then the same work also runs on the engine alone, without HTTP
+// or scheduler, so the serving overhead shows), or an in-process server on the
+// fake model (the serving stack's own cost).
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
@@ -10,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <random>
 #include <sstream>
@@ -19,9 +22,11 @@
 #include "base/version.h"
 #include "cli/command.h"
 #include "runtime/engine_fake_model.h"
+#include "runtime/engine_step_model.h"
 #include "runtime/scheduler.h"
 #include "server/byte_level_text.h"
 #include "server/completion_service.h"
+#include "server/deepseek_text.h"
 #include "server/http_server.h"
 
 namespace fp4serve::cli {
@@ -31,13 +36,25 @@ using Clock = std::chrono::steady_clock;
 
 struct BenchOptions {
   std::string url;
+  std::string model_dir;
   std::string model;
   std::vector<int> concurrency = {1, 8, 64};
   int requests_per_level = 0;  // 0: 4 x concurrency, at least 16
   int prompt_tokens = 128;
   int max_tokens = 64;
   int fake_step_delay_us = 0;
+  int64_t max_batched_tokens = 512;
 };
+
+// Prompts are token ids (exact lengths on any tokenizer), drawn from [16, 256):
+// in the vocabulary of the byte-level stand-in and of real BPE models alike.
+std::vector<std::vector<int32_t>> random_prompts(std::mt19937& rng, int count, int length) {
+  std::vector<std::vector<int32_t>> prompts(count);
+  for (auto& p : prompts) {
+    for (int i = 0; i < length; ++i) p.push_back(16 + static_cast<int32_t>(rng() % 240));
+  }
+  return prompts;
+}
 
 struct Sample {
   double ttft = 0, tpot = 0, e2e = 0;
@@ -90,22 +107,78 @@ Sample stream_one(const std::string& host, int port, const std::string& body) {
   return s;
 }
 
-std::string random_prompt(std::mt19937& rng, int length) {
-  std::string p;
-  while (static_cast<int>(p.size()) < length) p += static_cast<char>('a' + rng() % 26);
-  return p;
+// One batch without the server: the prompts in steps of at most
+// max_batched_tokens, then max_tokens decode steps of all of them together,
+// sampled with the server's sampler at its defaults (temperature 1).
+void engine_batch(runtime::EngineStepModel& model, const std::vector<std::vector<int32_t>>& prompts,
+                  const BenchOptions& o) {
+  const size_t vocab = static_cast<size_t>(model.vocab_size());
+  const runtime::SequenceId first_id = 1;
+  std::vector<runtime::SequenceSampler> samplers;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    model.create_sequence(first_id + i);
+    runtime::SamplingParams params;
+    params.seed = i;
+    samplers.emplace_back(params, prompts[i]);
+  }
+  std::vector<int32_t> last(prompts.size());
+  std::vector<float> logits;
+  std::vector<runtime::SequenceWork> work;
+  // Prefill, whole prompts packed into steps of the token budget.
+  for (size_t i = 0; i < prompts.size();) {
+    work.clear();
+    int64_t budget = o.max_batched_tokens;
+    for (; i < prompts.size() && (work.empty() || static_cast<int64_t>(prompts[i].size()) <= budget); ++i) {
+      work.push_back({first_id + i, 0, prompts[i], true});
+      budget -= static_cast<int64_t>(prompts[i].size());
+    }
+    logits.resize(work.size() * vocab);
+    model.step(work, logits);
+    for (size_t k = 0; k < work.size(); ++k) {
+      const size_t seq = work[k].sequence - first_id;
+      last[seq] = samplers[seq].sample(std::span<const float>(logits.data() + k * vocab, vocab)).token;
+    }
+  }
+  for (int t = 1; t < o.max_tokens; ++t) {
+    work.clear();
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      work.push_back({first_id + i, static_cast<int64_t>(prompts[i].size()) + t - 1, std::span<const int32_t>(&last[i], 1), true});
+    }
+    logits.resize(work.size() * vocab);
+    model.step(work, logits);
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      last[i] = samplers[i].sample(std::span<const float>(logits.data() + i * vocab, vocab)).token;
+    }
+  }
+  for (size_t i = 0; i < prompts.size(); ++i) model.free_sequence(first_id + i);
 }
 
-void run_levels(const std::string& host, int port, const BenchOptions& o) {
-  std::printf("%-6s %-5s %-8s %-10s %-22s %-22s %-22s\n", "conc", "reqs", "req/s", "out tok/s", "TTFT p50/p90/p99 ms",
-              "TPOT p50/p90/p99 ms", "E2E p50/p90/p99 ms");
+// The level's work on the engine alone, `concurrency` requests at a time (after a
+// warm-up batch). Returns output tokens per second.
+double engine_alone(runtime::EngineStepModel& model, const std::vector<std::vector<int32_t>>& prompts, int concurrency,
+                    const BenchOptions& o) {
+  const size_t c = static_cast<size_t>(concurrency);
+  engine_batch(model, {prompts.begin(), prompts.begin() + std::min(c, prompts.size())}, o);
+  const Clock::time_point start = Clock::now();
+  for (size_t at = 0; at < prompts.size(); at += c) {
+    engine_batch(model, {prompts.begin() + at, prompts.begin() + std::min(at + c, prompts.size())}, o);
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return static_cast<double>(prompts.size()) * o.max_tokens / seconds;
+}
+
+// `engine` (with --model-dir): a second copy of the model for the engine-alone rows.
+void run_levels(const std::string& host, int port, const BenchOptions& o, runtime::EngineStepModel* engine) {
+  std::printf("%-6s %-5s %-8s %-10s %-22s %-22s %-22s%s\n", "conc", "reqs", "req/s", "out tok/s", "TTFT p50/p90/p99 ms",
+              "TPOT p50/p90/p99 ms", "E2E p50/p90/p99 ms", engine ? "  engine alone out tok/s" : "");
   std::mt19937 rng(1);
   for (int concurrency : o.concurrency) {
     const int total = o.requests_per_level > 0 ? o.requests_per_level : std::max(16, 4 * concurrency);
+    const std::vector<std::vector<int32_t>> prompts = random_prompts(rng, total, o.prompt_tokens);
     std::vector<std::string> bodies;
-    for (int i = 0; i < total; ++i) {
-      nlohmann::json body = {{"prompt", random_prompt(rng, o.prompt_tokens)}, {"max_tokens", o.max_tokens},
-                             {"ignore_eos", true}, {"stream", true}, {"stream_options", {{"include_usage", true}}}};
+    for (const auto& prompt : prompts) {
+      nlohmann::json body = {{"prompt", prompt}, {"max_tokens", o.max_tokens}, {"ignore_eos", true}, {"stream", true},
+                             {"stream_options", {{"include_usage", true}}}};
       if (!o.model.empty()) body["model"] = o.model;
       bodies.push_back(body.dump());
     }
@@ -136,46 +209,79 @@ void run_levels(const std::string& host, int port, const BenchOptions& o) {
     auto triple = [](const std::vector<double>& v) {
       return fmt::format("{:.1f}/{:.1f}/{:.1f}", percentile(v, 50), percentile(v, 90), percentile(v, 99));
     };
-    std::printf("%-6d %-5d %-8.1f %-10.0f %-22s %-22s %-22s%s\n", concurrency, total,
+    std::string alone;
+    if (engine) {
+      alone = fmt::format("  {:.0f}", engine_alone(*engine, prompts, concurrency, o));
+    }
+    std::printf("%-6d %-5d %-8.1f %-10.0f %-22s %-22s %-22s%s%s\n", concurrency, total,
                 static_cast<double>(total - failed) / wall, static_cast<double>(tokens) / wall, triple(ttft).c_str(),
-                triple(tpot).c_str(), triple(e2e).c_str(), failed ? fmt::format("  ({} FAILED)", failed).c_str() : "");
+                triple(tpot).c_str(), triple(e2e).c_str(), alone.c_str(),
+                failed ? fmt::format("  ({} FAILED)", failed).c_str() : "");
     std::fflush(stdout);
   }
+}
+
+// What the in-process server serves: a checkpoint with its tokenizer, or the fake model.
+struct BenchTarget {
+  std::unique_ptr<server::ServingText> text;
+  std::unique_ptr<runtime::StepModel> model;
+  std::unique_ptr<runtime::EngineStepModel> engine_alone;  // a separate copy, with --model-dir
+  std::string description;
+};
+
+BenchTarget make_target(const BenchOptions& o, int64_t max_context) {
+  BenchTarget t;
+  if (!o.model_dir.empty()) {
+    t.text = std::make_unique<server::DeepSeekText>((std::filesystem::path(o.model_dir) / "tokenizer.json").string());
+    runtime::EngineModelOptions options;
+    options.max_context = max_context;
+    options.show_progress = false;
+    t.model = runtime::EngineStepModel::open(o.model_dir, options);
+    t.engine_alone = runtime::EngineStepModel::open(o.model_dir, options);
+    t.description = fmt::format("in-process server, model {}, {} CPU threads", o.model_dir, std::thread::hardware_concurrency());
+    return t;
+  }
+  t.text = std::make_unique<server::ByteLevelText>();
+  runtime::FakeModelOptions fake;
+  fake.vocab_size = t.text->vocab_size();
+  fake.max_context = max_context;
+  fake.eos_token = t.text->eos_token();
+  fake.free_text_tokens = server::ByteLevelText::word_tokens();
+  fake.step_delay = std::chrono::microseconds(o.fake_step_delay_us);
+  t.model = std::make_unique<runtime::FakeStepModel>(fake);
+  t.description = fmt::format("in-process server, fake model (step delay {} us), byte-level tokenizer", o.fake_step_delay_us);
+  return t;
 }
 
 int run_bench(const BenchOptions& o) {
   std::printf("%s\nfp4serve bench serve: %d prompt tokens, %d output tokens per request, streamed completions\n",
               version_string().c_str(), o.prompt_tokens, o.max_tokens);
+  FP4SERVE_CHECK(o.url.empty() || o.model_dir.empty(), "bench serve: give --url or --model-dir, not both");
   if (!o.url.empty()) {
     std::string rest = o.url.substr(o.url.find("://") == std::string::npos ? 0 : o.url.find("://") + 3);
     size_t colon = rest.rfind(':');
     FP4SERVE_CHECK(colon != std::string::npos, "--url {}: expected http://HOST:PORT", o.url);
     std::printf("target: %s\n", o.url.c_str());
-    run_levels(rest.substr(0, colon), std::stoi(rest.substr(colon + 1)), o);
+    run_levels(rest.substr(0, colon), std::stoi(rest.substr(colon + 1)), o, nullptr);
     return 0;
   }
-  // In-process server on the fake model: the serving stack's own cost.
-  server::ByteLevelText text;
-  runtime::FakeModelOptions fake;
-  fake.vocab_size = text.vocab_size();
-  fake.max_context = 4096;
-  fake.eos_token = text.eos_token();
-  fake.free_text_tokens = server::ByteLevelText::word_tokens();
-  fake.step_delay = std::chrono::microseconds(o.fake_step_delay_us);
-  runtime::FakeStepModel model(fake);
+  const int64_t max_context = std::max<int64_t>(1024, o.prompt_tokens + o.max_tokens);
+  BenchTarget target = make_target(o, max_context);
   runtime::SchedulerMetrics metrics;
   int max_concurrency = *std::max_element(o.concurrency.begin(), o.concurrency.end());
-  runtime::Scheduler scheduler(model, {.max_num_seqs = max_concurrency, .max_waiting = 256, .max_batched_tokens = 2048},
+  runtime::Scheduler scheduler(*target.model,
+                               {.max_num_seqs = max_concurrency, .max_waiting = 256, .max_batched_tokens = o.max_batched_tokens},
                                metrics);
-  server::CompletionService service(text, scheduler, metrics, {"fake-model", 4096, std::chrono::minutes(10)});
+  server::CompletionService service(*target.text, scheduler, metrics, {"bench", max_context, std::chrono::minutes(10)});
   server::HttpServerConfig http;
   http.host = "127.0.0.1";
   http.port = 0;
   server::HttpServer httpd(service, scheduler, metrics, http);
   int port = httpd.bind();
   std::thread serving([&] { httpd.serve(); });
-  std::printf("target: in-process server, fake model (step delay %d us), byte-level tokenizer\n", o.fake_step_delay_us);
-  run_levels("127.0.0.1", port, o);
+  std::printf("target: %s; --max-num-seqs %d, --max-num-batched-tokens %lld\n", target.description.c_str(),
+              max_concurrency, static_cast<long long>(o.max_batched_tokens));
+  run_levels("127.0.0.1", port, o, target.engine_alone.get());
   httpd.drain_and_stop(std::chrono::seconds(5));
   serving.join();
   return 0;
@@ -185,14 +291,19 @@ const RegisterBenchmark bench{Command{
     "serve", "Load test of the OpenAI server: req/s, TTFT, TPOT, E2E percentiles at several concurrencies",
     [](CLI::App& sub) -> std::function<int()> {
       auto o = std::make_shared<BenchOptions>();
-      sub.add_option("--url", o->url, "Server to load (http://HOST:PORT); default: an in-process fake-model server");
+      sub.add_option("--url", o->url, "Server to load (http://HOST:PORT); default: an in-process server");
+      sub.add_option("--model-dir", o->model_dir,
+                     "Serve this checkpoint in-process and run the same work on the engine alone "
+                     "(default: the fake model)");
       sub.add_option("--model", o->model, "Model name to send");
       sub.add_option("--concurrency", o->concurrency, "Concurrency levels")->delimiter(',')->capture_default_str();
       sub.add_option("--requests", o->requests_per_level, "Requests per level (default: 4 x concurrency, >= 16)");
-      sub.add_option("--prompt-tokens", o->prompt_tokens, "Prompt length (letters; one token each on the fake model)")
-          ->capture_default_str();
-      sub.add_option("--max-tokens", o->max_tokens, "Output tokens per request")->capture_default_str();
-      sub.add_option("--fake-model-step-delay-us", o->fake_step_delay_us, "Simulated model time per step (in-process)")
+      sub.add_option("--prompt-tokens", o->prompt_tokens, "Prompt length in tokens")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+      sub.add_option("--max-tokens", o->max_tokens, "Output tokens per request")->capture_default_str()->check(CLI::Range(1, 1 << 20));
+      sub.add_option("--max-num-batched-tokens", o->max_batched_tokens, "Tokens per scheduler step (in-process)")
+          ->capture_default_str()
+          ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+      sub.add_option("--fake-model-step-delay-us", o->fake_step_delay_us, "Simulated model time per step (fake model)")
           ->capture_default_str();
       return [o] { return run_bench(*o); };
     }}};
