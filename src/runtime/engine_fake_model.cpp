@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "runtime/mix64.h"
 
 namespace fp4serve::runtime {
 namespace {
@@ -15,16 +16,6 @@ constexpr uint64_t kEmptyHistoryHash = 0x6a09e667f3bcc908ull;
 constexpr float kFreeTextLogitRange = 8.0f;   // hash logits lie in [0, 8)
 constexpr float kExcludedTokenLogit = -50.0f;  // tokens the hash never proposes
 constexpr float kScriptedTokenLogit = 100.0f;  // dominates any sampling setting
-
-// SplitMix64's finalizer: a cheap, well-mixed 64-bit permutation.
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
-}
 
 uint64_t extend_hash(uint64_t history_hash, int32_t token) {
   return mix64(history_hash ^ (static_cast<uint64_t>(static_cast<uint32_t>(token)) * 0x9e3779b97f4a7c15ull));

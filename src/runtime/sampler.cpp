@@ -5,18 +5,10 @@
 #include <limits>
 
 #include "base/error.h"
+#include "runtime/mix64.h"
 
 namespace fp4serve::runtime {
 namespace {
-
-uint64_t mix64(uint64_t x) {
-  x ^= x >> 30;
-  x *= 0xbf58476d1ce4e5b9ull;
-  x ^= x >> 27;
-  x *= 0x94d049bb133111ebull;
-  x ^= x >> 31;
-  return x;
-}
 
 // More likely first; equal probabilities by ascending id, so ties are stable.
 bool more_likely(const TokenProbability& a, const TokenProbability& b) {

@@ -161,7 +161,25 @@ GenerationOptions generation_options(const json& body) {
   return o;
 }
 
-void check_model_field(const Fields& f, std::optional<std::string>* model) { *model = f.string("model"); }
+// What every endpoint's body shares: a JSON object (parse_json_body) with an
+// optional 'model'. `read` fills in the endpoint's own fields.
+template <typename Request, typename Read>
+Request parse_request(std::string_view text, Read read) {
+  const json body = parse_json_body(text);
+  const Fields f(body);
+  Request r;
+  r.model = f.string("model");
+  read(body, f, r);
+  return r;
+}
+
+// A count of tokens to generate; absent when the request gives none.
+std::optional<int64_t> token_count(const Fields& f, const char* field) {
+  return f.integer(field, 1, std::numeric_limits<int32_t>::max());
+}
+
+// Logprobs go to the sampler as the number of alternatives, -1 for none.
+void pass_logprobs_to_sampler(GenerationOptions& o) { o.sampling.top_logprobs = o.logprobs ? o.top_logprobs : -1; }
 
 // Content of a message: a string, or a list of {"type": "text", "text"} parts.
 void check_content(const json& message, const std::string& where, bool nullable) {
@@ -342,7 +360,7 @@ void read_logprobs_chat(const Fields& f, GenerationOptions& o) {
     if (!o.logprobs && *top > 0) bad_request("top_logprobs", "'top_logprobs' needs 'logprobs' set to true");
     o.top_logprobs = static_cast<int>(*top);
   }
-  o.sampling.top_logprobs = o.logprobs ? o.top_logprobs : -1;
+  pass_logprobs_to_sampler(o);
 }
 
 }  // namespace
@@ -363,94 +381,82 @@ nlohmann::json parse_json_body(std::string_view body) {
 }
 
 ChatRequest parse_chat_request(std::string_view text) {
-  json body = parse_json_body(text);
-  Fields f(body);
-  ChatRequest r;
-  check_model_field(f, &r.model);
-  check_messages(body);
-  r.render_tools = check_tools(body);
-  nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(text);  // valid: parsed above
-  r.messages = ordered["messages"];
-  if (r.render_tools) r.tools = ordered["tools"];
-  read_thinking(body, r);
-  read_response_format(body, r);
-  r.add_generation_prompt = f.boolean("add_generation_prompt").value_or(true);
-  r.options = generation_options(body);
-  // max_completion_tokens supersedes the deprecated max_tokens.
-  auto max_tokens = f.integer("max_tokens", 1, std::numeric_limits<int32_t>::max());
-  auto max_completion = f.integer("max_completion_tokens", 1, std::numeric_limits<int32_t>::max());
-  r.options.max_tokens = max_completion ? max_completion : max_tokens;
-  read_logprobs_chat(f, r.options);
-  return r;
+  return parse_request<ChatRequest>(text, [&](const json& body, const Fields& f, ChatRequest& r) {
+    check_messages(body);
+    r.render_tools = check_tools(body);
+    nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(text);  // valid: parsed above
+    r.messages = ordered["messages"];
+    if (r.render_tools) r.tools = ordered["tools"];
+    read_thinking(body, r);
+    read_response_format(body, r);
+    r.add_generation_prompt = f.boolean("add_generation_prompt").value_or(true);
+    r.options = generation_options(body);
+    // max_completion_tokens supersedes the deprecated max_tokens.
+    auto max_tokens = token_count(f, "max_tokens");
+    auto max_completion = token_count(f, "max_completion_tokens");
+    r.options.max_tokens = max_completion ? max_completion : max_tokens;
+    read_logprobs_chat(f, r.options);
+  });
 }
 
 CompletionRequest parse_completion_request(std::string_view text) {
-  json body = parse_json_body(text);
-  Fields f(body);
-  CompletionRequest r;
-  check_model_field(f, &r.model);
-  const json* prompt = f.get("prompt");
-  if (!prompt) bad_request("prompt", "'prompt' is required");
-  auto bad_prompt = [] { bad_request("prompt", "'prompt' must be a string, an array of strings, an array of token ids "
-                                               "or an array of arrays of token ids"); };
-  if (prompt->is_string()) {
-    r.prompts.emplace_back(prompt->get<std::string>());
-  } else if (prompt->is_array()) {
-    if (prompt->empty()) bad_request("prompt", "'prompt' must not be empty");
-    if ((*prompt)[0].is_number()) {
-      r.prompts.emplace_back(token_id_list(*prompt, "prompt"));
-    } else {
-      for (const json& p : *prompt) {
-        if (p.is_string()) r.prompts.emplace_back(p.get<std::string>());
-        else if (p.is_array()) r.prompts.emplace_back(token_id_list(p, "prompt"));
-        else bad_prompt();
+  return parse_request<CompletionRequest>(text, [](const json& body, const Fields& f, CompletionRequest& r) {
+    const json* prompt = f.get("prompt");
+    if (!prompt) bad_request("prompt", "'prompt' is required");
+    auto bad_prompt = [] { bad_request("prompt", "'prompt' must be a string, an array of strings, an array of token ids "
+                                                 "or an array of arrays of token ids"); };
+    if (prompt->is_string()) {
+      r.prompts.emplace_back(prompt->get<std::string>());
+    } else if (prompt->is_array()) {
+      if (prompt->empty()) bad_request("prompt", "'prompt' must not be empty");
+      if ((*prompt)[0].is_number()) {
+        r.prompts.emplace_back(token_id_list(*prompt, "prompt"));
+      } else {
+        for (const json& p : *prompt) {
+          if (p.is_string()) r.prompts.emplace_back(p.get<std::string>());
+          else if (p.is_array()) r.prompts.emplace_back(token_id_list(p, "prompt"));
+          else bad_prompt();
+        }
       }
+    } else {
+      bad_prompt();
     }
-  } else {
-    bad_prompt();
-  }
-  for (const auto& p : r.prompts) {
-    bool empty = std::visit([](const auto& v) { return v.empty(); }, p);
-    if (empty) bad_request("prompt", "'prompt' must not be empty");
-  }
-  if (f.get("suffix")) throw ApiError(400, "'suffix' is not supported", "suffix");
-  r.echo = f.boolean("echo").value_or(false);
-  r.options = generation_options(body);
-  r.options.max_tokens = f.integer("max_tokens", 1, std::numeric_limits<int32_t>::max()).value_or(16);
-  if (auto n = f.integer("logprobs", 0, kMaxTopLogprobs)) {
-    r.options.logprobs = true;
-    r.options.top_logprobs = static_cast<int>(*n);
-  }
-  r.options.sampling.top_logprobs = r.options.logprobs ? r.options.top_logprobs : -1;
-  return r;
+    for (const auto& p : r.prompts) {
+      bool empty = std::visit([](const auto& v) { return v.empty(); }, p);
+      if (empty) bad_request("prompt", "'prompt' must not be empty");
+    }
+    if (f.get("suffix")) throw ApiError(400, "'suffix' is not supported", "suffix");
+    r.echo = f.boolean("echo").value_or(false);
+    r.options = generation_options(body);
+    r.options.max_tokens = token_count(f, "max_tokens").value_or(16);
+    if (auto n = f.integer("logprobs", 0, kMaxTopLogprobs)) {  // legacy: the number of alternatives
+      r.options.logprobs = true;
+      r.options.top_logprobs = static_cast<int>(*n);
+    }
+    pass_logprobs_to_sampler(r.options);
+  });
 }
 
 TokenizeRequest parse_tokenize_request(std::string_view text) {
-  json body = parse_json_body(text);
-  Fields f(body);
-  TokenizeRequest r;
-  check_model_field(f, &r.model);
-  r.return_token_strs = f.boolean("return_token_strs").value_or(false);
-  if (body.contains("messages")) {
-    r.chat = parse_chat_request(text);
-    r.add_special_tokens = f.boolean("add_special_tokens").value_or(false);
-  } else {
-    r.prompt = f.string("prompt");
-    if (!r.prompt) bad_request("prompt", "'prompt' (or 'messages') is required");
-    r.add_special_tokens = f.boolean("add_special_tokens").value_or(true);
-  }
-  return r;
+  return parse_request<TokenizeRequest>(text, [&](const json& body, const Fields& f, TokenizeRequest& r) {
+    r.return_token_strs = f.boolean("return_token_strs").value_or(false);
+    if (body.contains("messages")) {
+      r.chat = parse_chat_request(text);
+      r.add_special_tokens = f.boolean("add_special_tokens").value_or(false);
+    } else {
+      r.prompt = f.string("prompt");
+      if (!r.prompt) bad_request("prompt", "'prompt' (or 'messages') is required");
+      r.add_special_tokens = f.boolean("add_special_tokens").value_or(true);
+    }
+  });
 }
 
 DetokenizeRequest parse_detokenize_request(std::string_view text) {
-  json body = parse_json_body(text);
-  Fields f(body);
-  DetokenizeRequest r;
-  check_model_field(f, &r.model);
-  const json* tokens = f.get("tokens");
-  if (!tokens) bad_request("tokens", "'tokens' is required");
-  r.tokens = token_id_list(*tokens, "tokens");
-  return r;
+  return parse_request<DetokenizeRequest>(text, [](const json&, const Fields& f, DetokenizeRequest& r) {
+    const json* tokens = f.get("tokens");
+    if (!tokens) bad_request("tokens", "'tokens' is required");
+    r.tokens = token_id_list(*tokens, "tokens");
+  });
 }
 
 }  // namespace fp4serve::server

@@ -4,9 +4,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { startServer } from './server_process.mjs';
+import { sleep, startServer, waitFor } from './server_process.mjs';
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function streamText(client, request, onChunk = () => {}) {
   const stream = await client.chat.completions.create({ ...request, stream: true });
@@ -19,15 +18,6 @@ async function streamText(client, request, onChunk = () => {}) {
     onChunk(text);
   }
   return { text, finish };
-}
-
-async function waitFor(condition, what, ms = 3000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await condition()) return;
-    await sleep(20);
-  }
-  assert.fail(`timed out waiting for ${what}`);
 }
 
 describe('continuous batching', () => {

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import OpenAI from 'openai';
-import { binary, defaultModelDir, startModelServer } from './server_process.mjs';
+import { binary, defaultModelDir, startModelServer, waitFor } from './server_process.mjs';
 
 const CONTEXT = 512;
 const MODEL = 'default';
@@ -27,7 +27,6 @@ after(async () => {
   assert.equal((await server.stop()).code, 0, 'server exits cleanly on SIGTERM');
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const user = (content) => [{ role: 'user', content }];
 
 // Special-token ids from the model's own tokenizer.json.
@@ -38,15 +37,6 @@ const USER = special['<｜User｜>'];
 const ASSISTANT = special['<｜Assistant｜>'];
 const THINK = special['<think>'];
 const THINK_END = special['</think>'];
-
-async function waitFor(condition, what, ms = 5000) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    if (await condition()) return;
-    await sleep(20);
-  }
-  assert.fail(`timed out waiting for ${what}`);
-}
 
 async function streamChat(request, onChunk = () => {}, options = {}) {
   const stream = await client.chat.completions.create({ ...request, stream: true }, options);
@@ -248,7 +238,7 @@ describe('the default model under load', () => {
     ).catch((e) => {
       if (!(e instanceof OpenAI.APIUserAbortError) && e.name !== 'AbortError') throw e;
     }));
-    await waitFor(() => chunks.every((n) => n >= 5), 'every stream to start');
+    await waitFor(() => chunks.every((n) => n >= 5), 'every stream to start', 5000);
     assert.equal(await server.metric('vllm:num_requests_running'), 8);
     const during = await server.metric('fp4serve:sequence_state_bytes');
     assert.ok(during > 0 && during % 8 === 0, `state bytes while 8 run: ${during}`);

@@ -102,5 +102,17 @@ async function spawnServer(serveArgs, name) {
   throw new Error('fp4serve did not become healthy');
 }
 
+export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Polls `condition` (may be async) until it holds; fails the test after `ms`.
+export async function waitFor(condition, what, ms = 3000) {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await condition()) return;
+    await sleep(20);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
 // The scripted-reply directive the fake model answers (src/runtime/engine_fake_model.h).
 export const scripted = (text) => `[[fake-reply]]${text}[[/fake-reply]]`;

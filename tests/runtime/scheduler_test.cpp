@@ -17,13 +17,27 @@ namespace {
 
 using namespace std::chrono_literals;
 
-FakeModelOptions small_model() {
+FakeModelOptions small_model(std::chrono::microseconds step_delay = 0us) {
   FakeModelOptions o;
   o.vocab_size = 97;
   o.max_context = 256;
   o.eos_token = 1;
   o.state_bytes_per_token = 256;
+  o.step_delay = step_delay;
   return o;
+}
+
+// A request with the default sampling (temperature 1, seed 0).
+GenerationRequest request(std::vector<int32_t> prompt, int64_t max_new_tokens) {
+  GenerationRequest r;
+  r.prompt = std::move(prompt);
+  r.max_new_tokens = max_new_tokens;
+  return r;
+}
+
+void wait_for_first_token(GenerationStream& stream) {
+  while (stream.wait(100ms).tokens.empty()) {
+  }
 }
 
 // Direct reference: prefill the prompt token by token, then sample with a
@@ -191,18 +205,13 @@ TEST(Scheduler, BatchesRespectLimitsAndMixPrefillWithDecode) {
 }
 
 TEST(Scheduler, LateRequestJoinsTheRunningBatch) {
-  FakeModelOptions options = small_model();
-  options.step_delay = 1ms;
-  FakeStepModel model(options);
+  FakeStepModel model(small_model(1ms));
   SchedulerMetrics metrics;
   Scheduler scheduler(model, {.max_num_seqs = 4, .max_waiting = 10, .max_batched_tokens = 64}, metrics);
-  GenerationRequest long_request;
-  long_request.prompt = {5, 6, 7};
-  long_request.max_new_tokens = 200;
+  GenerationRequest long_request = request({5, 6, 7}, 200);
   long_request.sampling.temperature = 0;
   auto long_stream = scheduler.submit({long_request})[0];
-  while (long_stream->wait(100ms).tokens.empty()) {
-  }
+  wait_for_first_token(*long_stream);
   GenerationRequest short_request = long_request;
   short_request.max_new_tokens = 3;
   auto short_stream = scheduler.submit({short_request})[0];
@@ -216,19 +225,12 @@ TEST(Scheduler, LateRequestJoinsTheRunningBatch) {
 }
 
 TEST(Scheduler, CancelFreesStateAtOnce) {
-  FakeModelOptions options = small_model();
-  options.step_delay = 1ms;
-  FakeStepModel model(options);
+  FakeStepModel model(small_model(1ms));
   SchedulerMetrics metrics;
   Scheduler scheduler(model, {.max_num_seqs = 4, .max_waiting = 10, .max_batched_tokens = 64}, metrics);
-  GenerationRequest r;
-  r.prompt = {4, 4, 4};
-  r.max_new_tokens = 10000;
+  GenerationRequest r = request({4, 4, 4}, 10000);
   auto streams = scheduler.submit({r, r, r});
-  for (auto& s : streams) {
-    while (s->wait(100ms).tokens.empty()) {
-    }
-  }
+  for (auto& s : streams) wait_for_first_token(*s);
   EXPECT_EQ(model.live_sequences(), 3u);
   EXPECT_GT(model.sequence_state_bytes(), 0u);
   for (auto& s : streams) s->cancel();
@@ -240,14 +242,10 @@ TEST(Scheduler, CancelFreesStateAtOnce) {
 }
 
 TEST(Scheduler, QueueBoundRejectsWithQueueFull) {
-  FakeModelOptions options = small_model();
-  options.step_delay = 2ms;
-  FakeStepModel model(options);
+  FakeStepModel model(small_model(2ms));
   SchedulerMetrics metrics;
   Scheduler scheduler(model, {.max_num_seqs = 2, .max_waiting = 3, .max_batched_tokens = 64}, metrics);
-  GenerationRequest r;
-  r.prompt = {4, 5};
-  r.max_new_tokens = 10000;
+  GenerationRequest r = request({4, 5}, 10000);
   std::vector<std::shared_ptr<GenerationStream>> accepted;
   for (int i = 0; i < 5; ++i) accepted.push_back(scheduler.submit({r})[0]);  // 2 running + 3 waiting
   EXPECT_THROW(scheduler.submit({r}), QueueFullError);
@@ -258,14 +256,10 @@ TEST(Scheduler, QueueBoundRejectsWithQueueFull) {
 }
 
 TEST(Scheduler, DeadlineEndsWithTimeout) {
-  FakeModelOptions options = small_model();
-  options.step_delay = 1ms;
-  FakeStepModel model(options);
+  FakeStepModel model(small_model(1ms));
   SchedulerMetrics metrics;
   Scheduler scheduler(model, {}, metrics);
-  GenerationRequest r;
-  r.prompt = {9};
-  r.max_new_tokens = 1000000;
+  GenerationRequest r = request({9}, 1000000);
   r.deadline = Clock::now() + 50ms;
   Collected c = collect(*scheduler.submit({r})[0]);
   EXPECT_EQ(c.finish.reason, FinishReason::kTimeout);
@@ -296,13 +290,10 @@ TEST(Scheduler, StopTokenAndContextLimit) {
 }
 
 TEST(Scheduler, DrainRefusesNewWorkAndFinishesOld) {
-  FakeModelOptions options = small_model();
-  FakeStepModel model(options);
+  FakeStepModel model(small_model());
   SchedulerMetrics metrics;
   Scheduler scheduler(model, {}, metrics);
-  GenerationRequest r;
-  r.prompt = {3};
-  r.max_new_tokens = 50;
+  GenerationRequest r = request({3}, 50);
   auto s = scheduler.submit({r})[0];
   scheduler.begin_drain();
   EXPECT_THROW(scheduler.submit({r}), DrainingError);
@@ -324,9 +315,7 @@ TEST(Scheduler, StepFailureEndsTheBatchWithAnError) {
   FailingModel model(small_model());
   SchedulerMetrics metrics;
   Scheduler scheduler(model, {}, metrics);
-  GenerationRequest r;
-  r.prompt = {3};
-  r.max_new_tokens = 50;
+  GenerationRequest r = request({3}, 50);
   Collected c = collect(*scheduler.submit({r})[0]);
   EXPECT_EQ(c.finish.reason, FinishReason::kError);
   EXPECT_NE(c.finish.error.find("simulated step failure"), std::string::npos);
@@ -352,9 +341,7 @@ TEST(Scheduler, BadLogitsFailOnlyTheirSequence) {
   PoisonedModel model(small_model());
   SchedulerMetrics metrics;
   Scheduler scheduler(model, {}, metrics);
-  GenerationRequest r;
-  r.prompt = {3, 4};
-  r.max_new_tokens = 5;
+  GenerationRequest r = request({3, 4}, 5);
   auto streams = scheduler.submit({r, r});
   Collected bad = collect(*streams[0]);
   Collected good = collect(*streams[1]);
@@ -370,9 +357,7 @@ TEST(Scheduler, MetricsCountTokens) {
   FakeStepModel model(small_model());
   SchedulerMetrics metrics;
   Scheduler scheduler(model, {}, metrics);
-  GenerationRequest r;
-  r.prompt = {3, 4, 5};
-  r.max_new_tokens = 7;
+  GenerationRequest r = request({3, 4, 5}, 7);
   collect(*scheduler.submit({r})[0]);
   EXPECT_EQ(metrics.counters().prompt_tokens, 3u);
   EXPECT_EQ(metrics.counters().generation_tokens, 7u);
