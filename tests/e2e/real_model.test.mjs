@@ -5,7 +5,7 @@
 // the same requests.
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -199,6 +199,23 @@ describe('the default model behind the API', () => {
       client.completions.create({ model: MODEL, prompt: [5, 8192] }),
       (e) => e instanceof OpenAI.BadRequestError && /8192/.test(e.message),
     );
+  });
+});
+
+describe('serve on a bad checkpoint', () => {
+  it('exits before listening, naming the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fp4serve-bad-model-'));
+    copyFileSync(join(defaultModelDir, 'config.json'), join(dir, 'config.json'));
+    copyFileSync(join(defaultModelDir, 'tokenizer.json'), join(dir, 'tokenizer.json'));
+    writeFileSync(join(dir, 'model.safetensors'), readFileSync(join(defaultModelDir, 'model.safetensors')).subarray(0, 100000));
+    for (const [modelDir, named] of [[dir, 'model.safetensors'], [join(dir, 'missing'), 'missing']]) {
+      assert.throws(() => execFileSync(binary, ['serve', modelDir, '--port', '0'], { stdio: 'pipe', timeout: 20000 }), (e) => {
+        assert.notEqual(e.status, 0);
+        assert.ok(e.stderr.toString().includes(named), e.stderr.toString());
+        assert.ok(!e.stdout.toString().includes('serving'), 'it listened');
+        return true;
+      });
+    }
   });
 });
 
