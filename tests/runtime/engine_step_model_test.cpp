@@ -15,7 +15,9 @@
 #include "base/error.h"
 
 #ifdef __SANITIZE_ADDRESS__
-#include <sanitizer/allocator_interface.h>
+// AddressSanitizer's allocator replaces malloc's; its runtime exports this count
+// (GCC ships no header declaring it).
+extern "C" size_t __sanitizer_get_current_allocated_bytes();
 #else
 #include <malloc.h>
 #endif
