@@ -67,6 +67,7 @@ std::string tokenizer_path_for(const ServeOptions& o) {
 
 ServedModel load_checkpoint_model(const ServeOptions& o) {
   FP4SERVE_CHECK(!o.model_dir.empty(), "serve: MODEL_DIR is required");
+  FP4SERVE_CHECK(std::filesystem::is_directory(o.model_dir), "serve: model directory '{}' does not exist", o.model_dir);
   const std::string tokenizer_path = tokenizer_path_for(o);
   FP4SERVE_CHECK(std::filesystem::exists(tokenizer_path),
                  "serve: tokenizer '{}' not found (give --tokenizer, or put tokenizer.json in the model directory)",
