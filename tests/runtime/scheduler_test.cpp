@@ -256,11 +256,13 @@ TEST(Scheduler, QueueBoundRejectsWithQueueFull) {
 }
 
 TEST(Scheduler, DeadlineEndsWithTimeout) {
-  FakeStepModel model(small_model(1ms));
+  // Steps of at least 5 ms: at most 40 tokens before the deadline, far from the
+  // context (256), and 200 ms is long enough to start generating on a busy machine.
+  FakeStepModel model(small_model(5ms));
   SchedulerMetrics metrics;
   Scheduler scheduler(model, {}, metrics);
   GenerationRequest r = request({9}, 1000000);
-  r.deadline = Clock::now() + 300ms;  // long enough to start generating on a busy machine
+  r.deadline = Clock::now() + 200ms;
   Collected c = collect(*scheduler.submit({r})[0]);
   EXPECT_EQ(c.finish.reason, FinishReason::kTimeout);
   EXPECT_GT(c.tokens.size(), 0u);
