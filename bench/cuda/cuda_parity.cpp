@@ -188,7 +188,10 @@ int run(uint64_t seed, bool quick) {
   cuda::check_cuda(cudaGetDeviceProperties(&prop, 0), "device query");
   std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
   GpuContext ctx;
-  const std::vector<int64_t> ms = quick ? std::vector<int64_t>{1, 9, 40} : std::vector<int64_t>{1, 3, 8, 9, 16, 17, 100, 256};
+  // 1-4 tokens: the FP8 route of 4-bit weights (one and two token pairs); 5-8 and 9-16: the
+  // F16 decode with one and two token tiles; above: the prefill kernels.
+  const std::vector<int64_t> ms =
+      quick ? std::vector<int64_t>{1, 4, 9, 40} : std::vector<int64_t>{1, 2, 3, 4, 5, 8, 9, 16, 17, 100, 256};
   const ScaleRange wide{100, 150};
   const std::vector<DenseCase> cases = {
       {WeightEncoding::kBF16, false, 272, 1024, {}, ""},
@@ -206,7 +209,9 @@ int run(uint64_t seed, bool quick) {
       {WeightEncoding::kNVFP4, true, 256, 4096, {}, "split-K"},
   };
   for (const DenseCase& c : cases) run_dense(ctx, c, ms, rng);
-  const std::vector<int64_t> tokens = quick ? std::vector<int64_t>{1, 12} : std::vector<int64_t>{1, 5, 16, 40};
+  // 4-bit experts: up to 8 tokens take the FP8 route in items of <= 4 pairs (5 tokens x top-3
+  // over 8 experts cuts some experts into several items), 16 the F16 decode.
+  const std::vector<int64_t> tokens = quick ? std::vector<int64_t>{1, 5, 12} : std::vector<int64_t>{1, 2, 5, 8, 16, 40};
   for (const WeightEncoding e : {WeightEncoding::kMXFP4, WeightEncoding::kNVFP4, WeightEncoding::kFP8Block}) {
     run_moe(ctx, e, 8, 512, 256, 3, tokens, rng);
   }

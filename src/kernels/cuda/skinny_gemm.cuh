@@ -28,6 +28,7 @@
 
 #include "kernels/cuda/kernel_args.h"
 #include "kernels/cuda/mma_primitives.cuh"
+#include "kernels/cuda/skinny_fp8_route.cuh"
 #include "kernels/cuda/weight_decode.cuh"
 
 namespace fp4serve::cuda::skinny {
@@ -57,7 +58,7 @@ struct Params {
   const void* const* expert_w[2];
   const void* const* expert_scale[2];
   const float* expert_gs[2];
-  float out_scale;  // dense: global scale (x128 for NVFP4 folded in by the launcher)
+  float out_scale;  // dense: global scale (the kernel adds its own power-of-two factor)
   int64_t n, k;
   const uint8_t* x;
   const float* x_scale;
@@ -300,9 +301,63 @@ __device__ __forceinline__ void compute_tile_step(const TileLoad& ld, const uint
   }
 }
 
+// The K loop of the FP8 route (skinny_fp8_route.cuh) for TP token pairs; leaves each tile's
+// sums in the standard fragment layout of one 8-token tile.
+template <WeightKind W, int TP>
+__device__ __forceinline__ void route_k_loop(const Params& p, const uint8_t* const (&w_tile)[2],
+                                             const uint8_t* const (&s_tile)[2], const bool (&valid)[2],
+                                             int64_t row_bytes, int64_t scale_stride, int64_t step_begin,
+                                             int64_t step_end, const uint8_t* act, const float* act_scale, int g,
+                                             int t, float (&out)[2][1][4]) {
+  uint32_t b_rows[4];
+#pragma unroll
+  for (int q = 0; q < 4; ++q) b_rows[q] = route_b_row(act, p.kc_max, q < TP ? q : 0, g, t);
+  const int scale_stride_smem = p.kc_max / 128;
+  float acc[2][4][4];
+#pragma unroll
+  for (int tt = 0; tt < 2; ++tt)
+#pragma unroll
+    for (int q = 0; q < 4; ++q)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) acc[tt][q][i] = 0.0f;
+  for (int64_t s0 = step_begin; s0 < step_end; s0 += kStepsInFlight) {
+    TileLoad ld[kStepsInFlight][2];
+#pragma unroll
+    for (int u = 0; u < kStepsInFlight; ++u)
+#pragma unroll
+      for (int tt = 0; tt < 2; ++tt)
+        if (s0 + u < step_end && valid[tt])
+          load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, ld[u][tt]);
+#pragma unroll
+    for (int u = 0; u < kStepsInFlight; ++u) {
+      const int64_t s = s0 + u;
+      if (s >= step_end) break;
+      const int local = static_cast<int>(s - step_begin);  // one 128-k block per step
+      float xs[8];
+#pragma unroll
+      for (int i = 0; i < 8; ++i) xs[i] = i < 2 * TP ? act_scale[i * scale_stride_smem + local] : 0.0f;
+#pragma unroll
+      for (int tt = 0; tt < 2; ++tt)
+        if (valid[tt])
+          route_tile_step<W == WeightKind::kNVFP4, TP>(ld[u][tt].lo, ld[u][tt].hi, ld[u][tt].scale_lo,
+                                                       ld[u][tt].scale_hi, b_rows, static_cast<uint32_t>(local) * 128,
+                                                       xs, acc[tt]);
+    }
+  }
+#pragma unroll
+  for (int tt = 0; tt < 2; ++tt) reduce_route_accumulators<TP>(acc[tt], t, out[tt][0]);
+}
+
 template <WeightKind W, bool kBf16Act, int NT, Mode MODE>
 __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const Params p) {
   using T = Traits<W>;
+  // NT = 0: the FP8 route (skinny_fp8_route.cuh) for 4-bit weights, FP8 activations and at most
+  // kRouteTokens tokens, in kernels of its own (with the F16 loop beside it, it would spill).
+  constexpr bool kRoute = NT == 0;
+  static_assert(!kRoute || (T::kFp4 && !kBf16Act), "the FP8 route takes 4-bit weights and FP8 activations");
+  constexpr int kTiles = kRoute ? 1 : NT;  // 8-token MMA tiles of the epilogue
+  // What the sums still miss: the route's 2^6, or the F16 decode's 2^7 for NVFP4.
+  constexpr float kFactor = kRoute ? kRouteFactor : (W == WeightKind::kNVFP4 ? 128.0f : 1.0f);
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int token_rows[16];
   __shared__ int unit_item[3];
@@ -312,7 +367,6 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
   const int g = lane / 4, t = lane % 4;
   const int64_t act_bytes_per_row = act_row_bytes(staged_act_bytes<W>(), p.kc_max);
   uint8_t* act = smem;
-  float* act_scale = reinterpret_cast<float*>(smem + 8 * NT * act_bytes_per_row);
   const int act_scale_stride = p.kc_max / 128;
 
   const int units_per_item = p.row_blocks * p.splits;
@@ -338,10 +392,12 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
     }
     __syncthreads();
     const int expert = unit_item[0], first = unit_item[1], count = unit_item[2];
+    float* act_scale =
+        reinterpret_cast<float*>(smem + (kRoute ? 9 * route_row_bytes(p.kc_max) : 8 * kTiles * act_bytes_per_row));
     if (threadIdx.x < 16) {
       const int j = threadIdx.x;
       int row = -1;
-      if (j < count && j < 8 * NT) {
+      if (j < count && j < 8 * kTiles) {
         if constexpr (MODE == Mode::kGateUp) {
           row = p.act_row[first + j];
         } else {
@@ -381,21 +437,34 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
       }
     }
 
-    float acc[2][NT][4];
+    float acc[2][kTiles][4];
 #pragma unroll
     for (int tt = 0; tt < 2; ++tt)
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
+      for (int nt = 0; nt < kTiles; ++nt)
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[tt][nt][i] = 0.0f;
 
     __syncthreads();
-    stage_activations<W, kBf16Act, NT>(p, token_rows, kbeg, kc, act, act_scale);
+    if constexpr (kRoute) {
+      stage_route_activations(p, token_rows, kbeg, kc, act, act_scale, kThreads);
+    } else {
+      stage_activations<W, kBf16Act, kTiles>(p, token_rows, kbeg, kc, act, act_scale);
+    }
     __syncthreads();
 
     const int64_t step_begin = static_cast<int64_t>(block_begin) * T::kStepsPerBlock;
     const int64_t step_end = static_cast<int64_t>(block_end) * T::kStepsPerBlock;
-    for (int64_t s0 = step_begin; s0 < step_end; s0 += kStepsInFlight) {
+    if constexpr (kRoute) {
+      if (count <= 2) {
+        route_k_loop<W, 1>(p, w_tile, s_tile, valid, row_bytes, scale_stride, step_begin, step_end, act, act_scale, g,
+                           t, acc);
+      } else {
+        route_k_loop<W, 2>(p, w_tile, s_tile, valid, row_bytes, scale_stride, step_begin, step_end, act, act_scale, g,
+                           t, acc);
+      }
+    }
+    for (int64_t s0 = step_begin; !kRoute && s0 < step_end; s0 += kStepsInFlight) {
       TileLoad ld[kStepsInFlight][2];
 #pragma unroll
       for (int u = 0; u < kStepsInFlight; ++u)
@@ -413,7 +482,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 #pragma unroll
         for (int tt = 0; tt < 2; ++tt)
           if (valid[tt])
-            compute_tile_step<W, kBf16Act, NT>(ld[u][tt], act_step, act_bytes_per_row, act_scale, act_scale_stride,
+            compute_tile_step<W, kBf16Act, kTiles>(ld[u][tt], act_step, act_bytes_per_row, act_scale, act_scale_stride,
                                                local_block, g, t, acc[tt]);
       }
     }
@@ -429,7 +498,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 #pragma unroll
       for (int tt = 0; tt < 2; ++tt)
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
+        for (int nt = 0; nt < kTiles; ++nt)
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
             const int token = nt * 8 + 2 * t + (i & 1);
@@ -447,7 +516,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 #pragma unroll
       for (int tt = 0; tt < 2; ++tt)
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
+        for (int nt = 0; nt < kTiles; ++nt)
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
             const int token = nt * 8 + 2 * t + (i & 1);
@@ -460,14 +529,13 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
     }
 
     // Epilogue: c[i] is (row g + 8*(i/2), token 2t + i%2) of each tile and token tile.
-    const float nv_factor = W == WeightKind::kNVFP4 ? 128.0f : 1.0f;
     if constexpr (MODE == Mode::kGateUp) {
       if (!valid[0]) continue;
-      const float gs_gate = (p.expert_gs[0] ? p.expert_gs[0][expert] : 1.0f) * nv_factor;
-      const float gs_up = (p.expert_gs[1] ? p.expert_gs[1][expert] : 1.0f) * nv_factor;
+      const float gs_gate = (p.expert_gs[0] ? p.expert_gs[0][expert] : 1.0f) * kFactor;
+      const float gs_up = (p.expert_gs[1] ? p.expert_gs[1][expert] : 1.0f) * kFactor;
       const float limit = p.swiglu_limit;
 #pragma unroll
-      for (int nt = 0; nt < NT; ++nt)
+      for (int nt = 0; nt < kTiles; ++nt)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           const int token = nt * 8 + 2 * t + (i & 1);
@@ -484,13 +552,13 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
           p.out[static_cast<int64_t>(first + token) * p.out_stride + row] = __float2bfloat16_rn(h);
         }
     } else {
-      float scale = p.out_scale;
-      if constexpr (MODE == Mode::kDown) scale = (p.expert_gs[0] ? p.expert_gs[0][expert] : 1.0f) * nv_factor;
+      float scale = p.out_scale * kFactor;
+      if constexpr (MODE == Mode::kDown) scale = (p.expert_gs[0] ? p.expert_gs[0][expert] : 1.0f) * kFactor;
 #pragma unroll
       for (int tt = 0; tt < 2; ++tt) {
         if (!valid[tt]) continue;
 #pragma unroll
-        for (int nt = 0; nt < NT; ++nt)
+        for (int nt = 0; nt < kTiles; ++nt)
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
             const int token = nt * 8 + 2 * t + (i & 1);

@@ -1,0 +1,200 @@
+// Prefill GEMM for FP8 block-128 weights on the Hopper-only instructions (docs/kernels/tiled.md,
+// "wgmma v1"): y[M, N] = x[M, K] W[N, K]^T with E4M3 operands, x scaled per (row, 128-k block)
+// and W per (128-row block, 128-k block), as DeepSeek's reference computes it.
+//
+// A CTA owns a 128 x 128 output tile and walks K in blocks of 128 (one scale block). Warpgroup 0
+// is the producer: one thread issues two TMA copies per block (x and W tiles, 16 KB each, with
+// the 128-byte swizzle the MMAs read) into a ring of kStages slots guarded by mbarriers ("full"
+// counts the bytes in, "empty" the consumers' releases). Warpgroups 1 and 2 each own 64 rows:
+// four m64n128k32 wgmmas per block into a scratch accumulator, then the block's scales are
+// applied in fp32 while promoting into the running sum (fp32 sums of exact FP8 products, as in
+// the mma.sync kernels), so the per-block scales never touch the operands.
+#include <cuda.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+#include <cudaTypedefs.h>
+
+#include <algorithm>
+
+#include "kernels/cuda/kernel_launchers.h"
+#include "kernels/cuda/wgmma_primitives.cuh"
+
+namespace fp4serve::cuda {
+namespace {
+
+constexpr int kTile = 128;  // rows of x, rows of W and k per block
+constexpr int kStages = 5;
+constexpr int kThreads = 384;
+constexpr int kOperandBytes = kTile * kTile;  // one E4M3 tile
+constexpr int kStageBytes = 2 * kOperandBytes;
+constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment slack
+constexpr int kGroupRows = 8;  // m tiles per raster group (neighbouring CTAs share W tiles in L2)
+
+struct WgmmaParams {
+  const float* x_scale;  // [m, blocks_k]
+  const float* w_scale;  // [n / 128, blocks_k]
+  int blocks_k;
+  int m, n;
+  int m_tiles, n_tiles;
+  __nv_bfloat16* y;
+  int64_t y_stride;
+  float out_scale;
+};
+
+__global__ void __launch_bounds__(kThreads, 1)
+    wgmma_fp8_block_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap w_map,
+                           const WgmmaParams p) {
+  extern __shared__ uint8_t smem_raw[];
+  uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
+  const uint32_t stage_base = shared_u32(smem);
+  const uint32_t full_bar = stage_base + kStages * kStageBytes;
+  const uint32_t empty_bar = full_bar + kStages * 8;
+
+  // Grouped rasterization: kGroupRows m tiles run along each n tile before moving on.
+  const int tiles_per_group = kGroupRows * p.n_tiles;
+  const int group = blockIdx.x / tiles_per_group;
+  const int first_m = group * kGroupRows;
+  const int group_size = min(p.m_tiles - first_m, kGroupRows);
+  const int in_group = blockIdx.x % tiles_per_group;
+  const int m0 = (first_m + in_group % group_size) * kTile;
+  const int n0 = (in_group / group_size) * kTile;
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      mbarrier_init(full_bar + 8 * s, 1);
+      mbarrier_init(empty_bar + 8 * s, 2 * 128);
+    }
+    mbarrier_init_fence();
+  }
+  __syncthreads();
+
+  const int warpgroup = threadIdx.x / 128;
+  if (warpgroup == 0) {
+    if (threadIdx.x == 0) {
+      for (int kb = 0; kb < p.blocks_k; ++kb) {
+        const int s = kb % kStages;
+        if (kb >= kStages) mbarrier_wait(empty_bar + 8 * s, ((kb / kStages) - 1) & 1);
+        const uint32_t a = stage_base + s * kStageBytes;
+        mbarrier_arrive_expect_tx(full_bar + 8 * s, kStageBytes);
+        tma_load_2d(a, &x_map, full_bar + 8 * s, kb * kTile, m0);
+        tma_load_2d(a + kOperandBytes, &w_map, full_bar + 8 * s, kb * kTile, n0);
+      }
+    }
+    return;
+  }
+
+  const int consumer = warpgroup - 1;  // rows 64 * consumer .. + 63 of the tile
+  const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int row_lo = m0 + 64 * consumer + 16 * warp + g, row_hi = row_lo + 8;
+  const float* xs_lo = p.x_scale + static_cast<int64_t>(min(row_lo, p.m - 1)) * p.blocks_k;
+  const float* xs_hi = p.x_scale + static_cast<int64_t>(min(row_hi, p.m - 1)) * p.blocks_k;
+  const float* ws = p.w_scale + static_cast<int64_t>(n0 / kTile) * p.blocks_k;
+
+  float acc[64], part[64];
+#pragma unroll
+  for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+
+  for (int kb = 0; kb < p.blocks_k; ++kb) {
+    const int s = kb % kStages;
+    // Scales first: their loads overlap the wait for the tiles.
+    const float w_s = __ldg(ws + kb);
+    const float s_lo = __ldg(xs_lo + kb) * w_s, s_hi = __ldg(xs_hi + kb) * w_s;
+    mbarrier_wait(full_bar + 8 * s, (kb / kStages) & 1);
+    const uint32_t a = stage_base + s * kStageBytes + consumer * 64 * kTile;
+    const uint32_t b = stage_base + s * kStageBytes + kOperandBytes;
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kTile / 32; ++kk) {
+      wgmma_m64n128k32_e4m3(part, swizzled_tile_descriptor(a + 32 * kk), swizzled_tile_descriptor(b + 32 * kk), kk);
+    }
+    wgmma_commit();
+    wgmma_wait_all();
+#pragma unroll
+    for (int i = 0; i < 64; ++i) pin_register(part[i]);
+    mbarrier_arrive(empty_bar + 8 * s);
+#pragma unroll
+    for (int j = 0; j < 16; ++j) {
+      acc[4 * j + 0] = fmaf(part[4 * j + 0], s_lo, acc[4 * j + 0]);
+      acc[4 * j + 1] = fmaf(part[4 * j + 1], s_lo, acc[4 * j + 1]);
+      acc[4 * j + 2] = fmaf(part[4 * j + 2], s_hi, acc[4 * j + 2]);
+      acc[4 * j + 3] = fmaf(part[4 * j + 3], s_hi, acc[4 * j + 3]);
+    }
+  }
+
+#pragma unroll
+  for (int j = 0; j < 16; ++j) {
+    const int col = n0 + 8 * j + 2 * t;
+    if (row_lo < p.m) {
+      *reinterpret_cast<__nv_bfloat162*>(p.y + row_lo * p.y_stride + col) =
+          __floats2bfloat162_rn(acc[4 * j] * p.out_scale, acc[4 * j + 1] * p.out_scale);
+    }
+    if (row_hi < p.m) {
+      *reinterpret_cast<__nv_bfloat162*>(p.y + row_hi * p.y_stride + col) =
+          __floats2bfloat162_rn(acc[4 * j + 2] * p.out_scale, acc[4 * j + 3] * p.out_scale);
+    }
+  }
+}
+
+// cuTensorMapEncodeTiled through the runtime (no link against the driver library).
+PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
+  static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
+    void* f = nullptr;
+    cudaDriverEntryPointQueryResult q{};
+    if (cudaGetDriverEntryPointByVersion("cuTensorMapEncodeTiled", &f, 12000, cudaEnableDefault, &q) != cudaSuccess ||
+        q != cudaDriverEntryPointSuccess) {
+      f = nullptr;
+    }
+    return reinterpret_cast<PFN_cuTensorMapEncodeTiled_v12000>(f);
+  }();
+  return fn;
+}
+
+// A [rows, cols] byte matrix with `stride` bytes between rows, read in 128 x 128 swizzled tiles.
+bool encode_tile_map(CUtensorMap& map, const void* base, int64_t rows, int64_t cols, int64_t stride) {
+  const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
+  if (encode == nullptr) return false;
+  const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
+  const cuuint64_t strides[1] = {static_cast<cuuint64_t>(stride)};
+  const cuuint32_t box[2] = {kTile, kTile};
+  const cuuint32_t element_strides[2] = {1, 1};
+  return encode(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box,
+                element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
+                CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
+}
+
+}  // namespace
+
+bool wgmma_fp8_dense_supported(const DenseGemmArgs& a) {
+  const auto aligned16 = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  return a.weight == WeightKind::kFP8Block && a.act == ActKind::kFP8 && a.n % kTile == 0 && a.k % kTile == 0 &&
+         a.x_stride % 16 == 0 && a.y_stride % 2 == 0 && aligned16(a.x) && aligned16(a.w) &&
+         a.m < (int64_t{1} << 31) && a.n < (int64_t{1} << 31) && tensor_map_encoder() != nullptr;
+}
+
+cudaError_t launch_wgmma_fp8_dense(const DenseGemmArgs& a, cudaStream_t stream) {
+  if (a.m == 0) return cudaSuccess;
+  CUtensorMap x_map{}, w_map{};
+  if (!encode_tile_map(x_map, a.x, a.m, a.k, a.x_stride) || !encode_tile_map(w_map, a.w, a.n, a.k, a.k)) {
+    return cudaErrorInvalidValue;
+  }
+  WgmmaParams p{};
+  p.x_scale = a.x_scale;
+  p.w_scale = static_cast<const float*>(a.w_scale);
+  p.blocks_k = static_cast<int>(a.k / kTile);
+  p.m = static_cast<int>(a.m);
+  p.n = static_cast<int>(a.n);
+  p.m_tiles = static_cast<int>((a.m + kTile - 1) / kTile);
+  p.n_tiles = static_cast<int>(a.n / kTile);
+  p.y = static_cast<__nv_bfloat16*>(a.y);
+  p.y_stride = a.y_stride;
+  p.out_scale = a.global_scale;
+  const cudaError_t e =
+      cudaFuncSetAttribute(wgmma_fp8_block_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
+  if (e != cudaSuccess) return e;
+  const int64_t grid = static_cast<int64_t>(p.m_tiles) * p.n_tiles;
+  wgmma_fp8_block_kernel<<<static_cast<unsigned>(grid), kThreads, kSmemBytes, stream>>>(x_map, w_map, p);
+  return cudaGetLastError();
+}
+
+}  // namespace fp4serve::cuda
