@@ -73,27 +73,21 @@ __device__ void stage_route_activations(const P& p, const int* rows, int64_t kbe
   }
 }
 
-// Shared-memory address of the staged row each lane reads for token pair `pair`: its column's
-// token inside its own k-slice, the zero row elsewhere (column g belongs to lane g / 2 of the
-// quad, token 2 * pair + g % 2). 32-bit addresses keep the hot loop within its registers.
-__device__ __forceinline__ uint32_t route_b_row(const uint8_t* act, int kc_max, int pair, int g, int t) {
-  const int row_bytes = static_cast<int>(route_row_bytes(kc_max));
+// Offset in the staged activations of the row each lane reads for token pair `pair`: its
+// column's token inside its own k-slice, the zero row elsewhere (column g belongs to lane g / 2
+// of the quad, token 2 * pair + g % 2). 32-bit offsets keep the hot loop within its registers.
+__device__ __forceinline__ uint32_t route_b_offset(int kc_max, int pair, int g, int t) {
   const int row = (g >> 1) == t ? 2 * pair + (g & 1) : 8;
-  return smem_address(act) + row * row_bytes + t * 32;
+  return static_cast<uint32_t>(row * route_row_bytes(kc_max) + t * 32);
 }
 
-__device__ __forceinline__ uint2 load_shared_8(uint32_t address) {
-  uint2 v;
-  asm volatile("ld.shared.v2.u32 {%0,%1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "r"(address));
-  return v;
-}
-
-// One 128-k step of one 16-row tile for TP token pairs. `b_rows[p]` from route_b_row;
+// One 128-k step of one 16-row tile for TP token pairs. `b_rows[p]` from route_b_offset;
 // `xs[2p + i]` the step's activation scales of token 2p + i. MXFP4: one E8M0 scale per lane
 // and row (its block); NVFP4: two E4M3 scales (words 0-1, words 2-3).
 template <bool kNvfp4, int TP>
 __device__ __forceinline__ void route_tile_step(uint4 lo, uint4 hi, uint32_t scale_lo, uint32_t scale_hi,
-                                                const uint32_t (&b_rows)[4], uint32_t step_offset,
+                                                const uint8_t* act, const uint32_t (&b_rows)[4],
+                                                uint32_t step_offset,
                                                 const float (&xs)[8], float (&acc)[4][4]) {
   const uint32_t wlo[4] = {lo.x, lo.y, lo.z, lo.w};
   const uint32_t whi[4] = {hi.x, hi.y, hi.z, hi.w};
@@ -127,7 +121,8 @@ __device__ __forceinline__ void route_tile_step(uint4 lo, uint4 hi, uint32_t sca
       e2m1x8_to_e4m3(whi[j], a[1], a[3]);
 #pragma unroll
       for (int p = 0; p < TP; ++p) {
-        const uint2 bb = load_shared_8(b_rows[p] + step_offset + 8 * j);
+        // Plain loads (not asm volatile), so the compiler may issue them ahead of the MMAs.
+        const uint2 bb = *reinterpret_cast<const uint2*>(act + b_rows[p] + step_offset + 8 * j);
         mma_e4m3_16x8x32(part[p], a, bb.x, bb.y);
       }
     }

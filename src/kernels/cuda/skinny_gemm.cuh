@@ -301,17 +301,31 @@ __device__ __forceinline__ void compute_tile_step(const TileLoad& ld, const uint
   }
 }
 
-// The K loop of the FP8 route (skinny_fp8_route.cuh) for TP token pairs; leaves each tile's
-// sums in the standard fragment layout of one 8-token tile.
+// Staging and K loop of the FP8 route (skinny_fp8_route.cuh) for TP token pairs; leaves each
+// tile's sums in the standard fragment layout of one 8-token tile. The first burst of weight
+// loads is issued before the activations are staged, so the two latencies overlap.
 template <WeightKind W, int TP>
-__device__ __forceinline__ void route_k_loop(const Params& p, const uint8_t* const (&w_tile)[2],
-                                             const uint8_t* const (&s_tile)[2], const bool (&valid)[2],
-                                             int64_t row_bytes, int64_t scale_stride, int64_t step_begin,
-                                             int64_t step_end, const uint8_t* act, const float* act_scale, int g,
-                                             int t, float (&out)[2][1][4]) {
+__device__ __forceinline__ void route_k_loop(const Params& p, const int* token_rows, int64_t kbeg, int kc,
+                                             const uint8_t* const (&w_tile)[2], const uint8_t* const (&s_tile)[2],
+                                             const bool (&valid)[2], int64_t row_bytes, int64_t scale_stride,
+                                             int64_t step_begin, int64_t step_end, uint8_t* act, float* act_scale,
+                                             int g, int t, float (&out)[2][1][4]) {
+  TileLoad ld[kStepsInFlight][2];
+  auto load_burst = [&](int64_t s0) {
+#pragma unroll
+    for (int u = 0; u < kStepsInFlight; ++u)
+#pragma unroll
+      for (int tt = 0; tt < 2; ++tt)
+        if (s0 + u < step_end && valid[tt])
+          load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, ld[u][tt]);
+  };
+  load_burst(step_begin);
+  stage_route_activations(p, token_rows, kbeg, kc, act, act_scale, kThreads);
+  __syncthreads();
+
   uint32_t b_rows[4];
 #pragma unroll
-  for (int q = 0; q < 4; ++q) b_rows[q] = route_b_row(act, p.kc_max, q < TP ? q : 0, g, t);
+  for (int q = 0; q < 4; ++q) b_rows[q] = route_b_offset(p.kc_max, q < TP ? q : 0, g, t);
   const int scale_stride_smem = p.kc_max / 128;
   float acc[2][4][4];
 #pragma unroll
@@ -321,13 +335,7 @@ __device__ __forceinline__ void route_k_loop(const Params& p, const uint8_t* con
 #pragma unroll
       for (int i = 0; i < 4; ++i) acc[tt][q][i] = 0.0f;
   for (int64_t s0 = step_begin; s0 < step_end; s0 += kStepsInFlight) {
-    TileLoad ld[kStepsInFlight][2];
-#pragma unroll
-    for (int u = 0; u < kStepsInFlight; ++u)
-#pragma unroll
-      for (int tt = 0; tt < 2; ++tt)
-        if (s0 + u < step_end && valid[tt])
-          load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, ld[u][tt]);
+    if (s0 != step_begin) load_burst(s0);
 #pragma unroll
     for (int u = 0; u < kStepsInFlight; ++u) {
       const int64_t s = s0 + u;
@@ -340,8 +348,8 @@ __device__ __forceinline__ void route_k_loop(const Params& p, const uint8_t* con
       for (int tt = 0; tt < 2; ++tt)
         if (valid[tt])
           route_tile_step<W == WeightKind::kNVFP4, TP>(ld[u][tt].lo, ld[u][tt].hi, ld[u][tt].scale_lo,
-                                                       ld[u][tt].scale_hi, b_rows, static_cast<uint32_t>(local) * 128,
-                                                       xs, acc[tt]);
+                                                       ld[u][tt].scale_hi, act, b_rows,
+                                                       static_cast<uint32_t>(local) * 128, xs, acc[tt]);
     }
   }
 #pragma unroll
@@ -446,22 +454,20 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
         for (int i = 0; i < 4; ++i) acc[tt][nt][i] = 0.0f;
 
     __syncthreads();
-    if constexpr (kRoute) {
-      stage_route_activations(p, token_rows, kbeg, kc, act, act_scale, kThreads);
-    } else {
+    if constexpr (!kRoute) {
       stage_activations<W, kBf16Act, kTiles>(p, token_rows, kbeg, kc, act, act_scale);
+      __syncthreads();
     }
-    __syncthreads();
 
     const int64_t step_begin = static_cast<int64_t>(block_begin) * T::kStepsPerBlock;
     const int64_t step_end = static_cast<int64_t>(block_end) * T::kStepsPerBlock;
     if constexpr (kRoute) {
       if (count <= 2) {
-        route_k_loop<W, 1>(p, w_tile, s_tile, valid, row_bytes, scale_stride, step_begin, step_end, act, act_scale, g,
-                           t, acc);
+        route_k_loop<W, 1>(p, token_rows, kbeg, kc, w_tile, s_tile, valid, row_bytes, scale_stride, step_begin,
+                           step_end, act, act_scale, g, t, acc);
       } else {
-        route_k_loop<W, 2>(p, w_tile, s_tile, valid, row_bytes, scale_stride, step_begin, step_end, act, act_scale, g,
-                           t, acc);
+        route_k_loop<W, 2>(p, token_rows, kbeg, kc, w_tile, s_tile, valid, row_bytes, scale_stride, step_begin,
+                           step_end, act, act_scale, g, t, acc);
       }
     }
     for (int64_t s0 = step_begin; !kRoute && s0 < step_end; s0 += kStepsInFlight) {

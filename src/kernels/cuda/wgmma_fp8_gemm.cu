@@ -2,13 +2,14 @@
 // "wgmma v1"): y[M, N] = x[M, K] W[N, K]^T with E4M3 operands, x scaled per (row, 128-k block)
 // and W per (128-row block, 128-k block), as DeepSeek's reference computes it.
 //
-// A CTA owns a 128 x 128 output tile and walks K in blocks of 128 (one scale block). Warpgroup 0
+// A CTA (one per SM, persistent) owns 128 x 128 output tiles in turn and walks K in blocks of
+// 128 (one scale block). Warpgroup 0
 // is the producer: one thread issues two TMA copies per block (x and W tiles, 16 KB each, with
 // the 128-byte swizzle the MMAs read) into a ring of kStages slots guarded by mbarriers ("full"
 // counts the bytes in, "empty" the consumers' releases). Warpgroups 1 and 2 each own 64 rows:
-// four m64n128k32 wgmmas per block into a scratch accumulator, then the block's scales are
-// applied in fp32 while promoting into the running sum (fp32 sums of exact FP8 products, as in
-// the mma.sync kernels), so the per-block scales never touch the operands.
+// per 64 k, two m64n128k32 wgmmas into a scratch accumulator, then the block's scales are
+// applied in fp32 while promoting into the running sum (DeepGEMM's scheme), so the per-block
+// scales never touch the operands.
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -41,6 +42,19 @@ struct WgmmaParams {
   float out_scale;
 };
 
+// Output tile `tile` of the grouped rasterization: kGroupRows m tiles run along each n tile
+// before moving on, so that CTAs running together share W tiles in L2.
+__device__ __forceinline__ void tile_origin(const WgmmaParams& p, int tile, int& m0, int& n0) {
+  const int tiles_per_group = kGroupRows * p.n_tiles;
+  const int first_m = (tile / tiles_per_group) * kGroupRows;
+  const int group_size = min(p.m_tiles - first_m, kGroupRows);
+  const int in_group = tile % tiles_per_group;
+  m0 = (first_m + in_group % group_size) * kTile;
+  n0 = (in_group / group_size) * kTile;
+}
+
+// Persistent: each CTA walks tiles blockIdx.x, + gridDim.x, ...; the producer runs ahead into
+// the next tile while the consumers store the last one.
 __global__ void __launch_bounds__(kThreads, 1)
     wgmma_fp8_block_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap w_map,
                            const WgmmaParams p) {
@@ -49,15 +63,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t stage_base = shared_u32(smem);
   const uint32_t full_bar = stage_base + kStages * kStageBytes;
   const uint32_t empty_bar = full_bar + kStages * 8;
-
-  // Grouped rasterization: kGroupRows m tiles run along each n tile before moving on.
-  const int tiles_per_group = kGroupRows * p.n_tiles;
-  const int group = blockIdx.x / tiles_per_group;
-  const int first_m = group * kGroupRows;
-  const int group_size = min(p.m_tiles - first_m, kGroupRows);
-  const int in_group = blockIdx.x % tiles_per_group;
-  const int m0 = (first_m + in_group % group_size) * kTile;
-  const int n0 = (in_group / group_size) * kTile;
+  const int tiles = p.m_tiles * p.n_tiles;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
@@ -71,13 +77,18 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int warpgroup = threadIdx.x / 128;
   if (warpgroup == 0) {
     if (threadIdx.x == 0) {
-      for (int kb = 0; kb < p.blocks_k; ++kb) {
-        const int s = kb % kStages;
-        if (kb >= kStages) mbarrier_wait(empty_bar + 8 * s, ((kb / kStages) - 1) & 1);
-        const uint32_t a = stage_base + s * kStageBytes;
-        mbarrier_arrive_expect_tx(full_bar + 8 * s, kStageBytes);
-        tma_load_2d(a, &x_map, full_bar + 8 * s, kb * kTile, m0);
-        tma_load_2d(a + kOperandBytes, &w_map, full_bar + 8 * s, kb * kTile, n0);
+      int it = 0;  // k blocks issued by this CTA so far: ring slot and phase
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        int m0, n0;
+        tile_origin(p, tile, m0, n0);
+        for (int kb = 0; kb < p.blocks_k; ++kb, ++it) {
+          const int s = it % kStages;
+          if (it >= kStages) mbarrier_wait(empty_bar + 8 * s, ((it / kStages) - 1) & 1);
+          const uint32_t a = stage_base + s * kStageBytes;
+          mbarrier_arrive_expect_tx(full_bar + 8 * s, kStageBytes);
+          tma_load_2d(a, &x_map, full_bar + 8 * s, kb * kTile, m0);
+          tma_load_2d(a + kOperandBytes, &w_map, full_bar + 8 * s, kb * kTile, n0);
+        }
       }
     }
     return;
@@ -86,52 +97,64 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int consumer = warpgroup - 1;  // rows 64 * consumer .. + 63 of the tile
   const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
-  const int row_lo = m0 + 64 * consumer + 16 * warp + g, row_hi = row_lo + 8;
-  const float* xs_lo = p.x_scale + static_cast<int64_t>(min(row_lo, p.m - 1)) * p.blocks_k;
-  const float* xs_hi = p.x_scale + static_cast<int64_t>(min(row_hi, p.m - 1)) * p.blocks_k;
-  const float* ws = p.w_scale + static_cast<int64_t>(n0 / kTile) * p.blocks_k;
+  int it = 0;
+  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    int m0, n0;
+    tile_origin(p, tile, m0, n0);
+    const int row_lo = m0 + 64 * consumer + 16 * warp + g, row_hi = row_lo + 8;
+    const float* xs_lo = p.x_scale + static_cast<int64_t>(min(row_lo, p.m - 1)) * p.blocks_k;
+    const float* xs_hi = p.x_scale + static_cast<int64_t>(min(row_hi, p.m - 1)) * p.blocks_k;
+    const float* ws = p.w_scale + static_cast<int64_t>(n0 / kTile) * p.blocks_k;
 
-  float acc[64], part[64];
+    float acc[64], part[64];
 #pragma unroll
-  for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+    for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
 
-  for (int kb = 0; kb < p.blocks_k; ++kb) {
-    const int s = kb % kStages;
-    // Scales first: their loads overlap the wait for the tiles.
-    const float w_s = __ldg(ws + kb);
-    const float s_lo = __ldg(xs_lo + kb) * w_s, s_hi = __ldg(xs_hi + kb) * w_s;
-    mbarrier_wait(full_bar + 8 * s, (kb / kStages) & 1);
-    const uint32_t a = stage_base + s * kStageBytes + consumer * 64 * kTile;
-    const uint32_t b = stage_base + s * kStageBytes + kOperandBytes;
-    wgmma_fence();
+    for (int kb = 0; kb < p.blocks_k; ++kb, ++it) {
+      const int s = it % kStages;
+      // Scales first: their loads overlap the wait for the tiles.
+      const float w_s = __ldg(ws + kb);
+      const float s_lo = __ldg(xs_lo + kb) * w_s, s_hi = __ldg(xs_hi + kb) * w_s;
+      mbarrier_wait(full_bar + 8 * s, (it / kStages) & 1);
+      const uint32_t a = stage_base + s * kStageBytes + consumer * 64 * kTile;
+      const uint32_t b = stage_base + s * kStageBytes + kOperandBytes;
+      // Two halves of 64 k, each promoted into fp32 on its own: the tensor cores' FP8
+      // accumulation keeps fewer bits than fp32, so their partial sums stay short (as the
+      // mma.sync kernels do; 128-k partials measured up to 1.06x the parity bound).
 #pragma unroll
-    for (int kk = 0; kk < kTile / 32; ++kk) {
-      wgmma_m64n128k32_e4m3(part, swizzled_tile_descriptor(a + 32 * kk), swizzled_tile_descriptor(b + 32 * kk), kk);
+      for (int h = 0; h < 2; ++h) {
+        wgmma_fence();
+#pragma unroll
+        for (int kk = 0; kk < 2; ++kk) {
+          const uint32_t k_off = 32 * (2 * h + kk);
+          wgmma_m64n128k32_e4m3(part, swizzled_tile_descriptor(a + k_off), swizzled_tile_descriptor(b + k_off), kk);
+        }
+        wgmma_commit();
+        wgmma_wait_all();
+#pragma unroll
+        for (int i = 0; i < 64; ++i) pin_register(part[i]);
+        if (h == 1) mbarrier_arrive(empty_bar + 8 * s);
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+          acc[4 * j + 0] = fmaf(part[4 * j + 0], s_lo, acc[4 * j + 0]);
+          acc[4 * j + 1] = fmaf(part[4 * j + 1], s_lo, acc[4 * j + 1]);
+          acc[4 * j + 2] = fmaf(part[4 * j + 2], s_hi, acc[4 * j + 2]);
+          acc[4 * j + 3] = fmaf(part[4 * j + 3], s_hi, acc[4 * j + 3]);
+        }
+      }
     }
-    wgmma_commit();
-    wgmma_wait_all();
-#pragma unroll
-    for (int i = 0; i < 64; ++i) pin_register(part[i]);
-    mbarrier_arrive(empty_bar + 8 * s);
+
 #pragma unroll
     for (int j = 0; j < 16; ++j) {
-      acc[4 * j + 0] = fmaf(part[4 * j + 0], s_lo, acc[4 * j + 0]);
-      acc[4 * j + 1] = fmaf(part[4 * j + 1], s_lo, acc[4 * j + 1]);
-      acc[4 * j + 2] = fmaf(part[4 * j + 2], s_hi, acc[4 * j + 2]);
-      acc[4 * j + 3] = fmaf(part[4 * j + 3], s_hi, acc[4 * j + 3]);
-    }
-  }
-
-#pragma unroll
-  for (int j = 0; j < 16; ++j) {
-    const int col = n0 + 8 * j + 2 * t;
-    if (row_lo < p.m) {
-      *reinterpret_cast<__nv_bfloat162*>(p.y + row_lo * p.y_stride + col) =
-          __floats2bfloat162_rn(acc[4 * j] * p.out_scale, acc[4 * j + 1] * p.out_scale);
-    }
-    if (row_hi < p.m) {
-      *reinterpret_cast<__nv_bfloat162*>(p.y + row_hi * p.y_stride + col) =
-          __floats2bfloat162_rn(acc[4 * j + 2] * p.out_scale, acc[4 * j + 3] * p.out_scale);
+      const int col = n0 + 8 * j + 2 * t;
+      if (row_lo < p.m) {
+        *reinterpret_cast<__nv_bfloat162*>(p.y + row_lo * p.y_stride + col) =
+            __floats2bfloat162_rn(acc[4 * j] * p.out_scale, acc[4 * j + 1] * p.out_scale);
+      }
+      if (row_hi < p.m) {
+        *reinterpret_cast<__nv_bfloat162*>(p.y + row_hi * p.y_stride + col) =
+            __floats2bfloat162_rn(acc[4 * j + 2] * p.out_scale, acc[4 * j + 3] * p.out_scale);
+      }
     }
   }
 }
@@ -192,7 +215,11 @@ cudaError_t launch_wgmma_fp8_dense(const DenseGemmArgs& a, cudaStream_t stream) 
   const cudaError_t e =
       cudaFuncSetAttribute(wgmma_fp8_block_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (e != cudaSuccess) return e;
-  const int64_t grid = static_cast<int64_t>(p.m_tiles) * p.n_tiles;
+  int device = 0, sms = 0;
+  cudaError_t q = cudaGetDevice(&device);
+  if (q == cudaSuccess) q = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (q != cudaSuccess) return q;
+  const int64_t grid = std::min<int64_t>(static_cast<int64_t>(p.m_tiles) * p.n_tiles, sms);
   wgmma_fp8_block_kernel<<<static_cast<unsigned>(grid), kThreads, kSmemBytes, stream>>>(x_map, w_map, p);
   return cudaGetLastError();
 }
