@@ -188,8 +188,8 @@ int run(uint64_t seed, bool quick) {
   cuda::check_cuda(cudaGetDeviceProperties(&prop, 0), "device query");
   std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
   GpuContext ctx;
-  // 1-4 tokens: the FP8 route of 4-bit weights (one and two token pairs); 5-8 and 9-16: the
-  // F16 decode with one and two token tiles; above: the prefill kernels.
+  // <= 8 and 9-16 tokens: the decode kernels with one and two token tiles; above: the prefill
+  // kernels (FP8 block-128 with N % 128 == 0: the wgmma kernel).
   const std::vector<int64_t> ms =
       quick ? std::vector<int64_t>{1, 4, 9, 40} : std::vector<int64_t>{1, 2, 3, 4, 5, 8, 9, 16, 17, 100, 256};
   const ScaleRange wide{100, 150};
@@ -209,8 +209,7 @@ int run(uint64_t seed, bool quick) {
       {WeightEncoding::kNVFP4, true, 256, 4096, {}, "split-K"},
   };
   for (const DenseCase& c : cases) run_dense(ctx, c, ms, rng);
-  // 4-bit experts: up to 8 tokens take the FP8 route in items of <= 4 pairs (5 tokens x top-3
-  // over 8 experts cuts some experts into several items), 16 the F16 decode.
+  // Decode with one token tile (1-8 tokens) and two (16), then the prefill kernels.
   const std::vector<int64_t> tokens = quick ? std::vector<int64_t>{1, 5, 12} : std::vector<int64_t>{1, 2, 5, 8, 16, 40};
   for (const WeightEncoding e : {WeightEncoding::kMXFP4, WeightEncoding::kNVFP4, WeightEncoding::kFP8Block}) {
     run_moe(ctx, e, 8, 512, 256, 3, tokens, rng);

@@ -77,11 +77,6 @@ TEST(CudaMoeUpload, RejectsMismatchedExpertCounts) {
   EXPECT_NE(message.find("2 w1, 2 w3 and 1 w2"), std::string::npos) << message;
 }
 
-cuda::ActKind act_of(cuda::WeightKind kind) {
-  return kind == cuda::WeightKind::kBF16 ? cuda::ActKind::kBF16 : cuda::ActKind::kFP8;
-}
-bool fp4(cuda::WeightKind kind) { return kind == cuda::WeightKind::kMXFP4 || kind == cuda::WeightKind::kNVFP4; }
-
 // Every split plan must cover K exactly once with whole 128-blocks, fit shared memory, and
 // never launch more CTAs than row blocks x splits.
 TEST(CudaSkinnyPlan, CoversKAndFitsSharedMemoryForModelShapes) {
@@ -94,16 +89,15 @@ TEST(CudaSkinnyPlan, CoversKAndFitsSharedMemoryForModelShapes) {
   for (const cuda::WeightKind kind : {cuda::WeightKind::kBF16, cuda::WeightKind::kFP8Block,
                                       cuda::WeightKind::kMXFP4, cuda::WeightKind::kNVFP4}) {
     for (const Shape& s : shapes) {
-      for (const int64_t m : {1, 4, 5, 8, 9, 16}) {
-        const cuda::SkinnyPlan plan = cuda::plan_skinny_dense(kind, act_of(kind), s.n, s.k, m, 132);
+      for (const int64_t m : {1, 8, 9, 16}) {
+        const cuda::SkinnyPlan plan = cuda::plan_skinny_dense(kind, s.n, s.k, m, 132);
         const int64_t blocks = s.k / 128;
         SCOPED_TRACE(testing::Message() << "kind " << static_cast<int>(kind) << " " << s.n << "x" << s.k << " M=" << m);
         EXPECT_GE(plan.splits, 1);
         EXPECT_LE(plan.splits, blocks);
         EXPECT_GE(static_cast<int64_t>(plan.kc_max) * plan.splits, s.k);
         EXPECT_EQ(plan.kc_max % 128, 0);
-        // 4-bit weights with FP8 activations and <= 4 tokens take the FP8 route (token_tiles 0).
-        EXPECT_EQ(plan.token_tiles, fp4(kind) && m <= 4 ? 0 : (m <= 8 ? 1 : 2));
+        EXPECT_EQ(plan.token_tiles, m <= 8 ? 1 : 2);
         EXPECT_EQ(plan.row_blocks, (s.n + 255) / 256);
         EXPECT_EQ(plan.grid, plan.row_blocks * plan.splits);
         EXPECT_LE(plan.smem_bytes, 113 * 1024) << "two CTAs per SM must fit";
@@ -116,7 +110,7 @@ TEST(CudaSkinnyPlan, CoversKAndFitsSharedMemoryForModelShapes) {
 // A grid of one CTA too many costs a second full wave: the plan for Pro wo_b (28 row blocks)
 // stays within the 264 CTA slots of a 132-SM device.
 TEST(CudaSkinnyPlan, AvoidsAPartialSecondWave) {
-  const cuda::SkinnyPlan plan = cuda::plan_skinny_dense(cuda::WeightKind::kFP8Block, cuda::ActKind::kFP8, 7168, 16384, 1, 132);
+  const cuda::SkinnyPlan plan = cuda::plan_skinny_dense(cuda::WeightKind::kFP8Block, 7168, 16384, 1, 132);
   EXPECT_LE(plan.grid, 264);
   EXPECT_GE(plan.grid, 200);
 }

@@ -14,7 +14,7 @@ namespace fp4serve::cuda {
 
 // How a skinny launch splits its work; sizes the scratch it needs.
 struct SkinnyPlan {
-  int token_tiles = 1;  // 8-token MMA columns: 1 (M <= 8) or 2; 0 = the FP8 route (4-bit weights, M <= 4)
+  int token_tiles = 1;  // 8-token MMA columns: 1 (M <= 8) or 2
   int row_blocks = 0;   // 256-row blocks (MoE gate/up: 128 rows of W1 + 128 of W3)
   int splits = 1;       // CTAs along K per row block
   int kc_max = 0;       // K elements of the largest split
@@ -24,17 +24,12 @@ struct SkinnyPlan {
   int64_t counters = 0;        // scratch counters needed
 };
 
-SkinnyPlan plan_skinny_dense(WeightKind weight, ActKind act, int64_t n, int64_t k, int64_t m, int num_sms);
+SkinnyPlan plan_skinny_dense(WeightKind weight, int64_t n, int64_t k, int64_t m, int num_sms);
 // MoE: `tokens` routed tokens (sets 8 or 16 pairs per item), `max_items` items at most.
 SkinnyPlan plan_skinny_moe(WeightKind weight, bool gate_up, int64_t n, int64_t k, int64_t tokens, int max_items,
                            int num_sms);
-// Pairs per MoE item for the skinny kernels (the routing plan cuts experts into these). 4-bit
-// experts with up to 8 tokens take items of 4 pairs, which the FP8 route serves (a decode
-// step rarely routes more than 4 of its tokens to one expert).
-inline int skinny_pairs_per_item(WeightKind weight, int64_t tokens) {
-  const bool fp4 = weight == WeightKind::kMXFP4 || weight == WeightKind::kNVFP4;
-  return tokens <= 8 ? (fp4 ? 4 : 8) : 16;
-}
+// Pairs per MoE item for the skinny kernels (the routing plan cuts experts into these).
+inline int skinny_pairs_per_item(int64_t tokens) { return tokens <= 8 ? 8 : 16; }
 
 cudaError_t launch_skinny_dense(const DenseGemmArgs& args, const SkinnyPlan& plan, const Scratch& scratch,
                                 cudaStream_t stream);

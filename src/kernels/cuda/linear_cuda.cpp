@@ -122,7 +122,7 @@ void gemm(GpuContext& ctx, const DeviceLinear& w, const GemmInput& in, void* y, 
   const bool decode = regime == Regime::kDecode || (regime == Regime::kAuto && in.m <= 16);
   if (decode) {
     FP4SERVE_CHECK(in.m <= 16, "{}: the decode kernels take at most 16 tokens, got {}", w.name(), in.m);
-    const SkinnyPlan plan = plan_skinny_dense(a.weight, a.act, a.n, a.k, a.m, ctx.num_sms());
+    const SkinnyPlan plan = plan_skinny_dense(a.weight, a.n, a.k, a.m, ctx.num_sms());
     const Scratch scratch = ctx.scratch(plan.partial_floats, plan.counters);
     check_cuda(launch_skinny_dense(a, plan, scratch, ctx.stream()), w.name() + " (decode GEMM)");
   } else {

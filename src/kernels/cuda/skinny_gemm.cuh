@@ -28,7 +28,6 @@
 
 #include "kernels/cuda/kernel_args.h"
 #include "kernels/cuda/mma_primitives.cuh"
-#include "kernels/cuda/skinny_fp8_route.cuh"
 #include "kernels/cuda/weight_decode.cuh"
 
 namespace fp4serve::cuda::skinny {
@@ -58,7 +57,7 @@ struct Params {
   const void* const* expert_w[2];
   const void* const* expert_scale[2];
   const float* expert_gs[2];
-  float out_scale;  // dense: global scale (the kernel adds its own power-of-two factor)
+  float out_scale;  // dense: global scale (x128 for NVFP4 folded in by the launcher)
   int64_t n, k;
   const uint8_t* x;
   const float* x_scale;
@@ -301,71 +300,9 @@ __device__ __forceinline__ void compute_tile_step(const TileLoad& ld, const uint
   }
 }
 
-// Staging and K loop of the FP8 route (skinny_fp8_route.cuh) for TP token pairs; leaves each
-// tile's sums in the standard fragment layout of one 8-token tile. The first burst of weight
-// loads is issued before the activations are staged, so the two latencies overlap.
-template <WeightKind W, int TP>
-__device__ __forceinline__ void route_k_loop(const Params& p, const int* token_rows, int64_t kbeg, int kc,
-                                             const uint8_t* const (&w_tile)[2], const uint8_t* const (&s_tile)[2],
-                                             const bool (&valid)[2], int64_t row_bytes, int64_t scale_stride,
-                                             int64_t step_begin, int64_t step_end, uint8_t* act, float* act_scale,
-                                             int g, int t, float (&out)[2][1][4]) {
-  TileLoad ld[kStepsInFlight][2];
-  auto load_burst = [&](int64_t s0) {
-#pragma unroll
-    for (int u = 0; u < kStepsInFlight; ++u)
-#pragma unroll
-      for (int tt = 0; tt < 2; ++tt)
-        if (s0 + u < step_end && valid[tt])
-          load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, ld[u][tt]);
-  };
-  load_burst(step_begin);
-  stage_route_activations(p, token_rows, kbeg, kc, act, act_scale, kThreads);
-  __syncthreads();
-
-  uint32_t b_rows[4];
-#pragma unroll
-  for (int q = 0; q < 4; ++q) b_rows[q] = route_b_offset(p.kc_max, q < TP ? q : 0, g, t);
-  const int scale_stride_smem = p.kc_max / 128;
-  float acc[2][4][4];
-#pragma unroll
-  for (int tt = 0; tt < 2; ++tt)
-#pragma unroll
-    for (int q = 0; q < 4; ++q)
-#pragma unroll
-      for (int i = 0; i < 4; ++i) acc[tt][q][i] = 0.0f;
-  for (int64_t s0 = step_begin; s0 < step_end; s0 += kStepsInFlight) {
-    if (s0 != step_begin) load_burst(s0);
-#pragma unroll
-    for (int u = 0; u < kStepsInFlight; ++u) {
-      const int64_t s = s0 + u;
-      if (s >= step_end) break;
-      const int local = static_cast<int>(s - step_begin);  // one 128-k block per step
-      float xs[8];
-#pragma unroll
-      for (int i = 0; i < 8; ++i) xs[i] = i < 2 * TP ? act_scale[i * scale_stride_smem + local] : 0.0f;
-#pragma unroll
-      for (int tt = 0; tt < 2; ++tt)
-        if (valid[tt])
-          route_tile_step<W == WeightKind::kNVFP4, TP>(ld[u][tt].lo, ld[u][tt].hi, ld[u][tt].scale_lo,
-                                                       ld[u][tt].scale_hi, act, b_rows,
-                                                       static_cast<uint32_t>(local) * 128, xs, acc[tt]);
-    }
-  }
-#pragma unroll
-  for (int tt = 0; tt < 2; ++tt) reduce_route_accumulators<TP>(acc[tt], t, out[tt][0]);
-}
-
 template <WeightKind W, bool kBf16Act, int NT, Mode MODE>
 __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const Params p) {
   using T = Traits<W>;
-  // NT = 0: the FP8 route (skinny_fp8_route.cuh) for 4-bit weights, FP8 activations and at most
-  // kRouteTokens tokens, in kernels of its own (with the F16 loop beside it, it would spill).
-  constexpr bool kRoute = NT == 0;
-  static_assert(!kRoute || (T::kFp4 && !kBf16Act), "the FP8 route takes 4-bit weights and FP8 activations");
-  constexpr int kTiles = kRoute ? 1 : NT;  // 8-token MMA tiles of the epilogue
-  // What the sums still miss: the route's 2^6, or the F16 decode's 2^7 for NVFP4.
-  constexpr float kFactor = kRoute ? kRouteFactor : (W == WeightKind::kNVFP4 ? 128.0f : 1.0f);
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int token_rows[16];
   __shared__ int unit_item[3];
@@ -375,6 +312,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
   const int g = lane / 4, t = lane % 4;
   const int64_t act_bytes_per_row = act_row_bytes(staged_act_bytes<W>(), p.kc_max);
   uint8_t* act = smem;
+  float* act_scale = reinterpret_cast<float*>(smem + 8 * NT * act_bytes_per_row);
   const int act_scale_stride = p.kc_max / 128;
 
   const int units_per_item = p.row_blocks * p.splits;
@@ -400,12 +338,10 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
     }
     __syncthreads();
     const int expert = unit_item[0], first = unit_item[1], count = unit_item[2];
-    float* act_scale =
-        reinterpret_cast<float*>(smem + (kRoute ? 9 * route_row_bytes(p.kc_max) : 8 * kTiles * act_bytes_per_row));
     if (threadIdx.x < 16) {
       const int j = threadIdx.x;
       int row = -1;
-      if (j < count && j < 8 * kTiles) {
+      if (j < count && j < 8 * NT) {
         if constexpr (MODE == Mode::kGateUp) {
           row = p.act_row[first + j];
         } else {
@@ -445,39 +381,34 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
       }
     }
 
-    float acc[2][kTiles][4];
+    float acc[2][NT][4];
 #pragma unroll
     for (int tt = 0; tt < 2; ++tt)
 #pragma unroll
-      for (int nt = 0; nt < kTiles; ++nt)
+      for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[tt][nt][i] = 0.0f;
 
-    __syncthreads();
-    if constexpr (!kRoute) {
-      stage_activations<W, kBf16Act, kTiles>(p, token_rows, kbeg, kc, act, act_scale);
-      __syncthreads();
-    }
-
     const int64_t step_begin = static_cast<int64_t>(block_begin) * T::kStepsPerBlock;
     const int64_t step_end = static_cast<int64_t>(block_end) * T::kStepsPerBlock;
-    if constexpr (kRoute) {
-      if (count <= 2) {
-        route_k_loop<W, 1>(p, token_rows, kbeg, kc, w_tile, s_tile, valid, row_bytes, scale_stride, step_begin,
-                           step_end, act, act_scale, g, t, acc);
-      } else {
-        route_k_loop<W, 2>(p, token_rows, kbeg, kc, w_tile, s_tile, valid, row_bytes, scale_stride, step_begin,
-                           step_end, act, act_scale, g, t, acc);
-      }
-    }
-    for (int64_t s0 = step_begin; !kRoute && s0 < step_end; s0 += kStepsInFlight) {
-      TileLoad ld[kStepsInFlight][2];
+    TileLoad ld[kStepsInFlight][2];
+    auto load_burst = [&](int64_t s0) {
 #pragma unroll
       for (int u = 0; u < kStepsInFlight; ++u)
 #pragma unroll
         for (int tt = 0; tt < 2; ++tt)
           if (s0 + u < step_end && valid[tt])
             load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, ld[u][tt]);
+    };
+    // v14: the first burst of weight loads is in flight while the activations are staged (most
+    // CTAs of a decode launch run one to three bursts, so this latency was a large share).
+    load_burst(step_begin);
+    __syncthreads();
+    stage_activations<W, kBf16Act, NT>(p, token_rows, kbeg, kc, act, act_scale);
+    __syncthreads();
+
+    for (int64_t s0 = step_begin; s0 < step_end; s0 += kStepsInFlight) {
+      if (s0 != step_begin) load_burst(s0);
 #pragma unroll
       for (int u = 0; u < kStepsInFlight; ++u) {
         const int64_t s = s0 + u;
@@ -488,7 +419,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 #pragma unroll
         for (int tt = 0; tt < 2; ++tt)
           if (valid[tt])
-            compute_tile_step<W, kBf16Act, kTiles>(ld[u][tt], act_step, act_bytes_per_row, act_scale, act_scale_stride,
+            compute_tile_step<W, kBf16Act, NT>(ld[u][tt], act_step, act_bytes_per_row, act_scale, act_scale_stride,
                                                local_block, g, t, acc[tt]);
       }
     }
@@ -504,7 +435,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 #pragma unroll
       for (int tt = 0; tt < 2; ++tt)
 #pragma unroll
-        for (int nt = 0; nt < kTiles; ++nt)
+        for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
             const int token = nt * 8 + 2 * t + (i & 1);
@@ -522,7 +453,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 #pragma unroll
       for (int tt = 0; tt < 2; ++tt)
 #pragma unroll
-        for (int nt = 0; nt < kTiles; ++nt)
+        for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
             const int token = nt * 8 + 2 * t + (i & 1);
@@ -535,13 +466,14 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
     }
 
     // Epilogue: c[i] is (row g + 8*(i/2), token 2t + i%2) of each tile and token tile.
+    const float nv_factor = W == WeightKind::kNVFP4 ? 128.0f : 1.0f;
     if constexpr (MODE == Mode::kGateUp) {
       if (!valid[0]) continue;
-      const float gs_gate = (p.expert_gs[0] ? p.expert_gs[0][expert] : 1.0f) * kFactor;
-      const float gs_up = (p.expert_gs[1] ? p.expert_gs[1][expert] : 1.0f) * kFactor;
+      const float gs_gate = (p.expert_gs[0] ? p.expert_gs[0][expert] : 1.0f) * nv_factor;
+      const float gs_up = (p.expert_gs[1] ? p.expert_gs[1][expert] : 1.0f) * nv_factor;
       const float limit = p.swiglu_limit;
 #pragma unroll
-      for (int nt = 0; nt < kTiles; ++nt)
+      for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
         for (int i = 0; i < 4; ++i) {
           const int token = nt * 8 + 2 * t + (i & 1);
@@ -558,13 +490,13 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
           p.out[static_cast<int64_t>(first + token) * p.out_stride + row] = __float2bfloat16_rn(h);
         }
     } else {
-      float scale = p.out_scale * kFactor;
-      if constexpr (MODE == Mode::kDown) scale = (p.expert_gs[0] ? p.expert_gs[0][expert] : 1.0f) * kFactor;
+      float scale = p.out_scale;
+      if constexpr (MODE == Mode::kDown) scale = (p.expert_gs[0] ? p.expert_gs[0][expert] : 1.0f) * nv_factor;
 #pragma unroll
       for (int tt = 0; tt < 2; ++tt) {
         if (!valid[tt]) continue;
 #pragma unroll
-        for (int nt = 0; nt < kTiles; ++nt)
+        for (int nt = 0; nt < NT; ++nt)
 #pragma unroll
           for (int i = 0; i < 4; ++i) {
             const int token = nt * 8 + 2 * t + (i & 1);

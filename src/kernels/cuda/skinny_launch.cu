@@ -14,12 +14,8 @@ namespace {
 using skinny::Mode;
 using KernelFn = void (*)(const skinny::Params);
 
-// token_tiles 0 = the FP8 route (4-bit weights, FP8 activations, at most 4 tokens).
 template <WeightKind W, bool kBf16Act, Mode M>
 KernelFn pick(int token_tiles) {
-  if constexpr ((W == WeightKind::kMXFP4 || W == WeightKind::kNVFP4) && !kBf16Act) {
-    if (token_tiles == 0) return skinny::skinny_gemm_kernel<W, kBf16Act, 0, M>;
-  }
   return token_tiles == 1 ? skinny::skinny_gemm_kernel<W, kBf16Act, 1, M> : skinny::skinny_gemm_kernel<W, kBf16Act, 2, M>;
 }
 
@@ -51,11 +47,6 @@ int steps_per_block(WeightKind w) {
 }
 int staged_bytes(WeightKind w) { return w == WeightKind::kFP8Block ? 1 : 2; }
 
-// The FP8 route (skinny_fp8_route.cuh): 4-bit weights, FP8 activations, at most 4 tokens.
-bool takes_fp8_route(WeightKind w, ActKind act, int64_t tokens) {
-  return (w == WeightKind::kMXFP4 || w == WeightKind::kNVFP4) && act == ActKind::kFP8 && tokens <= skinny::kRouteTokens;
-}
-
 // Chooses how many CTAs split K. Every CTA of a launch does the same work, so the time is
 // about (waves of the device's CTA slots) x (time of one CTA), and a CTA's time is its K range
 // plus a fixed cost (staging, ramp-up, epilogue) worth about 512 elements of K. A grid of 280
@@ -64,11 +55,10 @@ bool takes_fp8_route(WeightKind w, ActKind act, int64_t tokens) {
 // sums cost 16 KB per CTA to add up) and the staged activations within shared memory; small
 // matrices thus spread over many short CTAs instead of a few long chains.
 void choose_split(WeightKind w, int64_t k, int64_t units, int num_sms, SkinnyPlan& plan) {
-  const bool route = plan.token_tiles == 0;
   const int64_t blocks = k / 128;
   const int64_t kc_cap = w == WeightKind::kFP8Block ? 4096 : 2048;
   const int64_t min_splits = (blocks * 128 + kc_cap - 1) / kc_cap;
-  const int64_t min_steps = plan.token_tiles <= 1 ? skinny::kStepsInFlight : 8;
+  const int64_t min_steps = plan.token_tiles == 1 ? skinny::kStepsInFlight : 8;
   const int64_t min_blocks = std::max<int64_t>(1, min_steps / steps_per_block(w));
   const int64_t max_splits = std::max<int64_t>(min_splits, blocks / min_blocks);
   const int64_t slots = static_cast<int64_t>(skinny::kCtasPerSm) * num_sms;
@@ -84,8 +74,7 @@ void choose_split(WeightKind w, int64_t k, int64_t units, int num_sms, SkinnyPla
   }
   plan.splits = static_cast<int>(splits);
   plan.kc_max = static_cast<int>((blocks + splits - 1) / splits * 128);
-  plan.smem_bytes = route ? skinny::route_smem_bytes(plan.kc_max)
-                          : skinny::smem_bytes(staged_bytes(w), plan.kc_max, plan.token_tiles);
+  plan.smem_bytes = skinny::smem_bytes(staged_bytes(w), plan.kc_max, plan.token_tiles);
   plan.counters = units;
   plan.partial_floats = splits > 1 ? units * splits * skinny::kPartialFloats : 0;
 }
@@ -104,9 +93,9 @@ cudaError_t launch(KernelFn fn, const skinny::Params& p, const SkinnyPlan& plan,
 
 }  // namespace
 
-SkinnyPlan plan_skinny_dense(WeightKind weight, ActKind act, int64_t n, int64_t k, int64_t m, int num_sms) {
+SkinnyPlan plan_skinny_dense(WeightKind weight, int64_t n, int64_t k, int64_t m, int num_sms) {
   SkinnyPlan plan;
-  plan.token_tiles = takes_fp8_route(weight, act, m) ? 0 : (m <= 8 ? 1 : 2);
+  plan.token_tiles = m <= 8 ? 1 : 2;
   plan.row_blocks = static_cast<int>((n + skinny::kRowsPerCta - 1) / skinny::kRowsPerCta);
   choose_split(weight, k, plan.row_blocks, num_sms, plan);
   plan.grid = plan.row_blocks * plan.splits;
@@ -116,7 +105,7 @@ SkinnyPlan plan_skinny_dense(WeightKind weight, ActKind act, int64_t n, int64_t 
 SkinnyPlan plan_skinny_moe(WeightKind weight, bool gate_up, int64_t n, int64_t k, int64_t tokens, int max_items,
                            int num_sms) {
   SkinnyPlan plan;
-  plan.token_tiles = skinny_pairs_per_item(weight, tokens) / 8;
+  plan.token_tiles = skinny_pairs_per_item(tokens) / 8;
   plan.row_blocks = static_cast<int>(gate_up ? n / 128 : (n + skinny::kRowsPerCta - 1) / skinny::kRowsPerCta);
   const int64_t units = static_cast<int64_t>(max_items) * plan.row_blocks;
   choose_split(weight, k, units, num_sms, plan);
@@ -133,7 +122,7 @@ cudaError_t launch_skinny_dense(const DenseGemmArgs& a, const SkinnyPlan& plan, 
   p.weight = a.weight;
   p.w[0] = static_cast<const uint8_t*>(a.w);
   p.w_scale[0] = static_cast<const uint8_t*>(a.w_scale);
-  p.out_scale = a.global_scale;
+  p.out_scale = a.global_scale * (a.weight == WeightKind::kNVFP4 ? 128.0f : 1.0f);
   p.n = a.n;
   p.k = a.k;
   p.x = static_cast<const uint8_t*>(a.x);

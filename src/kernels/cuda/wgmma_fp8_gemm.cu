@@ -76,6 +76,9 @@ __global__ void __launch_bounds__(kThreads, 1)
 
   const int warpgroup = threadIdx.x / 128;
   if (warpgroup == 0) {
+    // The producer needs few registers; the consumers take them (40 + 2 x 232 per thread
+    // x 128 threads fits the 64K register file).
+    warpgroup_release_registers<40>();
     if (threadIdx.x == 0) {
       int it = 0;  // k blocks issued by this CTA so far: ring slot and phase
       for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
@@ -94,6 +97,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     return;
   }
 
+  warpgroup_claim_registers<232>();
   const int consumer = warpgroup - 1;  // rows 64 * consumer .. + 63 of the tile
   const int warp = (threadIdx.x / 32) % 4, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
@@ -106,7 +110,7 @@ __global__ void __launch_bounds__(kThreads, 1)
     const float* xs_hi = p.x_scale + static_cast<int64_t>(min(row_hi, p.m - 1)) * p.blocks_k;
     const float* ws = p.w_scale + static_cast<int64_t>(n0 / kTile) * p.blocks_k;
 
-    float acc[64], part[64];
+    float acc[64], part[2][64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
 
@@ -118,28 +122,37 @@ __global__ void __launch_bounds__(kThreads, 1)
       mbarrier_wait(full_bar + 8 * s, (it / kStages) & 1);
       const uint32_t a = stage_base + s * kStageBytes + consumer * 64 * kTile;
       const uint32_t b = stage_base + s * kStageBytes + kOperandBytes;
-      // Two halves of 64 k, each promoted into fp32 on its own: the tensor cores' FP8
-      // accumulation keeps fewer bits than fp32, so their partial sums stay short (as the
-      // mma.sync kernels do; 128-k partials measured up to 1.06x the parity bound).
+      // Two halves of 64 k in two scratch accumulators, each promoted into fp32 on its own:
+      // the tensor cores' FP8 accumulation keeps fewer bits than fp32, so their partial sums
+      // stay short (128-k partials measured up to 1.06x the parity bound, docs/kernels/tiled.md).
+      // The first half is promoted while the second is still being multiplied.
+      wgmma_fence();
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        wgmma_fence();
 #pragma unroll
         for (int kk = 0; kk < 2; ++kk) {
           const uint32_t k_off = 32 * (2 * h + kk);
-          wgmma_m64n128k32_e4m3(part, swizzled_tile_descriptor(a + k_off), swizzled_tile_descriptor(b + k_off), kk);
+          wgmma_m64n128k32_e4m3(part[h], swizzled_tile_descriptor(a + k_off), swizzled_tile_descriptor(b + k_off),
+                                kk);
         }
         wgmma_commit();
-        wgmma_wait_all();
+      }
 #pragma unroll
-        for (int i = 0; i < 64; ++i) pin_register(part[i]);
-        if (h == 1) mbarrier_arrive(empty_bar + 8 * s);
+      for (int h = 0; h < 2; ++h) {
+        if (h == 0) {
+          wgmma_wait<1>();
+        } else {
+          wgmma_wait<0>();
+          mbarrier_arrive(empty_bar + 8 * s);
+        }
+#pragma unroll
+        for (int i = 0; i < 64; ++i) pin_register(part[h][i]);
 #pragma unroll
         for (int j = 0; j < 16; ++j) {
-          acc[4 * j + 0] = fmaf(part[4 * j + 0], s_lo, acc[4 * j + 0]);
-          acc[4 * j + 1] = fmaf(part[4 * j + 1], s_lo, acc[4 * j + 1]);
-          acc[4 * j + 2] = fmaf(part[4 * j + 2], s_hi, acc[4 * j + 2]);
-          acc[4 * j + 3] = fmaf(part[4 * j + 3], s_hi, acc[4 * j + 3]);
+          acc[4 * j + 0] = fmaf(part[h][4 * j + 0], s_lo, acc[4 * j + 0]);
+          acc[4 * j + 1] = fmaf(part[h][4 * j + 1], s_lo, acc[4 * j + 1]);
+          acc[4 * j + 2] = fmaf(part[h][4 * j + 2], s_hi, acc[4 * j + 2]);
+          acc[4 * j + 3] = fmaf(part[h][4 * j + 3], s_hi, acc[4 * j + 3]);
         }
       }
     }
