@@ -189,9 +189,9 @@ int run(uint64_t seed, bool quick) {
   std::printf("device: %s, %d SMs\n", prop.name, prop.multiProcessorCount);
   GpuContext ctx;
   // <= 8 and 9-16 tokens: the decode kernels with one and two token tiles; above: the prefill
-  // kernels (FP8 block-128 with N % 128 == 0: the wgmma kernel).
+  // kernels (N % 128 == 0: the wgmma kernels; 4-bit weights from 128 tokens through BF16 copies).
   const std::vector<int64_t> ms =
-      quick ? std::vector<int64_t>{1, 4, 9, 40} : std::vector<int64_t>{1, 2, 3, 4, 5, 8, 9, 16, 17, 100, 256};
+      quick ? std::vector<int64_t>{1, 4, 9, 40, 160} : std::vector<int64_t>{1, 2, 3, 4, 5, 8, 9, 16, 17, 100, 160, 256};
   const ScaleRange wide{100, 150};
   const std::vector<DenseCase> cases = {
       {WeightEncoding::kBF16, false, 272, 1024, {}, ""},

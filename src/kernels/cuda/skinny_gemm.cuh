@@ -389,26 +389,20 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 #pragma unroll
         for (int i = 0; i < 4; ++i) acc[tt][nt][i] = 0.0f;
 
+    __syncthreads();
+    stage_activations<W, kBf16Act, NT>(p, token_rows, kbeg, kc, act, act_scale);
+    __syncthreads();
+
     const int64_t step_begin = static_cast<int64_t>(block_begin) * T::kStepsPerBlock;
     const int64_t step_end = static_cast<int64_t>(block_end) * T::kStepsPerBlock;
-    TileLoad ld[kStepsInFlight][2];
-    auto load_burst = [&](int64_t s0) {
+    for (int64_t s0 = step_begin; s0 < step_end; s0 += kStepsInFlight) {
+      TileLoad ld[kStepsInFlight][2];
 #pragma unroll
       for (int u = 0; u < kStepsInFlight; ++u)
 #pragma unroll
         for (int tt = 0; tt < 2; ++tt)
           if (s0 + u < step_end && valid[tt])
             load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, ld[u][tt]);
-    };
-    // v14: the first burst of weight loads is in flight while the activations are staged (most
-    // CTAs of a decode launch run one to three bursts, so this latency was a large share).
-    load_burst(step_begin);
-    __syncthreads();
-    stage_activations<W, kBf16Act, NT>(p, token_rows, kbeg, kc, act, act_scale);
-    __syncthreads();
-
-    for (int64_t s0 = step_begin; s0 < step_end; s0 += kStepsInFlight) {
-      if (s0 != step_begin) load_burst(s0);
 #pragma unroll
       for (int u = 0; u < kStepsInFlight; ++u) {
         const int64_t s = s0 + u;

@@ -58,7 +58,7 @@ cudaError_t launch(const Kernel& k, const tiled::Params& p, int64_t grid, cudaSt
 }  // namespace
 
 cudaError_t launch_tiled_dense(const DenseGemmArgs& a, cudaStream_t stream) {
-  if (wgmma_fp8_dense_supported(a)) return launch_wgmma_fp8_dense(a, stream);
+  if (wgmma_dense_supported(a)) return launch_wgmma_dense(a, stream);
   tiled::Params p{};
   p.w = static_cast<const uint8_t*>(a.w);
   p.w_scale = static_cast<const uint8_t*>(a.w_scale);

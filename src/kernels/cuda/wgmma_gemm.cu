@@ -1,15 +1,19 @@
-// Prefill GEMM for FP8 block-128 weights on the Hopper-only instructions (docs/kernels/tiled.md,
-// "wgmma v1"): y[M, N] = x[M, K] W[N, K]^T with E4M3 operands, x scaled per (row, 128-k block)
-// and W per (128-row block, 128-k block), as DeepSeek's reference computes it.
+// Prefill GEMMs on the Hopper-only instructions (docs/kernels/tiled.md, "wgmma"):
+// y[M, N] = x[M, K] W[N, K]^T with
+//  - E4M3 operands, x scaled per (row, 128-k block) and W per (128-row block, 128-k block), as
+//    DeepSeek's reference computes FP8 block-128 layers;
+//  - BF16 operands: BF16 weights, and 4-bit weights whose exact BF16 copies prefill_widen.cu
+//    made (E2M1 x block scale has at most 6 significant bits; E4M3 x a power-of-two activation
+//    scale at most 4), so the products stay exact and the sums fp32.
 //
 // A CTA (one per SM, persistent) owns 128 x 128 output tiles in turn and walks K in blocks of
-// 128 (one scale block). Warpgroup 0
+// 128 bytes (128 E4M3 = one scale block, or 64 BF16). Warpgroup 0
 // is the producer: one thread issues two TMA copies per block (x and W tiles, 16 KB each, with
 // the 128-byte swizzle the MMAs read) into a ring of kStages slots guarded by mbarriers ("full"
-// counts the bytes in, "empty" the consumers' releases). Warpgroups 1 and 2 each own 64 rows:
-// per 64 k, two m64n128k32 wgmmas into a scratch accumulator, then the block's scales are
+// counts the bytes in, "empty" the consumers' releases). Warpgroups 1 and 2 each own 64 rows.
+// FP8: per 64 k, two m64n128k32 wgmmas into a scratch accumulator, then the block's scales are
 // applied in fp32 while promoting into the running sum (DeepGEMM's scheme), so the per-block
-// scales never touch the operands.
+// scales never touch the operands. BF16: four m64n128k16 wgmmas straight into the sum.
 #include <cuda.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -23,7 +27,7 @@
 namespace fp4serve::cuda {
 namespace {
 
-constexpr int kTile = 128;  // rows of x, rows of W and k per block
+constexpr int kTile = 128;  // rows of x, rows of W, and bytes of k per block
 constexpr int kStages = 5;
 constexpr int kThreads = 384;
 constexpr int kOperandBytes = kTile * kTile;  // one E4M3 tile
@@ -32,9 +36,9 @@ constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // +
 constexpr int kGroupRows = 8;  // m tiles per raster group (neighbouring CTAs share W tiles in L2)
 
 struct WgmmaParams {
-  const float* x_scale;  // [m, blocks_k]
-  const float* w_scale;  // [n / 128, blocks_k]
-  int blocks_k;
+  const float* x_scale;  // FP8: [m, blocks_k]
+  const float* w_scale;  // FP8: [n / 128, blocks_k]
+  int blocks_k;          // 128-byte blocks of K
   int m, n;
   int m_tiles, n_tiles;
   __nv_bfloat16* y;
@@ -53,10 +57,64 @@ __device__ __forceinline__ void tile_origin(const WgmmaParams& p, int tile, int&
   n0 = (in_group / group_size) * kTile;
 }
 
+// FP8 block-128 K loop of one tile: per 128-k block, two 64-k halves into two scratch
+// accumulators, each promoted into fp32 with the block's scales on its own. The tensor cores'
+// FP8 accumulation keeps fewer bits than fp32, so their partial sums stay short (128-k
+// partials measured up to 1.06x the parity bound, docs/kernels/tiled.md); the first half is
+// promoted while the second is still being multiplied.
+__device__ __forceinline__ void fp8_block_k_loop(const WgmmaParams& p, int n0, int row_lo, int row_hi,
+                                                 int consumer, uint32_t stage_base, uint32_t full_bar,
+                                                 uint32_t empty_bar, int& it, float (&acc)[64]) {
+  const float* xs_lo = p.x_scale + static_cast<int64_t>(min(row_lo, p.m - 1)) * p.blocks_k;
+  const float* xs_hi = p.x_scale + static_cast<int64_t>(min(row_hi, p.m - 1)) * p.blocks_k;
+  const float* ws = p.w_scale + static_cast<int64_t>(n0 / kTile) * p.blocks_k;
+  float part[2][64];
+
+  for (int kb = 0; kb < p.blocks_k; ++kb, ++it) {
+    const int s = it % kStages;
+    // Scales first: their loads overlap the wait for the tiles.
+    const float w_s = __ldg(ws + kb);
+    const float s_lo = __ldg(xs_lo + kb) * w_s, s_hi = __ldg(xs_hi + kb) * w_s;
+    mbarrier_wait(full_bar + 8 * s, (it / kStages) & 1);
+    const uint32_t a = stage_base + s * kStageBytes + consumer * 64 * kTile;
+    const uint32_t b = stage_base + s * kStageBytes + kOperandBytes;
+    wgmma_fence();
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+#pragma unroll
+      for (int kk = 0; kk < 2; ++kk) {
+        const uint32_t k_off = 32 * (2 * h + kk);
+        wgmma_m64n128k32_e4m3(part[h], swizzled_tile_descriptor(a + k_off), swizzled_tile_descriptor(b + k_off),
+                              kk);
+      }
+      wgmma_commit();
+    }
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      if (h == 0) {
+        wgmma_wait<1>();
+      } else {
+        wgmma_wait<0>();
+        mbarrier_arrive(empty_bar + 8 * s);
+      }
+#pragma unroll
+      for (int i = 0; i < 64; ++i) pin_register(part[h][i]);
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        acc[4 * j + 0] = fmaf(part[h][4 * j + 0], s_lo, acc[4 * j + 0]);
+        acc[4 * j + 1] = fmaf(part[h][4 * j + 1], s_lo, acc[4 * j + 1]);
+        acc[4 * j + 2] = fmaf(part[h][4 * j + 2], s_hi, acc[4 * j + 2]);
+        acc[4 * j + 3] = fmaf(part[h][4 * j + 3], s_hi, acc[4 * j + 3]);
+      }
+    }
+  }
+}
+
 // Persistent: each CTA walks tiles blockIdx.x, + gridDim.x, ...; the producer runs ahead into
 // the next tile while the consumers store the last one.
+template <bool kFp8>
 __global__ void __launch_bounds__(kThreads, 1)
-    wgmma_fp8_block_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap w_map,
+    wgmma_gemm_kernel(const __grid_constant__ CUtensorMap x_map, const __grid_constant__ CUtensorMap w_map,
                            const WgmmaParams p) {
   extern __shared__ uint8_t smem_raw[];
   uint8_t* smem = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t{1023});
@@ -106,54 +164,27 @@ __global__ void __launch_bounds__(kThreads, 1)
     int m0, n0;
     tile_origin(p, tile, m0, n0);
     const int row_lo = m0 + 64 * consumer + 16 * warp + g, row_hi = row_lo + 8;
-    const float* xs_lo = p.x_scale + static_cast<int64_t>(min(row_lo, p.m - 1)) * p.blocks_k;
-    const float* xs_hi = p.x_scale + static_cast<int64_t>(min(row_hi, p.m - 1)) * p.blocks_k;
-    const float* ws = p.w_scale + static_cast<int64_t>(n0 / kTile) * p.blocks_k;
-
-    float acc[64], part[2][64];
+    float acc[64];
 #pragma unroll
     for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
-
-    for (int kb = 0; kb < p.blocks_k; ++kb, ++it) {
-      const int s = it % kStages;
-      // Scales first: their loads overlap the wait for the tiles.
-      const float w_s = __ldg(ws + kb);
-      const float s_lo = __ldg(xs_lo + kb) * w_s, s_hi = __ldg(xs_hi + kb) * w_s;
-      mbarrier_wait(full_bar + 8 * s, (it / kStages) & 1);
-      const uint32_t a = stage_base + s * kStageBytes + consumer * 64 * kTile;
-      const uint32_t b = stage_base + s * kStageBytes + kOperandBytes;
-      // Two halves of 64 k in two scratch accumulators, each promoted into fp32 on its own:
-      // the tensor cores' FP8 accumulation keeps fewer bits than fp32, so their partial sums
-      // stay short (128-k partials measured up to 1.06x the parity bound, docs/kernels/tiled.md).
-      // The first half is promoted while the second is still being multiplied.
-      wgmma_fence();
+    if constexpr (kFp8) {
+      fp8_block_k_loop(p, n0, row_lo, row_hi, consumer, stage_base, full_bar, empty_bar, it, acc);
+    } else {
+      for (int kb = 0; kb < p.blocks_k; ++kb, ++it) {
+        const int s = it % kStages;
+        mbarrier_wait(full_bar + 8 * s, (it / kStages) & 1);
+        const uint32_t a = stage_base + s * kStageBytes + consumer * 64 * kTile;
+        const uint32_t b = stage_base + s * kStageBytes + kOperandBytes;
+        wgmma_fence();
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-#pragma unroll
-        for (int kk = 0; kk < 2; ++kk) {
-          const uint32_t k_off = 32 * (2 * h + kk);
-          wgmma_m64n128k32_e4m3(part[h], swizzled_tile_descriptor(a + k_off), swizzled_tile_descriptor(b + k_off),
-                                kk);
+        for (int kk = 0; kk < kTile / 32; ++kk) {
+          wgmma_m64n128k16_bf16(acc, swizzled_tile_descriptor(a + 32 * kk), swizzled_tile_descriptor(b + 32 * kk));
         }
         wgmma_commit();
-      }
+        wgmma_wait<0>();
 #pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        if (h == 0) {
-          wgmma_wait<1>();
-        } else {
-          wgmma_wait<0>();
-          mbarrier_arrive(empty_bar + 8 * s);
-        }
-#pragma unroll
-        for (int i = 0; i < 64; ++i) pin_register(part[h][i]);
-#pragma unroll
-        for (int j = 0; j < 16; ++j) {
-          acc[4 * j + 0] = fmaf(part[h][4 * j + 0], s_lo, acc[4 * j + 0]);
-          acc[4 * j + 1] = fmaf(part[h][4 * j + 1], s_lo, acc[4 * j + 1]);
-          acc[4 * j + 2] = fmaf(part[h][4 * j + 2], s_hi, acc[4 * j + 2]);
-          acc[4 * j + 3] = fmaf(part[h][4 * j + 3], s_hi, acc[4 * j + 3]);
-        }
+        for (int i = 0; i < 64; ++i) pin_register(acc[i]);
+        mbarrier_arrive(empty_bar + 8 * s);
       }
     }
 
@@ -201,23 +232,29 @@ bool encode_tile_map(CUtensorMap& map, const void* base, int64_t rows, int64_t c
 
 }  // namespace
 
-bool wgmma_fp8_dense_supported(const DenseGemmArgs& a) {
+bool wgmma_dense_supported(const DenseGemmArgs& a) {
   const auto aligned16 = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
-  return a.weight == WeightKind::kFP8Block && a.act == ActKind::kFP8 && a.n % kTile == 0 && a.k % kTile == 0 &&
-         a.x_stride % 16 == 0 && a.y_stride % 2 == 0 && aligned16(a.x) && aligned16(a.w) &&
-         a.m < (int64_t{1} << 31) && a.n < (int64_t{1} << 31) && tensor_map_encoder() != nullptr;
+  const bool fp8 = a.weight == WeightKind::kFP8Block && a.act == ActKind::kFP8;
+  const bool bf16 = a.weight == WeightKind::kBF16 && a.act == ActKind::kBF16;
+  const int64_t elem = bf16 ? 2 : 1;
+  return (fp8 || bf16) && a.n % kTile == 0 && (a.k * elem) % kTile == 0 && (a.x_stride * elem) % 16 == 0 &&
+         a.y_stride % 2 == 0 && aligned16(a.x) && aligned16(a.w) && a.m < (int64_t{1} << 31) &&
+         a.n < (int64_t{1} << 31) && tensor_map_encoder() != nullptr;
 }
 
-cudaError_t launch_wgmma_fp8_dense(const DenseGemmArgs& a, cudaStream_t stream) {
+cudaError_t launch_wgmma_dense(const DenseGemmArgs& a, cudaStream_t stream) {
   if (a.m == 0) return cudaSuccess;
+  const bool fp8 = a.weight == WeightKind::kFP8Block;
+  const int64_t elem = fp8 ? 1 : 2;
   CUtensorMap x_map{}, w_map{};
-  if (!encode_tile_map(x_map, a.x, a.m, a.k, a.x_stride) || !encode_tile_map(w_map, a.w, a.n, a.k, a.k)) {
+  if (!encode_tile_map(x_map, a.x, a.m, a.k * elem, a.x_stride * elem) ||
+      !encode_tile_map(w_map, a.w, a.n, a.k * elem, a.k * elem)) {
     return cudaErrorInvalidValue;
   }
   WgmmaParams p{};
   p.x_scale = a.x_scale;
   p.w_scale = static_cast<const float*>(a.w_scale);
-  p.blocks_k = static_cast<int>(a.k / kTile);
+  p.blocks_k = static_cast<int>(a.k * elem / kTile);
   p.m = static_cast<int>(a.m);
   p.n = static_cast<int>(a.n);
   p.m_tiles = static_cast<int>((a.m + kTile - 1) / kTile);
@@ -225,15 +262,15 @@ cudaError_t launch_wgmma_fp8_dense(const DenseGemmArgs& a, cudaStream_t stream) 
   p.y = static_cast<__nv_bfloat16*>(a.y);
   p.y_stride = a.y_stride;
   p.out_scale = a.global_scale;
-  const cudaError_t e =
-      cudaFuncSetAttribute(wgmma_fp8_block_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
+  const auto kernel = fp8 ? wgmma_gemm_kernel<true> : wgmma_gemm_kernel<false>;
+  const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, kSmemBytes);
   if (e != cudaSuccess) return e;
   int device = 0, sms = 0;
   cudaError_t q = cudaGetDevice(&device);
   if (q == cudaSuccess) q = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (q != cudaSuccess) return q;
   const int64_t grid = std::min<int64_t>(static_cast<int64_t>(p.m_tiles) * p.n_tiles, sms);
-  wgmma_fp8_block_kernel<<<static_cast<unsigned>(grid), kThreads, kSmemBytes, stream>>>(x_map, w_map, p);
+  kernel<<<static_cast<unsigned>(grid), kThreads, kSmemBytes, stream>>>(x_map, w_map, p);
   return cudaGetLastError();
 }
 
