@@ -96,12 +96,11 @@ ActKind activation_kind(WeightKind kind, bool nvfp4_bf16_activations) {
 
 namespace {
 
-// 4-bit weights from this many tokens on take the BF16 wgmma kernel through exact BF16 copies of
-// both operands (one pass over each; docs/kernels/tiled.md); fewer stay on the mma.sync kernels.
-constexpr int64_t kWidenMinTokens = 128;
-
+// 4-bit weights at prefill take the BF16 wgmma kernel through exact BF16 copies of both operands
+// (one pass over each; docs/kernels/tiled.md has the measurements); the mma.sync kernels remain
+// for shapes the wgmma kernel does not take.
 bool widens_for_prefill(const DenseGemmArgs& a) {
-  if ((a.weight != WeightKind::kMXFP4 && a.weight != WeightKind::kNVFP4) || a.m < kWidenMinTokens) return false;
+  if (a.weight != WeightKind::kMXFP4 && a.weight != WeightKind::kNVFP4) return false;
   DenseGemmArgs wide = a;
   wide.weight = WeightKind::kBF16;
   wide.act = ActKind::kBF16;

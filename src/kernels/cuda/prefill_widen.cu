@@ -7,6 +7,7 @@
 #include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cuda/kernel_launchers.h"
@@ -23,11 +24,12 @@ __device__ __forceinline__ float e4m3_to_float(uint32_t byte) {
   return static_cast<float>(v);
 }
 
-// E2M1 code -> value (sign in bit 3).
+// E2M1 code (low nibble; sign in bit 3) -> float, built from its fields: exponent e > 0 gives
+// 2^(e-1) * (1 + m/2), e = 0 gives 0 or 0.5 (0x3F000000).
 __device__ __forceinline__ float e2m1_to_float(uint32_t code) {
-  constexpr float kMagnitude[8] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
-  const float v = kMagnitude[code & 7u];
-  return (code & 8u) ? -v : v;
+  const uint32_t e = (code >> 1) & 3u, m = code & 1u;
+  const uint32_t magnitude = e != 0u ? ((e + 126u) << 23) | (m << 22) : (m != 0u ? 0x3F000000u : 0u);
+  return __uint_as_float(magnitude | ((code & 8u) << 28));
 }
 
 __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
@@ -35,61 +37,59 @@ __device__ __forceinline__ uint32_t pack_bf16x2(float lo, float hi) {
   return *reinterpret_cast<const uint32_t*>(&v);
 }
 
-// One thread per 8 elements (one 32-bit word of packed codes, element 2j in the low nibble of byte j).
+// One thread per 8 elements (one 32-bit word of packed codes, element 2j in the low nibble of
+// byte j); grid x over a row's groups, y over rows (strided), so no thread divides.
 template <bool kNvfp4>
 __global__ void widen_fp4_kernel(const uint8_t* w, const uint8_t* scale, int64_t n, int64_t k, uint4* out) {
-  const int64_t groups_per_row = k / 8;
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (i >= n * groups_per_row) return;
-  const int64_t row = i / groups_per_row, grp = i % groups_per_row;
-  const uint32_t word = __ldg(reinterpret_cast<const uint32_t*>(w + row * (k / 2)) + grp);
-  float s;
-  if constexpr (kNvfp4) {
-    s = e4m3_to_float(__ldg(scale + row * (k / 16) + grp / 2));
-  } else {
-    s = e8m0_to_float(__ldg(scale + row * (k / 32) + grp / 4));
-  }
-  uint32_t packed[4];
+  const int64_t grp = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (grp >= k / 8) return;
+  for (int64_t row = blockIdx.y; row < n; row += gridDim.y) {
+    const uint32_t word = __ldg(reinterpret_cast<const uint32_t*>(w + row * (k / 2)) + grp);
+    const float s = kNvfp4 ? e4m3_to_float(__ldg(scale + row * (k / 16) + grp / 2))
+                           : e8m0_to_float(__ldg(scale + row * (k / 32) + grp / 4));
+    uint32_t packed[4];
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    packed[j] = pack_bf16x2(e2m1_to_float(word >> (8 * j)) * s, e2m1_to_float(word >> (8 * j + 4)) * s);
+    for (int j = 0; j < 4; ++j) {
+      packed[j] = pack_bf16x2(e2m1_to_float(word >> (8 * j)) * s, e2m1_to_float(word >> (8 * j + 4)) * s);
+    }
+    out[row * (k / 8) + grp] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
   }
-  out[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
 }
 
 __global__ void widen_fp8_kernel(const uint8_t* x, const float* x_scale, int64_t x_stride, int64_t m, int64_t k,
                                  uint4* out) {
-  const int64_t groups_per_row = k / 8;
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  if (i >= m * groups_per_row) return;
-  const int64_t row = i / groups_per_row, grp = i % groups_per_row;
-  const uint2 v = __ldg(reinterpret_cast<const uint2*>(x + row * x_stride) + grp);
-  const float s = __ldg(x_scale + row * (k / 128) + grp / 16);
-  const uint32_t words[2] = {v.x, v.y};
-  uint32_t packed[4];
+  const int64_t grp = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  if (grp >= k / 8) return;
+  for (int64_t row = blockIdx.y; row < m; row += gridDim.y) {
+    const uint2 v = __ldg(reinterpret_cast<const uint2*>(x + row * x_stride) + grp);
+    const float s = __ldg(x_scale + row * (k / 128) + grp / 16);
+    const uint32_t words[2] = {v.x, v.y};
+    uint32_t packed[4];
 #pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const uint32_t w = words[j / 2] >> (16 * (j % 2));
-    packed[j] = pack_bf16x2(e4m3_to_float(w & 0xFFu) * s, e4m3_to_float((w >> 8) & 0xFFu) * s);
+    for (int j = 0; j < 4; ++j) {
+      const uint32_t w = words[j / 2] >> (16 * (j % 2));
+      packed[j] = pack_bf16x2(e4m3_to_float(w & 0xFFu) * s, e4m3_to_float((w >> 8) & 0xFFu) * s);
+    }
+    out[row * (k / 8) + grp] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
   }
-  out[i] = make_uint4(packed[0], packed[1], packed[2], packed[3]);
 }
 
-unsigned blocks_for(int64_t items) { return static_cast<unsigned>((items + kThreads - 1) / kThreads); }
+dim3 grid_for(int64_t rows, int64_t k) {
+  return dim3(static_cast<unsigned>((k / 8 + kThreads - 1) / kThreads), static_cast<unsigned>(std::min<int64_t>(rows, 65535)));
+}
 
 }  // namespace
 
 cudaError_t launch_widen_fp4_weight(WeightKind weight, const void* w, const void* w_scale, int64_t n, int64_t k,
                                     void* out, cudaStream_t stream) {
   if (k % 128 != 0 || (weight != WeightKind::kMXFP4 && weight != WeightKind::kNVFP4)) return cudaErrorInvalidValue;
-  const int64_t items = n * (k / 8);
-  if (items == 0) return cudaSuccess;
+  if (n == 0 || k == 0) return cudaSuccess;
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* sb = static_cast<const uint8_t*>(w_scale);
   if (weight == WeightKind::kNVFP4) {
-    widen_fp4_kernel<true><<<blocks_for(items), kThreads, 0, stream>>>(wb, sb, n, k, static_cast<uint4*>(out));
+    widen_fp4_kernel<true><<<grid_for(n, k), kThreads, 0, stream>>>(wb, sb, n, k, static_cast<uint4*>(out));
   } else {
-    widen_fp4_kernel<false><<<blocks_for(items), kThreads, 0, stream>>>(wb, sb, n, k, static_cast<uint4*>(out));
+    widen_fp4_kernel<false><<<grid_for(n, k), kThreads, 0, stream>>>(wb, sb, n, k, static_cast<uint4*>(out));
   }
   return cudaGetLastError();
 }
@@ -97,9 +97,8 @@ cudaError_t launch_widen_fp4_weight(WeightKind weight, const void* w, const void
 cudaError_t launch_widen_fp8_activations(const void* x, const float* x_scale, int64_t x_stride, int64_t m, int64_t k,
                                          void* out, cudaStream_t stream) {
   if (k % 128 != 0 || x_stride % 8 != 0) return cudaErrorInvalidValue;
-  const int64_t items = m * (k / 8);
-  if (items == 0) return cudaSuccess;
-  widen_fp8_kernel<<<blocks_for(items), kThreads, 0, stream>>>(static_cast<const uint8_t*>(x), x_scale, x_stride, m,
+  if (m == 0 || k == 0) return cudaSuccess;
+  widen_fp8_kernel<<<grid_for(m, k), kThreads, 0, stream>>>(static_cast<const uint8_t*>(x), x_scale, x_stride, m,
                                                                k, static_cast<uint4*>(out));
   return cudaGetLastError();
 }
