@@ -28,6 +28,7 @@
 
 #include "kernels/cuda/kernel_args.h"
 #include "kernels/cuda/mma_primitives.cuh"
+#include "kernels/cuda/moe_epilogue.cuh"
 #include "kernels/cuda/weight_decode.cuh"
 
 namespace fp4serve::cuda::skinny {
@@ -103,7 +104,6 @@ inline int64_t smem_bytes(int act_bytes, int kc_max, int token_tiles) {
 __device__ __forceinline__ uint32_t low_half_splat(uint32_t v) { return (v & 0xFFFFu) | (v << 16); }
 __device__ __forceinline__ uint32_t high_half_splat(uint32_t v) { return (v >> 16) | (v & 0xFFFF0000u); }
 
-__device__ __forceinline__ float round_to_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
 // Stages tokens [0, 8*NT) of activation rows `rows` (-1 = padding, zeros) for K range
 // [kbeg, kbeg + kc) into shared memory in the layout the inner step reads.
@@ -473,14 +473,8 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
           const int token = nt * 8 + 2 * t + (i & 1);
           if (token >= count) continue;
           const int row = row0[0] + g + 8 * (i >> 1);
-          float gate = round_to_bf16(acc[0][nt][i] * gs_gate);
-          float up = round_to_bf16(acc[1][nt][i] * gs_up);
-          if (limit > 0.0f) {
-            gate = gate > limit ? limit : gate;
-            up = up > limit ? limit : (up < -limit ? -limit : up);
-          }
-          const float silu = gate / (1.0f + expf(-gate));
-          const float h = silu * up * p.route_weight[first + token];
+          const float h =
+              swiglu_hidden(acc[0][nt][i], acc[1][nt][i], gs_gate, gs_up, limit, p.route_weight[first + token]);
           p.out[static_cast<int64_t>(first + token) * p.out_stride + row] = __float2bfloat16_rn(h);
         }
     } else {

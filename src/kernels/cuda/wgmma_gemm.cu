@@ -34,6 +34,13 @@ constexpr int kOperandBytes = kTile * kTile;  // one E4M3 tile
 constexpr int kStageBytes = 2 * kOperandBytes;
 constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment slack
 constexpr int kGroupRows = 8;  // m tiles per raster group (neighbouring CTAs share W tiles in L2)
+// k per promotion of the FP8 partial sums: 64 (two scratch accumulators) or 128 (DeepGEMM's
+// one); FP4SERVE_WGMMA_PROMOTE_K overrides it for experiments (docs/kernels/tiled.md).
+#ifndef FP4SERVE_WGMMA_PROMOTE_K
+#define FP4SERVE_WGMMA_PROMOTE_K 64
+#endif
+constexpr int kPromoteK = FP4SERVE_WGMMA_PROMOTE_K;
+static_assert(kPromoteK == 64 || kPromoteK == 128, "promotion every 64 or 128 k");
 
 struct WgmmaParams {
   const float* x_scale;  // FP8: [m, blocks_k]
@@ -68,7 +75,7 @@ __device__ __forceinline__ void fp8_block_k_loop(const WgmmaParams& p, int n0, i
   const float* xs_lo = p.x_scale + static_cast<int64_t>(min(row_lo, p.m - 1)) * p.blocks_k;
   const float* xs_hi = p.x_scale + static_cast<int64_t>(min(row_hi, p.m - 1)) * p.blocks_k;
   const float* ws = p.w_scale + static_cast<int64_t>(n0 / kTile) * p.blocks_k;
-  float part[2][64];
+  float part[kPromoteK == 64 ? 2 : 1][64];
 
   for (int kb = 0; kb < p.blocks_k; ++kb, ++it) {
     const int s = it % kStages;
@@ -78,33 +85,54 @@ __device__ __forceinline__ void fp8_block_k_loop(const WgmmaParams& p, int n0, i
     mbarrier_wait(full_bar + 8 * s, (it / kStages) & 1);
     const uint32_t a = stage_base + s * kStageBytes + consumer * 64 * kTile;
     const uint32_t b = stage_base + s * kStageBytes + kOperandBytes;
-    wgmma_fence();
+    if constexpr (kPromoteK == 128) {
+      wgmma_fence();
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-#pragma unroll
-      for (int kk = 0; kk < 2; ++kk) {
-        const uint32_t k_off = 32 * (2 * h + kk);
-        wgmma_m64n128k32_e4m3(part[h], swizzled_tile_descriptor(a + k_off), swizzled_tile_descriptor(b + k_off),
+      for (int kk = 0; kk < 4; ++kk) {
+        wgmma_m64n128k32_e4m3(part[0], swizzled_tile_descriptor(a + 32 * kk), swizzled_tile_descriptor(b + 32 * kk),
                               kk);
       }
       wgmma_commit();
-    }
+      wgmma_wait<0>();
 #pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      if (h == 0) {
-        wgmma_wait<1>();
-      } else {
-        wgmma_wait<0>();
-        mbarrier_arrive(empty_bar + 8 * s);
-      }
-#pragma unroll
-      for (int i = 0; i < 64; ++i) pin_register(part[h][i]);
+      for (int i = 0; i < 64; ++i) pin_register(part[0][i]);
+      mbarrier_arrive(empty_bar + 8 * s);
 #pragma unroll
       for (int j = 0; j < 16; ++j) {
-        acc[4 * j + 0] = fmaf(part[h][4 * j + 0], s_lo, acc[4 * j + 0]);
-        acc[4 * j + 1] = fmaf(part[h][4 * j + 1], s_lo, acc[4 * j + 1]);
-        acc[4 * j + 2] = fmaf(part[h][4 * j + 2], s_hi, acc[4 * j + 2]);
-        acc[4 * j + 3] = fmaf(part[h][4 * j + 3], s_hi, acc[4 * j + 3]);
+        acc[4 * j + 0] = fmaf(part[0][4 * j + 0], s_lo, acc[4 * j + 0]);
+        acc[4 * j + 1] = fmaf(part[0][4 * j + 1], s_lo, acc[4 * j + 1]);
+        acc[4 * j + 2] = fmaf(part[0][4 * j + 2], s_hi, acc[4 * j + 2]);
+        acc[4 * j + 3] = fmaf(part[0][4 * j + 3], s_hi, acc[4 * j + 3]);
+      }
+    } else {
+      wgmma_fence();
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+#pragma unroll
+        for (int kk = 0; kk < 2; ++kk) {
+          const uint32_t k_off = 32 * (2 * h + kk);
+          wgmma_m64n128k32_e4m3(part[h], swizzled_tile_descriptor(a + k_off), swizzled_tile_descriptor(b + k_off),
+                                kk);
+        }
+        wgmma_commit();
+      }
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        if (h == 0) {
+          wgmma_wait<1>();
+        } else {
+          wgmma_wait<0>();
+          mbarrier_arrive(empty_bar + 8 * s);
+        }
+#pragma unroll
+        for (int i = 0; i < 64; ++i) pin_register(part[h][i]);
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+          acc[4 * j + 0] = fmaf(part[h][4 * j + 0], s_lo, acc[4 * j + 0]);
+          acc[4 * j + 1] = fmaf(part[h][4 * j + 1], s_lo, acc[4 * j + 1]);
+          acc[4 * j + 2] = fmaf(part[h][4 * j + 2], s_hi, acc[4 * j + 2]);
+          acc[4 * j + 3] = fmaf(part[h][4 * j + 3], s_hi, acc[4 * j + 3]);
+        }
       }
     }
   }
