@@ -184,6 +184,23 @@ __device__ __forceinline__ void load_tile_step(const uint8_t* w_tile, const uint
   }
 }
 
+// acc += part x (weight scale of rows g / g + 8) x (activation scale of each token) for one
+// 128-k block; c[i] of token tile nt is token nt * 8 + 2t + i % 2.
+template <int NT>
+__device__ __forceinline__ void promote_partial(const float (&part)[NT][4], float w_lo, float w_hi,
+                                                const float* act_scale, int act_scale_stride, int local_block, int t,
+                                                float (&acc)[NT][4]) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const float s0 = act_scale[(nt * 8 + 2 * t) * act_scale_stride + local_block];
+    const float s1 = act_scale[(nt * 8 + 2 * t + 1) * act_scale_stride + local_block];
+    acc[nt][0] += part[nt][0] * (w_lo * s0);
+    acc[nt][1] += part[nt][1] * (w_lo * s1);
+    acc[nt][2] += part[nt][2] * (w_hi * s0);
+    acc[nt][3] += part[nt][3] * (w_hi * s1);
+  }
+}
+
 // Multiplies one loaded step of one tile into `part` (or directly into acc when no
 // promotion is needed) and promotes with the step's scales.
 template <WeightKind W, bool kBf16Act, int NT>
@@ -271,32 +288,13 @@ __device__ __forceinline__ void compute_tile_step(const TileLoad& ld, const uint
         }
       }
     }
-    if constexpr (kPromote) {
-      // MXFP4: the rows' reference exponents; NVFP4: 1 (its global scale comes at the end).
-      const float wl = wmul_lo, wh = wmul_hi;
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        const float s0 = act_scale[(nt * 8 + 2 * t) * act_scale_stride + local_block];
-        const float s1 = act_scale[(nt * 8 + 2 * t + 1) * act_scale_stride + local_block];
-        acc[nt][0] += part[nt][0] * (wl * s0);
-        acc[nt][1] += part[nt][1] * (wl * s1);
-        acc[nt][2] += part[nt][2] * (wh * s0);
-        acc[nt][3] += part[nt][3] * (wh * s1);
-      }
-    }
+    // MXFP4: the rows' reference exponents; NVFP4: 1 (its global scale comes at the end).
+    if constexpr (kPromote) promote_partial<NT>(part, wmul_lo, wmul_hi, act_scale, act_scale_stride, local_block, t, acc);
     return;
   }
   if constexpr (kPromote) {
-    const float wl = __uint_as_float(ld.scale_lo);
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const float s0 = act_scale[(nt * 8 + 2 * t) * act_scale_stride + local_block];
-      const float s1 = act_scale[(nt * 8 + 2 * t + 1) * act_scale_stride + local_block];
-      acc[nt][0] += part[nt][0] * (wl * s0);
-      acc[nt][1] += part[nt][1] * (wl * s1);
-      acc[nt][2] += part[nt][2] * (wl * s0);
-      acc[nt][3] += part[nt][3] * (wl * s1);
-    }
+    const float w = __uint_as_float(ld.scale_lo);
+    promote_partial<NT>(part, w, w, act_scale, act_scale_stride, local_block, t, acc);
   }
 }
 
