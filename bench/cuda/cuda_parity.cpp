@@ -15,6 +15,7 @@
 
 #include "base/error.h"
 #include "kernels/cuda/gpu_context.h"
+#include "kernels/cuda/kernel_launchers.h"
 #include "kernels/cuda/linear_cuda.h"
 #include "kernels/cuda/moe_cuda.h"
 #include "parity_reference.h"
@@ -102,14 +103,25 @@ void run_dense(GpuContext& ctx, const DenseCase& c, const std::vector<int64_t>& 
   }
   const std::vector<double> xd = act == ActKind::kFP8 ? decode_fp8_activations(ref_act, m_max, c.k) : decode_bf16_values(x);
   const std::vector<double> ref_all = reference_gemm(w, xd, m_max);
-  // FP8 block-128 prefill with N % 128 == 0 runs on FP8 wgmma, whose tensor-core accumulation
-  // keeps about 14 bits (formats-and-kernels.md §4.4, DeepSeek-V3 report). The kernel chains
+  // FP8 block-128 prefill of the shapes the wgmma kernel takes runs on FP8 wgmma, whose
+  // tensor-core accumulation keeps about 14 bits (formats-and-kernels.md §4.4, DeepSeek-V3
+  // report). The kernel chains
   // four k32 wgmmas per promotion (DeepGEMM's 128 k), each of which may cut the running partial
   // at 2^-13 of its magnitude, so each output may also carry 4 x 2^-13 of the magnitude of its
   // products: 2^-11 sum |x w| (float64). Measured without it: single elements 3-6% past the
   // fp32 bound (docs/kernels/tiled.md). The other kernels sum exact products in fp32.
   std::vector<double> fp8_wgmma_slack;
-  if (c.encoding == WeightEncoding::kFP8Block && c.n % 128 == 0) {
+  cuda::DenseGemmArgs probe;
+  probe.weight = dw.kind();
+  probe.act = act;
+  probe.w = dw.weight_data();
+  probe.n = c.n;
+  probe.k = c.k;
+  probe.x = codes.data();
+  probe.x_stride = c.k;
+  probe.m = m_max;
+  probe.y_stride = c.n;
+  if (c.encoding == WeightEncoding::kFP8Block && cuda::wgmma_dense_supported(probe)) {
     fp8_wgmma_slack = reference_gemm(w, xd, m_max, /*magnitudes=*/true);
     for (double& v : fp8_wgmma_slack) v = std::ldexp(v, -11);
   }

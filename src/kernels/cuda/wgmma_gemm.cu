@@ -27,11 +27,19 @@
 namespace fp4serve::cuda {
 namespace {
 
-constexpr int kTile = 128;  // rows of x, rows of W, and bytes of k per block
-constexpr int kStages = 5;
+constexpr int kTile = 128;  // rows of x per tile, and bytes of k per block
+// Rows of W per tile: 256 loads each x tile once per 256 outputs (half the L2 -> shared traffic
+// of 128); FP4SERVE_WGMMA_TILE_N = 128 builds the narrower tile for experiments.
+#ifndef FP4SERVE_WGMMA_TILE_N
+#define FP4SERVE_WGMMA_TILE_N 256
+#endif
+constexpr int kTileN = FP4SERVE_WGMMA_TILE_N;
+constexpr int kHalves = kTileN / 128;  // m64n128 wgmma chains per consumer warpgroup
+static_assert(kTileN == 128 || kTileN == 256, "tiles of 128 or 256 rows of W");
+constexpr int kStages = kTileN == 256 ? 4 : 5;
 constexpr int kThreads = 384;
-constexpr int kOperandBytes = kTile * kTile;  // one E4M3 tile
-constexpr int kStageBytes = 2 * kOperandBytes;
+constexpr int kOperandBytes = kTile * kTile;  // the x tile: 128 rows of 128 bytes
+constexpr int kStageBytes = kOperandBytes + kTileN * kTile;
 constexpr int kSmemBytes = kStages * kStageBytes + 2 * kStages * 8 + 1024;  // + barriers + alignment slack
 constexpr int kGroupRows = 8;  // m tiles per raster group (neighbouring CTAs share W tiles in L2)
 // k per promotion of the FP8 partial sums: 128 (DeepGEMM's choice; measured 2-9% faster than 64
@@ -42,7 +50,7 @@ constexpr int kGroupRows = 8;  // m tiles per raster group (neighbouring CTAs sh
 #define FP4SERVE_WGMMA_PROMOTE_K 128
 #endif
 constexpr int kPromoteK = FP4SERVE_WGMMA_PROMOTE_K;
-static_assert(kPromoteK == 64 || kPromoteK == 128, "promotion every 64 or 128 k");
+static_assert(kPromoteK == 128 || (kPromoteK == 64 && kTileN == 128), "promotion every 64 (128-row tiles) or 128 k");
 
 struct WgmmaParams {
   const float* x_scale;  // FP8: [m, blocks_k]
@@ -63,55 +71,64 @@ __device__ __forceinline__ void tile_origin(const WgmmaParams& p, int tile, int&
   const int group_size = min(p.m_tiles - first_m, kGroupRows);
   const int in_group = tile % tiles_per_group;
   m0 = (first_m + in_group % group_size) * kTile;
-  n0 = (in_group / group_size) * kTile;
+  n0 = (in_group / group_size) * kTileN;
 }
 
 // FP8 block-128 K loop of one tile: the wgmmas of each 128-k block (or of each 64-k half) go
 // into a scratch accumulator, which is promoted into the fp32 sum with the block's scales. The
-// tensor cores' FP8 accumulation keeps about 14 bits, so the scratch sums stay short.
+// tensor cores' FP8 accumulation keeps about 14 bits, so the scratch sums stay short. With
+// 256-row tiles the two 128-column halves take turns in the one scratch accumulator.
 __device__ __forceinline__ void fp8_block_k_loop(const WgmmaParams& p, int n0, int row_lo, int row_hi,
                                                  int consumer, uint32_t stage_base, uint32_t full_bar,
-                                                 uint32_t empty_bar, int& it, float (&acc)[64]) {
+                                                 uint32_t empty_bar, int& it, float (&acc)[kHalves][64]) {
   const float* xs_lo = p.x_scale + static_cast<int64_t>(min(row_lo, p.m - 1)) * p.blocks_k;
   const float* xs_hi = p.x_scale + static_cast<int64_t>(min(row_hi, p.m - 1)) * p.blocks_k;
-  const float* ws = p.w_scale + static_cast<int64_t>(n0 / kTile) * p.blocks_k;
+  const float* ws = p.w_scale + static_cast<int64_t>(n0 / 128) * p.blocks_k;
   float part[kPromoteK == 64 ? 2 : 1][64];
 
   for (int kb = 0; kb < p.blocks_k; ++kb, ++it) {
     const int s = it % kStages;
     // Scales first: their loads overlap the wait for the tiles.
-    const float w_s = __ldg(ws + kb);
-    const float s_lo = __ldg(xs_lo + kb) * w_s, s_hi = __ldg(xs_hi + kb) * w_s;
+    float w_s[kHalves];
+#pragma unroll
+    for (int h = 0; h < kHalves; ++h) w_s[h] = __ldg(ws + h * p.blocks_k + kb);
+    const float x_lo = __ldg(xs_lo + kb), x_hi = __ldg(xs_hi + kb);
     mbarrier_wait(full_bar + 8 * s, (it / kStages) & 1);
     const uint32_t a = stage_base + s * kStageBytes + consumer * 64 * kTile;
-    const uint32_t b = stage_base + s * kStageBytes + kOperandBytes;
+    const uint32_t b0 = stage_base + s * kStageBytes + kOperandBytes;
     if constexpr (kPromoteK == 128) {
-      wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < 4; ++kk) {
-        wgmma_m64n128k32_e4m3(part[0], swizzled_tile_descriptor(a + 32 * kk), swizzled_tile_descriptor(b + 32 * kk),
-                              kk);
-      }
-      wgmma_commit();
-      wgmma_wait<0>();
+      for (int h = 0; h < kHalves; ++h) {
+        const uint32_t b = b0 + h * 128 * kTile;
+        wgmma_fence();
 #pragma unroll
-      for (int i = 0; i < 64; ++i) pin_register(part[0][i]);
-      mbarrier_arrive(empty_bar + 8 * s);
+        for (int kk = 0; kk < 4; ++kk) {
+          wgmma_m64n128k32_e4m3(part[0], swizzled_tile_descriptor(a + 32 * kk), swizzled_tile_descriptor(b + 32 * kk),
+                                kk);
+        }
+        wgmma_commit();
+        wgmma_wait<0>();
 #pragma unroll
-      for (int j = 0; j < 16; ++j) {
-        acc[4 * j + 0] = fmaf(part[0][4 * j + 0], s_lo, acc[4 * j + 0]);
-        acc[4 * j + 1] = fmaf(part[0][4 * j + 1], s_lo, acc[4 * j + 1]);
-        acc[4 * j + 2] = fmaf(part[0][4 * j + 2], s_hi, acc[4 * j + 2]);
-        acc[4 * j + 3] = fmaf(part[0][4 * j + 3], s_hi, acc[4 * j + 3]);
+        for (int i = 0; i < 64; ++i) pin_register(part[0][i]);
+        if (h == kHalves - 1) mbarrier_arrive(empty_bar + 8 * s);
+        const float s_lo = x_lo * w_s[h], s_hi = x_hi * w_s[h];
+#pragma unroll
+        for (int j = 0; j < 16; ++j) {
+          acc[h][4 * j + 0] = fmaf(part[0][4 * j + 0], s_lo, acc[h][4 * j + 0]);
+          acc[h][4 * j + 1] = fmaf(part[0][4 * j + 1], s_lo, acc[h][4 * j + 1]);
+          acc[h][4 * j + 2] = fmaf(part[0][4 * j + 2], s_hi, acc[h][4 * j + 2]);
+          acc[h][4 * j + 3] = fmaf(part[0][4 * j + 3], s_hi, acc[h][4 * j + 3]);
+        }
       }
     } else {
+      const float s_lo = x_lo * w_s[0], s_hi = x_hi * w_s[0];
       wgmma_fence();
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
 #pragma unroll
         for (int kk = 0; kk < 2; ++kk) {
           const uint32_t k_off = 32 * (2 * h + kk);
-          wgmma_m64n128k32_e4m3(part[h], swizzled_tile_descriptor(a + k_off), swizzled_tile_descriptor(b + k_off),
+          wgmma_m64n128k32_e4m3(part[h], swizzled_tile_descriptor(a + k_off), swizzled_tile_descriptor(b0 + k_off),
                                 kk);
         }
         wgmma_commit();
@@ -128,10 +145,10 @@ __device__ __forceinline__ void fp8_block_k_loop(const WgmmaParams& p, int n0, i
         for (int i = 0; i < 64; ++i) pin_register(part[h][i]);
 #pragma unroll
         for (int j = 0; j < 16; ++j) {
-          acc[4 * j + 0] = fmaf(part[h][4 * j + 0], s_lo, acc[4 * j + 0]);
-          acc[4 * j + 1] = fmaf(part[h][4 * j + 1], s_lo, acc[4 * j + 1]);
-          acc[4 * j + 2] = fmaf(part[h][4 * j + 2], s_hi, acc[4 * j + 2]);
-          acc[4 * j + 3] = fmaf(part[h][4 * j + 3], s_hi, acc[4 * j + 3]);
+          acc[0][4 * j + 0] = fmaf(part[h][4 * j + 0], s_lo, acc[0][4 * j + 0]);
+          acc[0][4 * j + 1] = fmaf(part[h][4 * j + 1], s_lo, acc[0][4 * j + 1]);
+          acc[0][4 * j + 2] = fmaf(part[h][4 * j + 2], s_hi, acc[0][4 * j + 2]);
+          acc[0][4 * j + 3] = fmaf(part[h][4 * j + 3], s_hi, acc[0][4 * j + 3]);
         }
       }
     }
@@ -192,9 +209,11 @@ __global__ void __launch_bounds__(kThreads, 1)
     int m0, n0;
     tile_origin(p, tile, m0, n0);
     const int row_lo = m0 + 64 * consumer + 16 * warp + g, row_hi = row_lo + 8;
-    float acc[64];
+    float acc[kHalves][64];
 #pragma unroll
-    for (int i = 0; i < 64; ++i) acc[i] = 0.0f;
+    for (int h = 0; h < kHalves; ++h)
+#pragma unroll
+      for (int i = 0; i < 64; ++i) acc[h][i] = 0.0f;
     if constexpr (kFp8) {
       fp8_block_k_loop(p, n0, row_lo, row_hi, consumer, stage_base, full_bar, empty_bar, it, acc);
     } else {
@@ -205,29 +224,36 @@ __global__ void __launch_bounds__(kThreads, 1)
         const uint32_t b = stage_base + s * kStageBytes + kOperandBytes;
         wgmma_fence();
 #pragma unroll
-        for (int kk = 0; kk < kTile / 32; ++kk) {
-          wgmma_m64n128k16_bf16(acc, swizzled_tile_descriptor(a + 32 * kk), swizzled_tile_descriptor(b + 32 * kk));
-        }
+        for (int h = 0; h < kHalves; ++h)
+#pragma unroll
+          for (int kk = 0; kk < kTile / 32; ++kk) {
+            wgmma_m64n128k16_bf16(acc[h], swizzled_tile_descriptor(a + 32 * kk),
+                                  swizzled_tile_descriptor(b + h * 128 * kTile + 32 * kk));
+          }
         wgmma_commit();
         wgmma_wait<0>();
 #pragma unroll
-        for (int i = 0; i < 64; ++i) pin_register(acc[i]);
+        for (int h = 0; h < kHalves; ++h)
+#pragma unroll
+          for (int i = 0; i < 64; ++i) pin_register(acc[h][i]);
         mbarrier_arrive(empty_bar + 8 * s);
       }
     }
 
 #pragma unroll
-    for (int j = 0; j < 16; ++j) {
-      const int col = n0 + 8 * j + 2 * t;
-      if (row_lo < p.m) {
-        *reinterpret_cast<__nv_bfloat162*>(p.y + row_lo * p.y_stride + col) =
-            __floats2bfloat162_rn(acc[4 * j] * p.out_scale, acc[4 * j + 1] * p.out_scale);
+    for (int h = 0; h < kHalves; ++h)
+#pragma unroll
+      for (int j = 0; j < 16; ++j) {
+        const int col = n0 + 128 * h + 8 * j + 2 * t;
+        if (row_lo < p.m) {
+          *reinterpret_cast<__nv_bfloat162*>(p.y + row_lo * p.y_stride + col) =
+              __floats2bfloat162_rn(acc[h][4 * j] * p.out_scale, acc[h][4 * j + 1] * p.out_scale);
+        }
+        if (row_hi < p.m) {
+          *reinterpret_cast<__nv_bfloat162*>(p.y + row_hi * p.y_stride + col) =
+              __floats2bfloat162_rn(acc[h][4 * j + 2] * p.out_scale, acc[h][4 * j + 3] * p.out_scale);
+        }
       }
-      if (row_hi < p.m) {
-        *reinterpret_cast<__nv_bfloat162*>(p.y + row_hi * p.y_stride + col) =
-            __floats2bfloat162_rn(acc[4 * j + 2] * p.out_scale, acc[4 * j + 3] * p.out_scale);
-      }
-    }
   }
 }
 
@@ -245,13 +271,14 @@ PFN_cuTensorMapEncodeTiled_v12000 tensor_map_encoder() {
   return fn;
 }
 
-// A [rows, cols] byte matrix with `stride` bytes between rows, read in 128 x 128 swizzled tiles.
-bool encode_tile_map(CUtensorMap& map, const void* base, int64_t rows, int64_t cols, int64_t stride) {
+// A [rows, cols] byte matrix with `stride` bytes between rows, read in tiles of `box_rows` rows
+// of 128 bytes with the 128-byte swizzle.
+bool encode_tile_map(CUtensorMap& map, const void* base, int64_t rows, int64_t cols, int64_t stride, int box_rows) {
   const PFN_cuTensorMapEncodeTiled_v12000 encode = tensor_map_encoder();
   if (encode == nullptr) return false;
   const cuuint64_t dims[2] = {static_cast<cuuint64_t>(cols), static_cast<cuuint64_t>(rows)};
   const cuuint64_t strides[1] = {static_cast<cuuint64_t>(stride)};
-  const cuuint32_t box[2] = {kTile, kTile};
+  const cuuint32_t box[2] = {kTile, static_cast<cuuint32_t>(box_rows)};
   const cuuint32_t element_strides[2] = {1, 1};
   return encode(&map, CU_TENSOR_MAP_DATA_TYPE_UINT8, 2, const_cast<void*>(base), dims, strides, box,
                 element_strides, CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,
@@ -265,7 +292,7 @@ bool wgmma_dense_supported(const DenseGemmArgs& a) {
   const bool fp8 = a.weight == WeightKind::kFP8Block && a.act == ActKind::kFP8;
   const bool bf16 = a.weight == WeightKind::kBF16 && a.act == ActKind::kBF16;
   const int64_t elem = bf16 ? 2 : 1;
-  return (fp8 || bf16) && a.n % kTile == 0 && (a.k * elem) % kTile == 0 && (a.x_stride * elem) % 16 == 0 &&
+  return (fp8 || bf16) && a.n % kTileN == 0 && (a.k * elem) % kTile == 0 && (a.x_stride * elem) % 16 == 0 &&
          a.y_stride % 2 == 0 && aligned16(a.x) && aligned16(a.w) && a.m < (int64_t{1} << 31) &&
          a.n < (int64_t{1} << 31) && tensor_map_encoder() != nullptr;
 }
@@ -275,8 +302,8 @@ cudaError_t launch_wgmma_dense(const DenseGemmArgs& a, cudaStream_t stream) {
   const bool fp8 = a.weight == WeightKind::kFP8Block;
   const int64_t elem = fp8 ? 1 : 2;
   CUtensorMap x_map{}, w_map{};
-  if (!encode_tile_map(x_map, a.x, a.m, a.k * elem, a.x_stride * elem) ||
-      !encode_tile_map(w_map, a.w, a.n, a.k * elem, a.k * elem)) {
+  if (!encode_tile_map(x_map, a.x, a.m, a.k * elem, a.x_stride * elem, kTile) ||
+      !encode_tile_map(w_map, a.w, a.n, a.k * elem, a.k * elem, kTileN)) {
     return cudaErrorInvalidValue;
   }
   WgmmaParams p{};
@@ -286,7 +313,7 @@ cudaError_t launch_wgmma_dense(const DenseGemmArgs& a, cudaStream_t stream) {
   p.m = static_cast<int>(a.m);
   p.n = static_cast<int>(a.n);
   p.m_tiles = static_cast<int>((a.m + kTile - 1) / kTile);
-  p.n_tiles = static_cast<int>(a.n / kTile);
+  p.n_tiles = static_cast<int>(a.n / kTileN);
   p.y = static_cast<__nv_bfloat16*>(a.y);
   p.y_stride = a.y_stride;
   p.out_scale = a.global_scale;
