@@ -235,6 +235,9 @@ int run(uint64_t seed, bool quick) {
       {WeightEncoding::kNVFP4, false, 1024, 384, {}, ""},
       {WeightEncoding::kNVFP4, true, 272, 1024, {}, ""},
       {WeightEncoding::kNVFP4, true, 256, 4096, {}, "split-K"},
+      // 132 x 256 rows of W: from 129 tokens the wgmma kernels take 256-row tiles on 132 SMs.
+      {WeightEncoding::kFP8Block, false, 33792, 256, {}, "wide tiles"},
+      {WeightEncoding::kNVFP4, false, 33792, 256, {}, "wide tiles"},
   };
   for (const DenseCase& c : cases) run_dense(ctx, c, ms, rng);
   // Decode with one token tile (1-8 tokens) and two (16), then the prefill kernels.
