@@ -45,7 +45,6 @@ struct TileShape {
 };
 constexpr int kGroupRows = 8;  // m tiles per raster group (neighbouring CTAs share W tiles in L2)
 
-
 struct WgmmaParams {
   const float* x_scale;  // FP8: [m, blocks_k]
   const float* w_scale;  // FP8: [n / 128, blocks_k]
