@@ -40,20 +40,25 @@ Fp8Activations quantize_reference(std::span<const uint16_t> x_bf16, int64_t m, i
 std::vector<double> decode_fp8_activations(const Fp8Activations& a, int64_t m, int64_t k);
 std::vector<double> decode_bf16_values(std::span<const uint16_t> x);
 
-// y[m, n] = x[m, k] * W^T in float64, W decoded by formats' dequantize_to_f32.
-std::vector<double> reference_gemm(const LinearWeight& w, std::span<const double> x, int64_t m);
+// y[m, n] = x[m, k] * W^T in float64, W decoded by formats' dequantize_to_f32; with
+// `magnitudes`, the sums of |x * w| instead (what bounds accumulation rounding).
+std::vector<double> reference_gemm(const LinearWeight& w, std::span<const double> x, int64_t m,
+                                   bool magnitudes = false);
 
 // Comparison of a GPU result with a reference. Each element may differ by 2^-8 of itself
-// (the bf16 output rounding is at most 2^-9) plus `bound` times the reference's RMS (sums in
-// fp32, and for the MoE intermediate roundings); over the whole output ||got - ref|| / ||ref||
-// must stay within `bound`. Non-finite values (NaN poison left unwritten) always fail.
+// (the bf16 output rounding: half an ulp of 8 significant bits) plus `bound` times the
+// reference's RMS (sums in fp32, and for the MoE intermediate roundings) plus `extra[i]` when
+// given (a kernel's documented accumulation precision); over the whole output
+// ||got - ref|| / ||ref|| must stay within `bound`. Non-finite values (NaN poison left
+// unwritten) always fail.
 struct Comparison {
   double rel_l2 = 0.0;
-  double worst = 0.0;  // max over elements of |got - ref| / (2^-8 |ref| + bound * rms(ref))
+  double worst = 0.0;  // max over elements of |got - ref| / (2^-8 |ref| + bound * rms(ref) + extra)
   int64_t non_finite = 0;
   bool passed(double bound) const { return non_finite == 0 && rel_l2 <= bound && worst <= 1.0; }
 };
-Comparison compare(std::span<const float> got, std::span<const double> ref, double bound);
+Comparison compare(std::span<const float> got, std::span<const double> ref, double bound,
+                   std::span<const double> extra = {});
 
 float bf16_to_float(uint16_t bits);
 uint16_t float_to_bf16(float v);

@@ -46,6 +46,7 @@ enum class WorkSlot : int {
   kActCodes, kActScales,  // FP8 activations of a linear
   kMoeSortedRow, kMoeSortedWeight, kMoePairPosition, kMoeItems, kMoeItemCount,
   kMoeHidden, kMoeHiddenCodes, kMoeHiddenScales, kMoePairOutputs,
+  kWideWeight, kWideActivations,  // BF16 copies for the 4-bit prefill (prefill_widen.cu)
   kCount
 };
 

@@ -40,7 +40,19 @@ cudaError_t launch_skinny_moe(const MoeGemmArgs& args, bool gate_up, const Skinn
 
 constexpr int kTiledPairsPerItem = 128;
 
+// FP8 block-128 and BF16 weights whose shapes and alignment the wgmma kernels take go there
+// (wgmma_gemm.cu); everything else runs the mma.sync kernels of tiled_gemm.cuh.
 cudaError_t launch_tiled_dense(const DenseGemmArgs& args, cudaStream_t stream);
+bool wgmma_dense_supported(const DenseGemmArgs& args);
+cudaError_t launch_wgmma_dense(const DenseGemmArgs& args, cudaStream_t stream);
+
+// Exact BF16 copies for the BF16 wgmma kernel (prefill_widen.cu): 4-bit weights [n, k] with
+// their block scales (NVFP4's global scale stays out), and FP8 activations [m, k] times their
+// per-128 scales. Both need k % 128 == 0.
+cudaError_t launch_widen_fp4_weight(WeightKind weight, const void* w, const void* w_scale, int64_t n, int64_t k,
+                                    void* out, cudaStream_t stream);
+cudaError_t launch_widen_fp8_activations(const void* x, const float* x_scale, int64_t x_stride, int64_t m, int64_t k,
+                                         void* out, cudaStream_t stream);
 cudaError_t launch_tiled_moe(const MoeGemmArgs& args, bool gate_up, int num_sms, cudaStream_t stream);
 
 // ---- activations and routing: activation_quant.cu, moe_routing.cu ----------------------------

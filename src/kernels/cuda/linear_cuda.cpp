@@ -1,6 +1,7 @@
 #ifdef FP4SERVE_HAVE_CUDA
 #include "kernels/cuda/linear_cuda.h"
 
+#include <string>
 #include <vector>
 
 #include "base/error.h"
@@ -93,6 +94,41 @@ ActKind activation_kind(WeightKind kind, bool nvfp4_bf16_activations) {
   return ActKind::kFP8;
 }
 
+namespace {
+
+// 4-bit weights at prefill take the BF16 wgmma kernel through exact BF16 copies of both operands
+// (one pass over each; docs/kernels/tiled.md has the measurements); the mma.sync kernels remain
+// for shapes the wgmma kernel does not take.
+bool widens_for_prefill(const DenseGemmArgs& a) {
+  if (a.weight != WeightKind::kMXFP4 && a.weight != WeightKind::kNVFP4) return false;
+  DenseGemmArgs wide = a;
+  wide.weight = WeightKind::kBF16;
+  wide.act = ActKind::kBF16;
+  wide.x_stride = a.act == ActKind::kBF16 ? a.x_stride : a.k;
+  return wgmma_dense_supported(wide);
+}
+
+void prefill_through_bf16(GpuContext& ctx, const DenseGemmArgs& a, const std::string& name) {
+  DenseGemmArgs wide = a;
+  wide.weight = WeightKind::kBF16;
+  wide.act = ActKind::kBF16;
+  wide.w_scale = nullptr;
+  wide.w = ctx.work(WorkSlot::kWideWeight, static_cast<size_t>(a.n * a.k * 2));
+  check_cuda(launch_widen_fp4_weight(a.weight, a.w, a.w_scale, a.n, a.k, const_cast<void*>(wide.w), ctx.stream()),
+             name + " (BF16 copy of the weight)");
+  if (a.act == ActKind::kFP8) {
+    void* x = ctx.work(WorkSlot::kWideActivations, static_cast<size_t>(a.m * a.k * 2));
+    check_cuda(launch_widen_fp8_activations(a.x, a.x_scale, a.x_stride, a.m, a.k, x, ctx.stream()),
+               name + " (BF16 copy of the activations)");
+    wide.x = x;
+    wide.x_stride = a.k;
+    wide.x_scale = nullptr;
+  }
+  check_cuda(launch_wgmma_dense(wide, ctx.stream()), name + " (prefill GEMM)");
+}
+
+}  // namespace
+
 void gemm(GpuContext& ctx, const DeviceLinear& w, const GemmInput& in, void* y, int64_t y_stride, Regime regime) {
   const bool takes_bf16 = in.act == ActKind::kBF16;
   FP4SERVE_CHECK(takes_bf16 == (activation_kind(w.kind(), takes_bf16) == ActKind::kBF16),
@@ -125,6 +161,8 @@ void gemm(GpuContext& ctx, const DeviceLinear& w, const GemmInput& in, void* y, 
     const SkinnyPlan plan = plan_skinny_dense(a.weight, a.n, a.k, a.m, ctx.num_sms());
     const Scratch scratch = ctx.scratch(plan.partial_floats, plan.counters);
     check_cuda(launch_skinny_dense(a, plan, scratch, ctx.stream()), w.name() + " (decode GEMM)");
+  } else if (widens_for_prefill(a)) {
+    prefill_through_bf16(ctx, a, w.name());
   } else {
     check_cuda(launch_tiled_dense(a, ctx.stream()), w.name() + " (prefill GEMM)");
   }

@@ -28,6 +28,7 @@
 
 #include "kernels/cuda/kernel_args.h"
 #include "kernels/cuda/mma_primitives.cuh"
+#include "kernels/cuda/moe_epilogue.cuh"
 #include "kernels/cuda/weight_decode.cuh"
 
 namespace fp4serve::cuda::skinny {
@@ -103,7 +104,6 @@ inline int64_t smem_bytes(int act_bytes, int kc_max, int token_tiles) {
 __device__ __forceinline__ uint32_t low_half_splat(uint32_t v) { return (v & 0xFFFFu) | (v << 16); }
 __device__ __forceinline__ uint32_t high_half_splat(uint32_t v) { return (v >> 16) | (v & 0xFFFF0000u); }
 
-__device__ __forceinline__ float round_to_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
 // Stages tokens [0, 8*NT) of activation rows `rows` (-1 = padding, zeros) for K range
 // [kbeg, kbeg + kc) into shared memory in the layout the inner step reads.
@@ -181,6 +181,23 @@ __device__ __forceinline__ void load_tile_step(const uint8_t* w_tile, const uint
     const uint16_t* s = reinterpret_cast<const uint16_t*>(scale_tile + g * scale_stride + step * 8 + 2 * t);
     out.scale_lo = __ldg(s);
     out.scale_hi = __ldg(reinterpret_cast<const uint16_t*>(reinterpret_cast<const uint8_t*>(s) + 8 * scale_stride));
+  }
+}
+
+// acc += part x (weight scale of rows g / g + 8) x (activation scale of each token) for one
+// 128-k block; c[i] of token tile nt is token nt * 8 + 2t + i % 2.
+template <int NT>
+__device__ __forceinline__ void promote_partial(const float (&part)[NT][4], float w_lo, float w_hi,
+                                                const float* act_scale, int act_scale_stride, int local_block, int t,
+                                                float (&acc)[NT][4]) {
+#pragma unroll
+  for (int nt = 0; nt < NT; ++nt) {
+    const float s0 = act_scale[(nt * 8 + 2 * t) * act_scale_stride + local_block];
+    const float s1 = act_scale[(nt * 8 + 2 * t + 1) * act_scale_stride + local_block];
+    acc[nt][0] += part[nt][0] * (w_lo * s0);
+    acc[nt][1] += part[nt][1] * (w_lo * s1);
+    acc[nt][2] += part[nt][2] * (w_hi * s0);
+    acc[nt][3] += part[nt][3] * (w_hi * s1);
   }
 }
 
@@ -271,32 +288,13 @@ __device__ __forceinline__ void compute_tile_step(const TileLoad& ld, const uint
         }
       }
     }
-    if constexpr (kPromote) {
-      // MXFP4: the rows' reference exponents; NVFP4: 1 (its global scale comes at the end).
-      const float wl = wmul_lo, wh = wmul_hi;
-#pragma unroll
-      for (int nt = 0; nt < NT; ++nt) {
-        const float s0 = act_scale[(nt * 8 + 2 * t) * act_scale_stride + local_block];
-        const float s1 = act_scale[(nt * 8 + 2 * t + 1) * act_scale_stride + local_block];
-        acc[nt][0] += part[nt][0] * (wl * s0);
-        acc[nt][1] += part[nt][1] * (wl * s1);
-        acc[nt][2] += part[nt][2] * (wh * s0);
-        acc[nt][3] += part[nt][3] * (wh * s1);
-      }
-    }
+    // MXFP4: the rows' reference exponents; NVFP4: 1 (its global scale comes at the end).
+    if constexpr (kPromote) promote_partial<NT>(part, wmul_lo, wmul_hi, act_scale, act_scale_stride, local_block, t, acc);
     return;
   }
   if constexpr (kPromote) {
-    const float wl = __uint_as_float(ld.scale_lo);
-#pragma unroll
-    for (int nt = 0; nt < NT; ++nt) {
-      const float s0 = act_scale[(nt * 8 + 2 * t) * act_scale_stride + local_block];
-      const float s1 = act_scale[(nt * 8 + 2 * t + 1) * act_scale_stride + local_block];
-      acc[nt][0] += part[nt][0] * (wl * s0);
-      acc[nt][1] += part[nt][1] * (wl * s1);
-      acc[nt][2] += part[nt][2] * (wl * s0);
-      acc[nt][3] += part[nt][3] * (wl * s1);
-    }
+    const float w = __uint_as_float(ld.scale_lo);
+    promote_partial<NT>(part, w, w, act_scale, act_scale_stride, local_block, t, acc);
   }
 }
 
@@ -473,14 +471,8 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
           const int token = nt * 8 + 2 * t + (i & 1);
           if (token >= count) continue;
           const int row = row0[0] + g + 8 * (i >> 1);
-          float gate = round_to_bf16(acc[0][nt][i] * gs_gate);
-          float up = round_to_bf16(acc[1][nt][i] * gs_up);
-          if (limit > 0.0f) {
-            gate = gate > limit ? limit : gate;
-            up = up > limit ? limit : (up < -limit ? -limit : up);
-          }
-          const float silu = gate / (1.0f + expf(-gate));
-          const float h = silu * up * p.route_weight[first + token];
+          const float h =
+              swiglu_hidden(acc[0][nt][i], acc[1][nt][i], gs_gate, gs_up, limit, p.route_weight[first + token]);
           p.out[static_cast<int64_t>(first + token) * p.out_stride + row] = __float2bfloat16_rn(h);
         }
     } else {

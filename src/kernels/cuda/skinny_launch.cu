@@ -145,27 +145,11 @@ cudaError_t launch_skinny_moe(const MoeGemmArgs& a, bool gate_up, const SkinnyPl
                               cudaStream_t stream) {
   skinny::Params p{};
   p.weight = a.weight;
-  for (int i = 0; i < 2; ++i) {
-    p.expert_w[i] = a.w[i];
-    p.expert_scale[i] = a.w_scale[i];
-    p.expert_gs[i] = a.global_scale[i];
-  }
-  p.n = a.n;
-  p.k = a.k;
-  p.x = static_cast<const uint8_t*>(a.x);
-  p.x_scale = a.x_scale;
-  p.x_stride = a.x_stride;
-  p.act_row = a.act_row;
-  p.route_weight = a.route_weight;
-  p.items = a.items;
-  p.num_items = a.num_items;
+  copy_moe_args(a, p);
   p.row_blocks = plan.row_blocks;
   p.splits = plan.splits;
   p.blocks_128 = static_cast<int>(a.k / 128);
   p.kc_max = plan.kc_max;
-  p.swiglu_limit = a.swiglu_limit;
-  p.out = static_cast<__nv_bfloat16*>(a.out);
-  p.out_stride = a.out_stride;
   p.partials = scratch.partials;
   p.counters = scratch.counters;
   const KernelFn fn = gate_up ? moe_kernel<Mode::kGateUp>(a.weight, plan.token_tiles)

@@ -18,6 +18,7 @@
 
 #include "kernels/cuda/kernel_args.h"
 #include "kernels/cuda/mma_primitives.cuh"
+#include "kernels/cuda/moe_epilogue.cuh"
 #include "kernels/cuda/weight_decode.cuh"
 
 namespace fp4serve::cuda::tiled {
@@ -70,7 +71,6 @@ __device__ __forceinline__ int swizzled(int row, int chunk, int row_bytes) {
   return row * row_bytes + ((chunk ^ (row & 7)) << 4);
 }
 
-__device__ __forceinline__ float round_to_bf16(float v) { return __bfloat162float(__float2bfloat16_rn(v)); }
 
 template <WeightKind W, bool kBf16Act, Mode MODE>
 __global__ void __launch_bounds__(kThreads, 1) tiled_gemm_kernel(const Params p) {
@@ -405,14 +405,8 @@ __global__ void __launch_bounds__(kThreads, 1) tiled_gemm_kernel(const Params p)
             if (r >= count) continue;
             const int64_t col = static_cast<int64_t>(n_tile) * 64 + warp_n * 16 + np * 8 + 2 * t + (i & 1);
             if (col >= p.n) continue;
-            float gate = round_to_bf16(acc[mt][2 * np][i] * gs_gate);
-            float up = round_to_bf16(acc[mt][2 * np + 1][i] * gs_up);
-            if (limit > 0.0f) {
-              gate = gate > limit ? limit : gate;
-              up = up > limit ? limit : (up < -limit ? -limit : up);
-            }
-            const float silu = gate / (1.0f + expf(-gate));
-            const float h = silu * up * p.route_weight[first + r];
+            const float h = swiglu_hidden(acc[mt][2 * np][i], acc[mt][2 * np + 1][i], gs_gate, gs_up, limit,
+                                          p.route_weight[first + r]);
             p.out[static_cast<int64_t>(first + r) * p.out_stride + col] = __float2bfloat16_rn(h);
           }
     } else {

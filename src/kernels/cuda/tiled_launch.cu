@@ -58,6 +58,7 @@ cudaError_t launch(const Kernel& k, const tiled::Params& p, int64_t grid, cudaSt
 }  // namespace
 
 cudaError_t launch_tiled_dense(const DenseGemmArgs& a, cudaStream_t stream) {
+  if (wgmma_dense_supported(a)) return launch_wgmma_dense(a, stream);
   tiled::Params p{};
   p.w = static_cast<const uint8_t*>(a.w);
   p.w_scale = static_cast<const uint8_t*>(a.w_scale);
@@ -77,24 +78,8 @@ cudaError_t launch_tiled_dense(const DenseGemmArgs& a, cudaStream_t stream) {
 
 cudaError_t launch_tiled_moe(const MoeGemmArgs& a, bool gate_up, int num_sms, cudaStream_t stream) {
   tiled::Params p{};
-  for (int i = 0; i < 2; ++i) {
-    p.expert_w[i] = a.w[i];
-    p.expert_scale[i] = a.w_scale[i];
-    p.expert_gs[i] = a.global_scale[i];
-  }
-  p.n = a.n;
-  p.k = a.k;
-  p.x = static_cast<const uint8_t*>(a.x);
-  p.x_scale = a.x_scale;
-  p.x_stride = a.x_stride;
-  p.act_row = a.act_row;
-  p.route_weight = a.route_weight;
-  p.items = a.items;
-  p.num_items = a.num_items;
+  copy_moe_args(a, p);
   p.n_tiles = static_cast<int>(gate_up ? a.n / 64 : (a.n + tiled::kTileN - 1) / tiled::kTileN);
-  p.swiglu_limit = a.swiglu_limit;
-  p.out = static_cast<__nv_bfloat16*>(a.out);
-  p.out_stride = a.out_stride;
   const int64_t grid = std::min<int64_t>(static_cast<int64_t>(a.max_items) * p.n_tiles, num_sms);
   return launch(gate_up ? moe_kernel<Mode::kGateUp>(a.weight) : moe_kernel<Mode::kDown>(a.weight), p, grid, stream);
 }
