@@ -12,6 +12,9 @@ namespace fp4serve::cpu {
 namespace {
 
 constexpr int64_t kChunk = 256;  // weights decoded at a time: a multiple of every block size
+// Block scales of one weight row held at a time (on the stack): in_features up to 64K
+// in blocks of 16 (NVFP4); checked per weight.
+constexpr int64_t kMaxScaleBlocks = 4096;
 
 const char* encoding_label(WeightEncoding e) {
   switch (e) {
@@ -39,6 +42,7 @@ void check_weight(const LinearWeight& w) {
                    w.name, what, dtype_name(t.dtype), encoding_label(w.encoding));
   };
   FP4SERVE_CHECK(N > 0 && K > 0 && wt.data != nullptr, "linear {}: empty weight", w.name);
+  FP4SERVE_CHECK(K <= 16 * kMaxScaleBlocks, "linear {}: in_features {} above the {} supported", w.name, K, 16 * kMaxScaleBlocks);
   switch (w.encoding) {
     case WeightEncoding::kBF16: expect_dtype(wt, {DType::BF16}, "weight"); expect_shape(wt, {N, K}, "weight"); break;
     case WeightEncoding::kF16: expect_dtype(wt, {DType::F16}, "weight"); expect_shape(wt, {N, K}, "weight"); break;
@@ -124,9 +128,9 @@ const float* decode_stretch(const RowKernels& kern, const LinearWeight& w, int64
 void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int64_t n_end, int64_t m_begin, int64_t m_end) {
   const LinearWeight& w = *p.job.weight;
   const int64_t K = w.in_features;
-  thread_local std::vector<float> acc;
-  thread_local std::vector<float> buf(kChunk);
-  if (static_cast<int64_t>(acc.size()) < m_end) acc.resize(static_cast<size_t>(m_end));
+  // Stack buffers: a pool thread's first task must not allocate (decode is allocation-free).
+  float acc[kRowsPerTask];
+  float buf[kChunk];
   const float post_scale = w.encoding == WeightEncoding::kNVFP4 ? w.global_scale : 1.0f;
   auto store = [&](int64_t m, int64_t n, float v) {
     v *= post_scale;
@@ -137,16 +141,17 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
   const bool tile_kernel = w.encoding == WeightEncoding::kFP8Block || w.encoding == WeightEncoding::kMXFP4 ||
                            w.encoding == WeightEncoding::kNVFP4 || (w.encoding == WeightEncoding::kBF16 && p.x_prepared);
   if (tile_kernel) {
-    thread_local std::vector<float> scales;
-    if (static_cast<int64_t>(scales.size()) < K / 16 + 1) scales.resize(static_cast<size_t>(K / 16 + 1));
+    float scales[kMaxScaleBlocks];
     const bool mx = w.encoding == WeightEncoding::kMXFP4;
+    int64_t scale_group = -1;  // FP8: 128 weight rows share a row of block scales
     for (int64_t n = n_begin; n < n_end; ++n) {
       const uint8_t* fp4_scales = nullptr;
-      if (w.encoding == WeightEncoding::kFP8Block) {
-        const int64_t kb = (K + 127) / 128, base = (n / 128) * kb;
+      if (w.encoding == WeightEncoding::kFP8Block && n / 128 != scale_group) {
+        scale_group = n / 128;
+        const int64_t kb = (K + 127) / 128, base = scale_group * kb;
         for (int64_t b = 0; b < kb; ++b)
           scales[b] = w.scale.dtype == DType::F32 ? w.scale.as<float>()[base + b] : e8m0_to_float(w.scale.as<uint8_t>()[base + b]);
-      } else if (w.encoding != WeightEncoding::kBF16) {
+      } else if (w.encoding == WeightEncoding::kMXFP4 || w.encoding == WeightEncoding::kNVFP4) {
         const int64_t block = mx ? 32 : 16;
         fp4_scales = w.scale.as<uint8_t>() + n * (K / block);
         if (!(mx && p.x_prepared))
@@ -164,12 +169,12 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
         switch (w.encoding) {
           case WeightEncoding::kBF16: kern.dot_bf16_rows_prepared(w.weight.as<uint16_t>() + n * K, K, xps, rows, v); break;
           case WeightEncoding::kFP8Block:
-            if (p.x_prepared) kern.dot_fp8_rows_prepared(w.weight.as<uint8_t>() + n * K, K, scales.data(), xps, rows, v);
-            else kern.dot_fp8_rows(w.weight.as<uint8_t>() + n * K, K, scales.data(), xs, rows, v);
+            if (p.x_prepared) kern.dot_fp8_rows_prepared(w.weight.as<uint8_t>() + n * K, K, scales, xps, rows, v);
+            else kern.dot_fp8_rows(w.weight.as<uint8_t>() + n * K, K, scales, xs, rows, v);
             break;
           default:
             if (mx && p.x_prepared) kern.dot_mxfp4_rows_prepared(w.weight.as<uint8_t>() + n * (K / 2), K, fp4_scales, xps, rows, v);
-            else kern.dot_fp4_rows(w.weight.as<uint8_t>() + n * (K / 2), K, scales.data(), mx ? 32 : 16, xs, rows, v);
+            else kern.dot_fp4_rows(w.weight.as<uint8_t>() + n * (K / 2), K, scales, mx ? 32 : 16, xs, rows, v);
             break;
         }
         for (int r = 0; r < rows; ++r) store(m0 + r, n, v[r]);
@@ -178,18 +183,18 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
     return;
   }
   for (int64_t n = n_begin; n < n_end; ++n) {
-    std::fill(acc.begin() + m_begin, acc.begin() + m_end, 0.0f);
+    std::fill(acc, acc + (m_end - m_begin), 0.0f);
     for (int64_t k0 = 0; k0 < K; k0 += kChunk) {
       const int64_t len = std::min(kChunk, K - k0);
-      const float* wrow = decode_stretch(kern, w, n, k0, len, buf.data());
+      const float* wrow = decode_stretch(kern, w, n, k0, len, buf);
       for (int64_t m0 = m_begin; m0 < m_end; m0 += kMaxDotRows) {
         const int rows = static_cast<int>(std::min<int64_t>(kMaxDotRows, m_end - m0));
         const float* xs[kMaxDotRows];
         for (int r = 0; r < rows; ++r) xs[r] = p.x + (m0 + r) * p.x_stride + k0;
-        kern.dot(wrow, len, xs, rows, acc.data() + m0);
+        kern.dot(wrow, len, xs, rows, acc + (m0 - m_begin));
       }
     }
-    for (int64_t m = m_begin; m < m_end; ++m) store(m, n, acc[static_cast<size_t>(m)]);
+    for (int64_t m = m_begin; m < m_end; ++m) store(m, n, acc[m - m_begin]);
   }
 }
 
