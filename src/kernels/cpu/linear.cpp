@@ -141,22 +141,35 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
   const bool tile_kernel = w.encoding == WeightEncoding::kFP8Block || w.encoding == WeightEncoding::kMXFP4 ||
                            w.encoding == WeightEncoding::kNVFP4 || (w.encoding == WeightEncoding::kBF16 && p.x_prepared);
   if (tile_kernel) {
-    float scales[kMaxScaleBlocks];
     const bool mx = w.encoding == WeightEncoding::kMXFP4;
-    int64_t scale_group = -1;  // FP8: 128 weight rows share a row of block scales
-    for (int64_t n = n_begin; n < n_end; ++n) {
-      const uint8_t* fp4_scales = nullptr;
-      if (w.encoding == WeightEncoding::kFP8Block && n / 128 != scale_group) {
-        scale_group = n / 128;
-        const int64_t kb = (K + 127) / 128, base = scale_group * kb;
+    // Prefill: two weight rows at a time where the level has the paired kernel.
+    const bool pairs = p.x_prepared && m_end - m_begin > 1 &&
+                       ((w.encoding == WeightEncoding::kFP8Block && kern.dot_fp8_rows_prepared_x2) ||
+                        (mx && kern.dot_mxfp4_rows_prepared_x2));
+    float scales[2][kMaxScaleBlocks];
+    int64_t scale_group[2] = {-1, -1};  // FP8: 128 weight rows share a row of block scales
+    const uint8_t* fp4_scales[2] = {nullptr, nullptr};
+    // The scales of weight row n into slot i.
+    auto load_scales = [&](int i, int64_t n) {
+      if (w.encoding == WeightEncoding::kFP8Block) {
+        if (n / 128 == scale_group[i]) return;
+        scale_group[i] = n / 128;
+        const int64_t kb = (K + 127) / 128, base = scale_group[i] * kb;
         for (int64_t b = 0; b < kb; ++b)
-          scales[b] = w.scale.dtype == DType::F32 ? w.scale.as<float>()[base + b] : e8m0_to_float(w.scale.as<uint8_t>()[base + b]);
+          scales[i][b] = w.scale.dtype == DType::F32 ? w.scale.as<float>()[base + b] : e8m0_to_float(w.scale.as<uint8_t>()[base + b]);
       } else if (w.encoding == WeightEncoding::kMXFP4 || w.encoding == WeightEncoding::kNVFP4) {
         const int64_t block = mx ? 32 : 16;
-        fp4_scales = w.scale.as<uint8_t>() + n * (K / block);
+        fp4_scales[i] = w.scale.as<uint8_t>() + n * (K / block);
         if (!(mx && p.x_prepared))
-          for (int64_t b = 0; b < K / block; ++b) scales[b] = mx ? e8m0_to_float(fp4_scales[b]) : e4m3_to_float(fp4_scales[b]);
+          for (int64_t b = 0; b < K / block; ++b)
+            scales[i][b] = mx ? e8m0_to_float(fp4_scales[i][b]) : e4m3_to_float(fp4_scales[i][b]);
       }
+    };
+    const bool four_bit = mx || w.encoding == WeightEncoding::kNVFP4;
+    auto row_bytes = [&](int64_t n) { return w.weight.as<uint8_t>() + n * (four_bit ? K / 2 : K); };
+    for (int64_t n = n_begin; n < n_end;) {
+      const int nw = pairs && n + 1 < n_end ? 2 : 1;
+      for (int i = 0; i < nw; ++i) load_scales(i, n + i);
       for (int64_t m0 = m_begin; m0 < m_end; m0 += kMaxDotRows) {
         const int rows = static_cast<int>(std::min<int64_t>(kMaxDotRows, m_end - m0));
         const float* xs[kMaxDotRows];
@@ -165,20 +178,33 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
           xs[r] = p.x + (m0 + r) * p.x_stride;
           xps[r] = p.x_prepared ? p.x_prepared + (m0 + r) * K : nullptr;
         }
-        float v[kMaxDotRows];
-        switch (w.encoding) {
-          case WeightEncoding::kBF16: kern.dot_bf16_rows_prepared(w.weight.as<uint16_t>() + n * K, K, xps, rows, v); break;
-          case WeightEncoding::kFP8Block:
-            if (p.x_prepared) kern.dot_fp8_rows_prepared(w.weight.as<uint8_t>() + n * K, K, scales, xps, rows, v);
-            else kern.dot_fp8_rows(w.weight.as<uint8_t>() + n * K, K, scales, xs, rows, v);
-            break;
-          default:
-            if (mx && p.x_prepared) kern.dot_mxfp4_rows_prepared(w.weight.as<uint8_t>() + n * (K / 2), K, fp4_scales, xps, rows, v);
-            else kern.dot_fp4_rows(w.weight.as<uint8_t>() + n * (K / 2), K, scales, mx ? 32 : 16, xs, rows, v);
-            break;
+        float v[2][kMaxDotRows];
+        if (nw == 2) {
+          const uint8_t* ws[2] = {row_bytes(n), row_bytes(n + 1)};
+          float* outs[2] = {v[0], v[1]};
+          if (mx) {
+            kern.dot_mxfp4_rows_prepared_x2(ws, K, fp4_scales, xps, rows, outs);
+          } else {
+            const float* ss[2] = {scales[0], scales[1]};
+            kern.dot_fp8_rows_prepared_x2(ws, K, ss, xps, rows, outs);
+          }
+        } else {
+          switch (w.encoding) {
+            case WeightEncoding::kBF16: kern.dot_bf16_rows_prepared(w.weight.as<uint16_t>() + n * K, K, xps, rows, v[0]); break;
+            case WeightEncoding::kFP8Block:
+              if (p.x_prepared) kern.dot_fp8_rows_prepared(row_bytes(n), K, scales[0], xps, rows, v[0]);
+              else kern.dot_fp8_rows(row_bytes(n), K, scales[0], xs, rows, v[0]);
+              break;
+            default:
+              if (mx && p.x_prepared) kern.dot_mxfp4_rows_prepared(row_bytes(n), K, fp4_scales[0], xps, rows, v[0]);
+              else kern.dot_fp4_rows(row_bytes(n), K, scales[0], mx ? 32 : 16, xs, rows, v[0]);
+              break;
+          }
         }
-        for (int r = 0; r < rows; ++r) store(m0 + r, n, v[r]);
+        for (int i = 0; i < nw; ++i)
+          for (int r = 0; r < rows; ++r) store(m0 + r, n + i, v[i][r]);
       }
+      n += nw;
     }
     return;
   }

@@ -43,6 +43,13 @@ struct RowKernels {
   void (*prepare_fp4_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
   void (*dot_mxfp4_rows_prepared)(const uint8_t* packed, int64_t K, const uint8_t* e8m0, const uint16_t* const* xp, int rows,
                                   float* out) = nullptr;
+  // Optional: the prepared FP8 / MXFP4 dots for two weight rows at once (w[0], w[1] with
+  // their scales; out[i][r]), so each activation load feeds both rows (prefill). Each
+  // result is bit for bit the one-row kernel's.
+  void (*dot_fp8_rows_prepared_x2)(const uint8_t* const* w, int64_t K, const float* const* scales, const uint16_t* const* xp,
+                                   int rows, float* const* out) = nullptr;
+  void (*dot_mxfp4_rows_prepared_x2)(const uint8_t* const* packed, int64_t K, const uint8_t* const* e8m0,
+                                     const uint16_t* const* xp, int rows, float* const* out) = nullptr;
   // BF16 weights against bf16 activations in natural order (prepare_bf16_x).
   void (*prepare_bf16_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
   void (*dot_bf16_rows_prepared)(const uint16_t* w, int64_t K, const uint16_t* const* xp, int rows, float* out) = nullptr;
