@@ -121,6 +121,28 @@ const float* decode_stretch(const RowKernels& kern, const LinearWeight& w, int64
   return buf;
 }
 
+Layout layout_for(const RowKernels& kern, const LinearWeight& w) {
+  if (w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 && kern.prepare_fp8_x) return Layout::kFp8;
+  if (w.encoding == WeightEncoding::kMXFP4 && kern.prepare_fp4_x) return Layout::kFp4;
+  if (w.encoding == WeightEncoding::kBF16 && kern.prepare_bf16_x) return Layout::kBf16;
+  return Layout::kNone;
+}
+
+// Quantizes and converts row m of an input (one unit of the preparation work); returns
+// whether the row holds bf16 values only (the bf16 kernels need that).
+bool prepare_row(const RowKernels& kern, const Input& in, int64_t m, float* quantized, uint16_t* prepared) {
+  const float* x = in.source + m * in.source_stride;
+  if (in.quantize) {
+    float* q = quantized + in.quantized_at + static_cast<size_t>(m * in.K);
+    fp8_quantize_dequantize(x, in.K, 128, q);
+    x = q;
+  }
+  if (in.layout == Layout::kNone || !all_bf16_values(x, in.K)) return false;
+  uint16_t* out = prepared + in.prepared_at + static_cast<size_t>(m * in.K);
+  (in.layout == Layout::kFp8 ? kern.prepare_fp8_x : in.layout == Layout::kFp4 ? kern.prepare_fp4_x : kern.prepare_bf16_x)(x, in.K, out);
+  return true;
+}
+
 // Weight rows [n_begin, n_end) against activation rows [m_begin, m_end): each weight
 // row is decoded once per group of kMaxDotRows activation rows (in registers for the
 // block-scaled encodings, into `buf` for BF16 / F16 / F32) and the group's rows all use
@@ -222,28 +244,6 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
     }
     for (int64_t m = m_begin; m < m_end; ++m) store(m, n, acc[m - m_begin]);
   }
-}
-
-Layout layout_for(const RowKernels& kern, const LinearWeight& w) {
-  if (w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 && kern.prepare_fp8_x) return Layout::kFp8;
-  if (w.encoding == WeightEncoding::kMXFP4 && kern.prepare_fp4_x) return Layout::kFp4;
-  if (w.encoding == WeightEncoding::kBF16 && kern.prepare_bf16_x) return Layout::kBf16;
-  return Layout::kNone;
-}
-
-// Quantizes and converts row m of an input (one unit of the preparation work); returns
-// whether the row holds bf16 values only (the bf16 kernels need that).
-bool prepare_row(const RowKernels& kern, const Input& in, int64_t m, float* quantized, uint16_t* prepared) {
-  const float* x = in.source + m * in.source_stride;
-  if (in.quantize) {
-    float* q = quantized + in.quantized_at + static_cast<size_t>(m * in.K);
-    fp8_quantize_dequantize(x, in.K, 128, q);
-    x = q;
-  }
-  if (in.layout == Layout::kNone || !all_bf16_values(x, in.K)) return false;
-  uint16_t* out = prepared + in.prepared_at + static_cast<size_t>(m * in.K);
-  (in.layout == Layout::kFp8 ? kern.prepare_fp8_x : in.layout == Layout::kFp4 ? kern.prepare_fp4_x : kern.prepare_bf16_x)(x, in.K, out);
-  return true;
 }
 
 }  // namespace
