@@ -1,7 +1,8 @@
 // Decode allocates nothing once warmed up (issue 4): every scratch buffer is sized by
 // the model's reserve_tokens up front or by the first steps, the pool's threads use
-// stack buffers. Counted by replacing the global operator new in this test binary
-// (every std::vector and std::string allocation goes through it) on all threads.
+// stack buffers. Counted by replacing the global operator new (every form) in this
+// test binary: every std::vector and std::string allocation goes through it, on all
+// threads.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -36,6 +37,30 @@ void* operator new(std::size_t size) { return counted_alloc(size); }
 void* operator new[](std::size_t size) { return counted_alloc(size); }
 void* operator new(std::size_t size, std::align_val_t align) { return counted_aligned_alloc(size, align); }
 void* operator new[](std::size_t size, std::align_val_t align) { return counted_aligned_alloc(size, align); }
+// The nothrow forms too: every form must come from this file, or a block allocated by
+// the runtime's operator new would reach free() here (ASan reports the mismatch).
+void* operator new(std::size_t size, const std::nothrow_t&) noexcept {
+  try {
+    return counted_alloc(size);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, const std::nothrow_t& tag) noexcept { return operator new(size, tag); }
+void* operator new(std::size_t size, std::align_val_t align, const std::nothrow_t&) noexcept {
+  try {
+    return counted_aligned_alloc(size, align);
+  } catch (const std::bad_alloc&) {
+    return nullptr;
+  }
+}
+void* operator new[](std::size_t size, std::align_val_t align, const std::nothrow_t& tag) noexcept {
+  return operator new(size, align, tag);
+}
+void operator delete(void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t, const std::nothrow_t&) noexcept { std::free(p); }
 void operator delete(void* p) noexcept { std::free(p); }
 void operator delete[](void* p) noexcept { std::free(p); }
 void operator delete(void* p, std::size_t) noexcept { std::free(p); }
