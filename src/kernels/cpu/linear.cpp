@@ -143,6 +143,28 @@ bool prepare_row(const RowKernels& kern, const Input& in, int64_t m, float* quan
   return true;
 }
 
+// Quantizes and converts every row of every input once (row_is_bf16[unit] says whether
+// the row went into the bf16 kernels' layout), over all threads when there is enough of
+// it (prefill); a decode step's few rows stay on this thread.
+void prepare_inputs(const RowKernels& kern, ThreadPool& pool, const std::vector<Input>& inputs, float* quantized,
+                    uint16_t* prepared, uint8_t* row_is_bf16) {
+  thread_local std::vector<int64_t> unit_input;
+  unit_input.clear();
+  int64_t floats = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    for (int64_t m = 0; m < inputs[i].rows; ++m) unit_input.push_back(static_cast<int64_t>(i));
+    floats += inputs[i].rows * inputs[i].K;
+  }
+  const std::vector<int64_t>& owner = unit_input;
+  const int64_t units = static_cast<int64_t>(owner.size());
+  pool.parallel_for(units, floats < (int64_t{1} << 16) ? units : 1, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const Input& in = inputs[static_cast<size_t>(owner[static_cast<size_t>(u)])];
+      row_is_bf16[u] = prepare_row(kern, in, u - static_cast<int64_t>(in.first_unit), quantized, prepared) ? 1 : 0;
+    }
+  });
+}
+
 // Weight rows [n_begin, n_end) against activation rows [m_begin, m_end): each weight
 // row is decoded once per group of kMaxDotRows activation rows (in registers for the
 // block-scaled encodings, into `buf` for BF16 / F16 / F32) and the group's rows all use
@@ -324,29 +346,7 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
   if (bf16_inputs.size() < bf16_floats) bf16_inputs.resize(bf16_floats);
   if (row_is_bf16.size() < units) row_is_bf16.resize(units);
 
-  // Quantize and convert every row of every input once, over all threads when there is
-  // enough of it (prefill); a decode step's few rows stay on this thread.
-  if (units > 0) {
-    thread_local std::vector<int64_t> unit_input;
-    unit_input.clear();
-    int64_t floats = 0;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      for (int64_t m = 0; m < inputs[i].rows; ++m) unit_input.push_back(static_cast<int64_t>(i));
-      floats += inputs[i].rows * inputs[i].K;
-    }
-    const std::vector<Input>& ins = inputs;
-    const std::vector<int64_t>& owner = unit_input;
-    float* q = quantized.data();
-    uint16_t* b = bf16_inputs.data();
-    uint8_t* ok = row_is_bf16.data();
-    pool.parallel_for(static_cast<int64_t>(units), floats < (int64_t{1} << 16) ? static_cast<int64_t>(units) : 1,
-                      [&](int64_t u0, int64_t u1) {
-                        for (int64_t u = u0; u < u1; ++u) {
-                          const Input& in = ins[static_cast<size_t>(owner[static_cast<size_t>(u)])];
-                          ok[u] = prepare_row(kern, in, u - static_cast<int64_t>(in.first_unit), q, b) ? 1 : 0;
-                        }
-                      });
-  }
+  if (units > 0) prepare_inputs(kern, pool, inputs, quantized.data(), bf16_inputs.data(), row_is_bf16.data());
 
   int64_t tasks = 0;
   for (PreparedJob& p : prepared) {
