@@ -160,7 +160,8 @@ int bench_decode(const BenchDecodeOptions& o) {
   }
   std::sort(alone_s.begin(), alone_s.end());
   const double tps = 1.0 / median;
-  std::printf("prefill %lld tokens: %.2f s\n", static_cast<long long>(o.prompt), prefill_s);
+  std::printf("prefill %lld tokens: %.2f s = %.1f tokens/s\n", static_cast<long long>(o.prompt), prefill_s,
+              static_cast<double>(o.prompt) / prefill_s);
   std::printf("decode: median %.1f ms/token (min %.1f, max %.1f over %zu tokens) = %.2f tokens/s\n", median * 1e3,
               step_s.front() * 1e3, step_s.back() * 1e3, step_s.size(), tps);
   std::printf("floor: %.3f GB read per token / %.2f GB/s measured read bandwidth = %.2f tokens/s\n",
@@ -181,7 +182,7 @@ const RegisterBenchmark bench_decode_command{Command{
       sub.add_option("--vocab", o->shape.vocab, "Vocabulary (default 32768)")->check(CLI::Range(2, 1 << 20));
       sub.add_option("--hidden", o->shape.hidden, "Hidden size 4096 (Flash) or 4096/2^k to shrink every dimension")
           ->check(CLI::IsMember({512, 1024, 2048, 4096}));
-      sub.add_option("--prompt", o->prompt, "Prompt tokens before decoding (default 16)");
+      sub.add_option("--prompt", o->prompt, "Prompt tokens prefilled (timed) before decoding (default 16)");
       sub.add_option("--tokens", o->tokens, "Decode tokens timed (default 8)");
       sub.add_option("--bandwidth-gb", o->bandwidth_gb, "Bandwidth probe buffer in GB (default 1)");
       return [o] { return bench_decode(*o); };

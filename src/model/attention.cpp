@@ -13,6 +13,7 @@
 #include "kernels/cpu/row_kernels.h"
 #include "model/indexer.h"
 #include "model/norms.h"
+#include "model/parallel.h"
 
 namespace fp4serve {
 namespace {
@@ -37,18 +38,18 @@ LinearJob job(const LinearWeight* w, const float* x, int64_t rows, float* y, Act
 }
 
 // o_h = sum_j bf16(exp(s_j - m)) kv_j / (sum_j exp(s_j - m) + exp(sink_h - m)) for every head,
-// s_j = scale * q_h . kv_j over the key set (K = V).
+// s_j = scale * q_h . kv_j over the key set (K = V), then o_h's RoPE undone at the query's
+// angles (cos, sin). Heads run in parallel; scores [heads, keys] and acc [heads, hd] are
+// the caller's scratch.
 void attend(const float* q, int64_t heads, int64_t hd, const std::vector<const float*>& keys, const float* sink, float scale,
-            float* o) {
+            const RopeTable& rope, int64_t rd, const float* cos, const float* sin, float* scores, float* acc, float* o) {
   const cpu::RowKernels& kern = cpu::row_kernels(cpu::active_isa());
   const int64_t n = static_cast<int64_t>(keys.size());
-  const int64_t grain = heads * n * hd < (int64_t{1} << 17) ? heads : 1;  // small: stay on this thread
-  cpu::ThreadPool::global().parallel_for(heads, grain, [&](int64_t h0, int64_t h1) {
-    thread_local std::vector<float> s, acc;
-    grow_scratch(s, n);
-    grow_scratch(acc, hd);
+  parallel_units(heads, heads * n * hd * 4, [&](int64_t h0, int64_t h1) {
     for (int64_t h = h0; h < h1; ++h) {
       const float* qh = q + h * hd;
+      float* s = scores + h * n;
+      float* a = acc + h * hd;
       for (int64_t j = 0; j < n; j += cpu::kMaxDotRows) {
         const int rows = static_cast<int>(std::min<int64_t>(cpu::kMaxDotRows, n - j));
         float dots[cpu::kMaxDotRows] = {};
@@ -58,14 +59,16 @@ void attend(const float* q, int64_t heads, int64_t hd, const std::vector<const f
       float m = -INFINITY;
       for (int64_t j = 0; j < n; ++j) m = std::max(m, s[j]);
       float den = 0.0f;
-      std::fill(acc.begin(), acc.begin() + hd, 0.0f);
+      std::fill(a, a + hd, 0.0f);
       for (int64_t j = 0; j < n; ++j) {
         const float p = std::exp(s[j] - m);
         den += p;
-        kern.axpy(round_bf16(p), keys[j], hd, acc.data());
+        kern.axpy(round_bf16(p), keys[j], hd, a);
       }
       den += std::exp(sink[h] - m);
-      for (int64_t i = 0; i < hd; ++i) o[h * hd + i] = round_bf16(acc[i] / den);
+      float* oh = o + h * hd;
+      for (int64_t i = 0; i < hd; ++i) oh[i] = round_bf16(a[i] / den);
+      rope.rotate(oh + hd - rd, cos, sin, true);
     }
   });
 }
@@ -76,6 +79,22 @@ void AttentionLayer::reset_state(AttentionState& state, int64_t reserve_tokens) 
   state.window.assign(static_cast<size_t>(config->sliding_window * config->head_dim), 0.0f);
   if (weights->compressor) state.compressor.reset(*weights->compressor, reserve_tokens / weights->ratio + 1);
   if (weights->indexer) state.index_compressor.reset(weights->indexer->compressor, reserve_tokens / 4 + 1);
+}
+
+void AttentionLayer::reserve_scratch(AttentionScratch& sc, int64_t reserve_tokens) const {
+  const ModelConfig& c = *config;
+  int64_t entries = 0;  // compressed entries one query can see
+  if (weights->indexer) entries = std::min(c.index_topk, reserve_tokens / weights->ratio + 1);
+  else if (weights->compressor) entries = reserve_tokens / weights->ratio + 1;
+  const int64_t keys = c.sliding_window + entries;
+  sc.keys.reserve(static_cast<size_t>(keys));
+  grow_scratch(sc.attn_scores, c.num_heads * keys);
+  grow_scratch(sc.attn_acc, c.num_heads * c.head_dim);
+  if (weights->indexer) {
+    const int64_t index_entries = reserve_tokens / 4 + 1;
+    grow_scratch(sc.scores, index_entries);
+    sc.selected.reserve(static_cast<size_t>(index_entries));
+  }
 }
 
 void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSegment> segments, AttentionScratch& sc,
@@ -100,7 +119,9 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
     cpu::linear(jobs);
   }
   float* qr = grow_scratch(sc.qr, rows * ql);
-  for (int64_t t = 0; t < rows; ++t) rms_norm(qa + t * ql, w.q_norm.data(), ql, eps, qr + t * ql);
+  parallel_units(rows, rows * ql * 4, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) rms_norm(qa + t * ql, w.q_norm.data(), ql, eps, qr + t * ql);
+  });
   float* q = grow_scratch(sc.q, rows * H * hd);
   const CompressorWeights* comp = w.compressor ? &*w.compressor : nullptr;
   const IndexerWeights* ix = w.indexer ? &*w.indexer : nullptr;
@@ -132,33 +153,36 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
   float* cos = grow_scratch(sc.rope_cos, rows * rd / 2);
   float* sin = grow_scratch(sc.rope_sin, rows * rd / 2);
   for (int64_t t = 0; t < rows; ++t) rope.angles(positions[t], cos + t * rd / 2, sin + t * rd / 2);
-  for (int64_t t = 0; t < rows; ++t) {
-    const float* c_t = cos + t * rd / 2;
-    const float* s_t = sin + t * rd / 2;
-    for (int64_t h = 0; h < H; ++h) {
-      float* qh = q + (t * H + h) * hd;
-      head_rms_norm_bf16(qh, hd, eps);
-      rope.rotate(qh + hd - rd, c_t, s_t, false);
-    }
-    float* k = kv + t * hd;
-    rms_norm(k, w.kv_norm.data(), hd, eps, k);
-    rope.rotate(k + hd - rd, c_t, s_t, false);
-    if (num.qat_simulation) cpu::fp8_quantize_dequantize(k, hd - rd, 64, k);
-  }
-  if (ix) {
-    const float weight_scale = static_cast<float>(std::pow(static_cast<double>(ihd), -0.5) * std::pow(static_cast<double>(nih), -0.5));
-    for (int64_t t = 0; t < rows; ++t) {
-      for (int64_t h = 0; h < nih; ++h) {
-        float* v = qi + (t * nih + h) * ihd;
-        rope.rotate(v + ihd - rd, cos + t * rd / 2, sin + t * rd / 2, false);
+  // Per row: the H query heads, the K=V head (with the indexer weights' scale), the
+  // indexer's query heads; every unit independent.
+  const int64_t index_heads = ix ? nih : 0, units = H + 1 + index_heads;
+  const float weight_scale =
+      ix ? static_cast<float>(std::pow(static_cast<double>(ihd), -0.5) * std::pow(static_cast<double>(nih), -0.5)) : 0.0f;
+  parallel_units(rows * units, rows * (H * hd * 8 + index_heads * ihd * 16), [&](int64_t u0, int64_t u1) {
+    for (int64_t unit = u0; unit < u1; ++unit) {
+      const int64_t t = unit / units, h = unit % units;
+      const float* c_t = cos + t * rd / 2;
+      const float* s_t = sin + t * rd / 2;
+      if (h < H) {
+        float* qh = q + (t * H + h) * hd;
+        head_rms_norm_bf16(qh, hd, eps);
+        rope.rotate(qh + hd - rd, c_t, s_t, false);
+      } else if (h == H) {
+        float* k = kv + t * hd;
+        rms_norm(k, w.kv_norm.data(), hd, eps, k);
+        rope.rotate(k + hd - rd, c_t, s_t, false);
+        if (num.qat_simulation) cpu::fp8_quantize_dequantize(k, hd - rd, 64, k);
+        for (int64_t i = 0; i < index_heads; ++i) iw[t * nih + i] = round_bf16(iw[t * nih + i] * weight_scale);
+      } else {
+        float* v = qi + (t * nih + (h - H - 1)) * ihd;
+        rope.rotate(v + ihd - rd, c_t, s_t, false);
         if (num.qat_simulation) {
           cpu::hadamard_rotate(v, ihd);
           cpu::fp4_quantize_dequantize(v, ihd, 32, v);
         }
       }
-      for (int64_t h = 0; h < nih; ++h) iw[t * nih + h] = round_bf16(iw[t * nih + h] * weight_scale);
     }
-  }
+  });
 
   // The stateful walk, token by token within each sequence.
   const CompressorContext main_ctx{comp, &rope, rd, eps, num.qat_simulation, CompressorKind::kMain};
@@ -186,13 +210,13 @@ void AttentionLayer::forward(const float* x, int64_t rows, std::span<const RowSe
       } else if (comp) {
         for (int64_t e = 0; e < st.compressor.count; ++e) sc.keys.push_back(st.compressor.entries.data() + e * hd);
       }
-      attend(q + t * H * hd, H, hd, sc.keys, w.attn_sink.data(), scale, o + t * H * hd);
+      const int64_t n = static_cast<int64_t>(sc.keys.size());
+      attend(q + t * H * hd, H, hd, sc.keys, w.attn_sink.data(), scale, rope, rd, cos + t * rd / 2, sin + t * rd / 2,
+             grow_scratch(sc.attn_scores, H * n), grow_scratch(sc.attn_acc, H * hd), o + t * H * hd);
     }
   }
 
-  // Undo the value's RoPE at the query position, then the grouped output projection.
-  for (int64_t t = 0; t < rows; ++t)
-    for (int64_t h = 0; h < H; ++h) rope.rotate(o + (t * H + h) * hd + hd - rd, cos + t * rd / 2, sin + t * rd / 2, true);
+  // The grouped output projection.
   float* z = grow_scratch(sc.z, rows * G * R);
   {
     std::vector<LinearJob>& jobs = sc.jobs;

@@ -28,7 +28,7 @@ struct RowSegment {
 };
 
 struct AttentionScratch {
-  std::vector<float> qa, qr, q, kv, comp_a, comp_z, qi, index_weights, index_a, index_z, o, z, scores;
+  std::vector<float> qa, qr, q, kv, comp_a, comp_z, qi, index_weights, index_a, index_z, o, z, scores, attn_scores, attn_acc;
   std::vector<int32_t> selected;
   std::vector<const float*> keys;
   std::vector<int64_t> positions;
@@ -44,6 +44,10 @@ struct AttentionLayer {
 
   // x [rows, D] (bf16 values) -> out [rows, D] (bf16 values).
   void forward(const float* x, int64_t rows, std::span<const RowSegment> segments, AttentionScratch& scratch, float* out) const;
+
+  // Sizes the scratch for sequences of up to reserve_tokens positions, so that decoding
+  // within that length never allocates (sequence_state.h says the same of the state).
+  void reserve_scratch(AttentionScratch& scratch, int64_t reserve_tokens) const;
 
   // Fresh per-sequence state for this layer.
   void reset_state(AttentionState& state, int64_t reserve_tokens) const;

@@ -8,6 +8,7 @@
 #include "kernels/cpu/hadamard.h"
 #include "kernels/cpu/numeric_formats.h"
 #include "model/norms.h"
+#include "model/parallel.h"
 
 namespace fp4serve {
 
@@ -20,16 +21,33 @@ void CompressorState::reset(const CompressorWeights& w, int64_t reserve_entries)
   count = 0;
 }
 
+namespace {
+
+// Features of an entry pooled by one unit of work.
+constexpr int64_t kFeaturesPerUnit = 64;
+
+// fn(f0, f1) over blocks of the d features, in parallel when the pooling is large (the
+// HCA compressors pool 128 positions per feature).
+template <typename Fn>
+void over_features(int64_t d, int64_t candidates, const Fn& fn) {
+  const int64_t blocks = (d + kFeaturesPerUnit - 1) / kFeaturesPerUnit;
+  parallel_units(blocks, d * candidates * 24, [&](int64_t b0, int64_t b1) { fn(b0 * kFeaturesPerUnit, std::min(d, b1 * kFeaturesPerUnit)); });
+}
+
+}  // namespace
+
 void softmax_pool(const float* kv, const float* score, int64_t candidates, int64_t stride, int64_t d, float* out) {
-  for (int64_t f = 0; f < d; ++f) {
-    float mx = -INFINITY;
-    for (int64_t t = 0; t < candidates; ++t) mx = std::max(mx, score[t * stride + f]);
-    float sum = 0.0f;
-    for (int64_t t = 0; t < candidates; ++t) sum += std::exp(score[t * stride + f] - mx);
-    float acc = 0.0f;
-    for (int64_t t = 0; t < candidates; ++t) acc += kv[t * stride + f] * (std::exp(score[t * stride + f] - mx) / sum);
-    out[f] = acc;
-  }
+  over_features(d, candidates, [&](int64_t f0, int64_t f1) {
+    for (int64_t f = f0; f < f1; ++f) {
+      float mx = -INFINITY;
+      for (int64_t t = 0; t < candidates; ++t) mx = std::max(mx, score[t * stride + f]);
+      float sum = 0.0f;
+      for (int64_t t = 0; t < candidates; ++t) sum += std::exp(score[t * stride + f] - mx);
+      float acc = 0.0f;
+      for (int64_t t = 0; t < candidates; ++t) acc += kv[t * stride + f] * (std::exp(score[t * stride + f] - mx) / sum);
+      out[f] = acc;
+    }
+  });
 }
 
 bool compressor_ingest(const CompressorContext& ctx, CompressorState& state, int64_t position, const float* a, const float* z) {
@@ -47,19 +65,22 @@ bool compressor_ingest(const CompressorContext& ctx, CompressorState& state, int
   float* entry = state.entries.data() + at;
   if (w.overlap) {
     // Candidates in the reference's order: previous window's first half, then this window's second half.
-    for (int64_t f = 0; f < d; ++f) {
-      float mx = -INFINITY;
-      for (int64_t t = 0; t < r; ++t) mx = std::max(mx, state.score[t * width + f]);
-      for (int64_t t = r; t < 2 * r; ++t) mx = std::max(mx, state.score[t * width + d + f]);
-      float sum = 0.0f;
-      for (int64_t t = 0; t < r; ++t) sum += std::exp(state.score[t * width + f] - mx);
-      for (int64_t t = r; t < 2 * r; ++t) sum += std::exp(state.score[t * width + d + f] - mx);
-      float acc = 0.0f;
-      for (int64_t t = 0; t < r; ++t) acc += state.kv[t * width + f] * (std::exp(state.score[t * width + f] - mx) / sum);
-      for (int64_t t = r; t < 2 * r; ++t)
-        acc += state.kv[t * width + d + f] * (std::exp(state.score[t * width + d + f] - mx) / sum);
-      entry[f] = acc;
-    }
+    const float* kv = state.kv.data();
+    const float* score = state.score.data();
+    over_features(d, 2 * r, [&](int64_t f0, int64_t f1) {
+      for (int64_t f = f0; f < f1; ++f) {
+        float mx = -INFINITY;
+        for (int64_t t = 0; t < r; ++t) mx = std::max(mx, score[t * width + f]);
+        for (int64_t t = r; t < 2 * r; ++t) mx = std::max(mx, score[t * width + d + f]);
+        float sum = 0.0f;
+        for (int64_t t = 0; t < r; ++t) sum += std::exp(score[t * width + f] - mx);
+        for (int64_t t = r; t < 2 * r; ++t) sum += std::exp(score[t * width + d + f] - mx);
+        float acc = 0.0f;
+        for (int64_t t = 0; t < r; ++t) acc += kv[t * width + f] * (std::exp(score[t * width + f] - mx) / sum);
+        for (int64_t t = r; t < 2 * r; ++t) acc += kv[t * width + d + f] * (std::exp(score[t * width + d + f] - mx) / sum);
+        entry[f] = acc;
+      }
+    });
     // The current window becomes the previous one.
     std::memcpy(state.kv.data(), state.kv.data() + r * width, static_cast<size_t>(r * width) * sizeof(float));
     std::memcpy(state.score.data(), state.score.data() + r * width, static_cast<size_t>(r * width) * sizeof(float));

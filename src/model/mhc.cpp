@@ -6,23 +6,46 @@
 
 #include "kernels/cpu/linear.h"
 #include "kernels/cpu/numeric_formats.h"
+#include "model/parallel.h"
 
 namespace fp4serve {
 namespace {
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
+// Columns of D handled by one unit of the collapse / expand loops.
+constexpr int64_t kColumnsPerUnit = 512;
+
 // mixes[r] = (X[r] @ fn^T) * rsqrt(mean(X[r]^2) + eps): the linear first, then the scale.
 void scaled_mixes(const HyperConnectionWeights& site, const float* X, int64_t rows, int64_t width, float eps, float* mixes) {
   const int64_t m = site.fn.out_features;
   cpu::linear(cpu::LinearJob{&site.fn, X, width, rows, mixes, m});
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x = X + r * width;
-    float sum = 0.0f;
-    for (int64_t i = 0; i < width; ++i) sum += x[i] * x[i];
-    const float rs = 1.0f / std::sqrt(sum / static_cast<float>(width) + eps);
-    for (int64_t j = 0; j < m; ++j) mixes[r * m + j] *= rs;
-  }
+  parallel_units(rows, rows * width, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float* x = X + r * width;
+      float sum = 0.0f;
+      for (int64_t i = 0; i < width; ++i) sum += x[i] * x[i];
+      const float rs = 1.0f / std::sqrt(sum / static_cast<float>(width) + eps);
+      for (int64_t j = 0; j < m; ++j) mixes[r * m + j] *= rs;
+    }
+  });
+}
+
+// u[r] = bf16(sum_j pre[r][j] X[r][j]) over rows x column blocks.
+void collapse(const float* X, const float* pre, int64_t rows, int64_t D, int64_t hc, float* u) {
+  const int64_t blocks = (D + kColumnsPerUnit - 1) / kColumnsPerUnit;
+  parallel_units(rows * blocks, rows * D * hc * 2, [&](int64_t u0, int64_t u1) {
+    for (int64_t unit = u0; unit < u1; ++unit) {
+      const int64_t r = unit / blocks, d0 = (unit % blocks) * kColumnsPerUnit, d1 = std::min(D, d0 + kColumnsPerUnit);
+      const float* x = X + r * hc * D;
+      const float* p = pre + r * hc;
+      for (int64_t d = d0; d < d1; ++d) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < hc; ++j) s += p[j] * x[j * D + d];
+        u[r * D + d] = cpu::round_bf16(s);
+      }
+    }
+  });
 }
 
 }  // namespace
@@ -66,50 +89,42 @@ void hc_pre(const HyperConnectionWeights& site, const float* X, int64_t rows, in
             float norm_eps, float hc_eps, float* mixes, float* u, HcMixing mixing) {
   const int64_t m = (2 + hc) * hc;
   scaled_mixes(site, X, rows, hc * D, norm_eps, mixes);
-  float pre[16];
-  for (int64_t r = 0; r < rows; ++r) {
-    hc_split_sinkhorn(mixes + r * m, site.scale.data(), site.base.data(), hc, iters, hc_eps, pre, mixing.post + r * hc,
-                      mixing.comb + r * hc * hc);
-    const float* x = X + r * hc * D;
-    for (int64_t d = 0; d < D; ++d) {
-      float s = 0.0f;
-      for (int64_t j = 0; j < hc; ++j) s += pre[j] * x[j * D + d];
-      u[r * D + d] = cpu::round_bf16(s);
-    }
-  }
+  parallel_units(rows, rows * iters * hc * hc * 4, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      hc_split_sinkhorn(mixes + r * m, site.scale.data(), site.base.data(), hc, iters, hc_eps, mixing.pre + r * hc,
+                        mixing.post + r * hc, mixing.comb + r * hc * hc);
+  });
+  collapse(X, mixing.pre, rows, D, hc, u);
 }
 
 void hc_post(const float* y, float* X, int64_t rows, int64_t D, const HcMixing& mixing) {
   const int64_t hc = mixing.hc;
-  float out[16];
-  for (int64_t r = 0; r < rows; ++r) {
-    float* x = X + r * hc * D;
-    const float* post = mixing.post + r * hc;
-    const float* comb = mixing.comb + r * hc * hc;
-    for (int64_t d = 0; d < D; ++d) {
-      for (int64_t k = 0; k < hc; ++k) {
-        float s = 0.0f;
-        for (int64_t j = 0; j < hc; ++j) s += comb[j * hc + k] * x[j * D + d];
-        out[k] = cpu::round_bf16(post[k] * y[r * D + d] + s);
+  const int64_t blocks = (D + kColumnsPerUnit - 1) / kColumnsPerUnit;
+  parallel_units(rows * blocks, rows * D * hc * (hc + 1) * 2, [&](int64_t u0, int64_t u1) {
+    float out[16];
+    for (int64_t unit = u0; unit < u1; ++unit) {
+      const int64_t r = unit / blocks, d0 = (unit % blocks) * kColumnsPerUnit, d1 = std::min(D, d0 + kColumnsPerUnit);
+      float* x = X + r * hc * D;
+      const float* post = mixing.post + r * hc;
+      const float* comb = mixing.comb + r * hc * hc;
+      for (int64_t d = d0; d < d1; ++d) {
+        for (int64_t k = 0; k < hc; ++k) {
+          float s = 0.0f;
+          for (int64_t j = 0; j < hc; ++j) s += comb[j * hc + k] * x[j * D + d];
+          out[k] = cpu::round_bf16(post[k] * y[r * D + d] + s);
+        }
+        for (int64_t k = 0; k < hc; ++k) x[k * D + d] = out[k];
       }
-      for (int64_t k = 0; k < hc; ++k) x[k * D + d] = out[k];
     }
-  }
+  });
 }
 
 void hc_head(const HyperConnectionWeights& site, const float* X, int64_t rows, int64_t D, int64_t hc, float norm_eps,
-             float hc_eps, float* mixes, float* y) {
+             float hc_eps, float* mixes, float* pre, float* y) {
   scaled_mixes(site, X, rows, hc * D, norm_eps, mixes);
-  float pre[16];
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t j = 0; j < hc; ++j) pre[j] = sigmoid(mixes[r * hc + j] * site.scale[0] + site.base[j]) + hc_eps;
-    const float* x = X + r * hc * D;
-    for (int64_t d = 0; d < D; ++d) {
-      float s = 0.0f;
-      for (int64_t j = 0; j < hc; ++j) s += pre[j] * x[j * D + d];
-      y[r * D + d] = cpu::round_bf16(s);
-    }
-  }
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t j = 0; j < hc; ++j) pre[r * hc + j] = sigmoid(mixes[r * hc + j] * site.scale[0] + site.base[j]) + hc_eps;
+  collapse(X, pre, rows, D, hc, y);
 }
 
 }  // namespace fp4serve

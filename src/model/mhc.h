@@ -18,6 +18,7 @@ void hc_split_sinkhorn(const float* mixes, const float* scale, const float* base
 
 struct HcMixing {
   int64_t hc = 0;
+  float* pre = nullptr;   // [rows, hc]
   float* post = nullptr;  // [rows, hc]
   float* comb = nullptr;  // [rows, hc, hc]
 };
@@ -31,7 +32,8 @@ void hc_pre(const HyperConnectionWeights& site, const float* X, int64_t rows, in
 void hc_post(const float* y, float* X, int64_t rows, int64_t D, const HcMixing& mixing);
 
 // The final collapse: y [rows, D] = bf16(sum_j (sigmoid(mix_j * scale + base_j) + eps) X_j).
+// `mixes` and `pre` are scratch of rows*hc floats each.
 void hc_head(const HyperConnectionWeights& site, const float* X, int64_t rows, int64_t D, int64_t hc, float norm_eps,
-             float hc_eps, float* mixes, float* y);
+             float hc_eps, float* mixes, float* pre, float* y);
 
 }  // namespace fp4serve

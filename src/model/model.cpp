@@ -9,6 +9,7 @@
 #include "kernels/cpu/numeric_formats.h"
 #include "model/mhc.h"
 #include "model/norms.h"
+#include "model/parallel.h"
 
 namespace fp4serve {
 namespace {
@@ -27,10 +28,17 @@ void embed_row(const TensorView& embed, int64_t token, int64_t D, float* out) {
   }
 }
 
+// y[t] = rms_norm(x[t]) * weight for each of `rows` rows of n.
+void rms_norm_rows(const float* x, const float* weight, int64_t rows, int64_t n, float eps, float* y) {
+  parallel_units(rows, rows * n * 4, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) rms_norm(x + t * n, weight, n, eps, y + t * n);
+  });
+}
+
 }  // namespace
 
 struct Model::Scratch {
-  std::vector<float> X, u, xn, block_out, mixes, post, comb, y, embedded, projected;
+  std::vector<float> X, u, xn, block_out, mixes, pre, post, comb, y, embedded, projected;
   std::vector<int32_t> tokens;
   std::vector<int64_t> logit_rows;
   std::vector<RowSegment> segments;
@@ -51,6 +59,7 @@ Model::Model(const Checkpoint& checkpoint, const ModelOptions& options)
   for (int64_t i = 0; i < config_.num_layers; ++i) blocks_.push_back(make_block(weights_.layers[i], config_.compress_ratio(i)));
   for (int64_t j = 0; j < config_.num_mtp_layers; ++j)
     blocks_.push_back(make_block(weights_.mtp[j].block, config_.compress_ratio(config_.num_layers + j)));
+  for (const Block& b : blocks_) b.attention.reserve_scratch(scratch_->attention, options_.reserve_tokens);
 }
 
 Model::~Model() = default;
@@ -70,15 +79,15 @@ void Model::run_block(const Block& block, float* X, int64_t rows, const int32_t*
   float* xn = grow_scratch(s.xn, rows * D);
   float* out = grow_scratch(s.block_out, rows * D);
   float* mixes = grow_scratch(s.mixes, rows * (2 + hc) * hc);
-  HcMixing mixing{hc, grow_scratch(s.post, rows * hc), grow_scratch(s.comb, rows * hc * hc)};
+  HcMixing mixing{hc, grow_scratch(s.pre, rows * hc), grow_scratch(s.post, rows * hc), grow_scratch(s.comb, rows * hc * hc)};
 
   hc_pre(block.weights->hc_attn, X, rows, D, hc, config_.hc_sinkhorn_iters, eps, hc_eps, mixes, u, mixing);
-  for (int64_t t = 0; t < rows; ++t) rms_norm(u + t * D, block.weights->attn_norm.data(), D, eps, xn + t * D);
+  rms_norm_rows(u, block.weights->attn_norm.data(), rows, D, eps, xn);
   block.attention.forward(xn, rows, segments, s.attention, out);
   hc_post(out, X, rows, D, mixing);
 
   hc_pre(block.weights->hc_ffn, X, rows, D, hc, config_.hc_sinkhorn_iters, eps, hc_eps, mixes, u, mixing);
-  for (int64_t t = 0; t < rows; ++t) rms_norm(u + t * D, block.weights->ffn_norm.data(), D, eps, xn + t * D);
+  rms_norm_rows(u, block.weights->ffn_norm.data(), rows, D, eps, xn);
   block.moe.forward(xn, tokens, rows, s.moe, out);
   hc_post(out, X, rows, D, mixing);
 }
@@ -91,8 +100,9 @@ void Model::head_logits(const HyperConnectionWeights& hc_head_weights, const std
   float* picked = grow_scratch(s.embedded, n * hc * D);
   for (int64_t i = 0; i < n; ++i) std::memcpy(picked + i * hc * D, X + rows[i] * hc * D, static_cast<size_t>(hc * D) * sizeof(float));
   float* y = grow_scratch(s.y, n * D);
-  hc_head(hc_head_weights, picked, n, D, hc, eps, static_cast<float>(config_.hc_eps), grow_scratch(s.mixes, n * hc), y);
-  for (int64_t i = 0; i < n; ++i) rms_norm(y + i * D, norm.data(), D, eps, y + i * D);
+  hc_head(hc_head_weights, picked, n, D, hc, eps, static_cast<float>(config_.hc_eps), grow_scratch(s.mixes, n * hc),
+          grow_scratch(s.pre, n * hc), y);
+  rms_norm_rows(y, norm.data(), n, D, eps, y);
   const size_t at = logits.size();
   logits.resize(at + static_cast<size_t>(n * V));
   cpu::LinearJob job;

@@ -8,6 +8,7 @@
 #include "base/error.h"
 #include "model/scratch.h"
 #include "kernels/cpu/numeric_formats.h"
+#include "model/parallel.h"
 
 namespace fp4serve {
 namespace {
@@ -18,6 +19,9 @@ using cpu::round_bf16;
 
 float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }  // PyTorch's threshold 20
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
+
+// Columns of one unit of the element-wise loops.
+constexpr int64_t kColumnsPerUnit = 512;
 
 LinearJob job(const LinearWeight* w, const float* x, int64_t rows, float* y, ActivationQuant act, bool round) {
   LinearJob j;
@@ -67,16 +71,18 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
   cpu::linear(job(w.gate, x, rows, logits, ActivationQuant::kNone, false));
   int32_t* selected = grow_scratch(sc.selected, rows * k);
   float* route = grow_scratch(sc.route_weights, rows * k);
-  for (int64_t t = 0; t < rows; ++t) {
-    const int32_t* hashed = nullptr;
-    if (w.hash) {
-      FP4SERVE_CHECK(tokens[t] >= 0 && tokens[t] < c.vocab_size, "token id {} outside the vocabulary [0, {})", tokens[t],
-                     c.vocab_size);
-      hashed = w.tid2eid.data() + static_cast<int64_t>(tokens[t]) * k;
+  // Checked here, not on the pool's threads (route_token checks too, for direct callers).
+  FP4SERVE_CHECK(E <= 1024, "MoE with {} experts: more than the 1024 supported", E);
+  for (int64_t t = 0; t < rows; ++t)
+    FP4SERVE_CHECK(!w.hash || (tokens[t] >= 0 && tokens[t] < c.vocab_size), "token id {} outside the vocabulary [0, {})",
+                   tokens[t], c.vocab_size);
+  parallel_units(rows, rows * E * 32, [&](int64_t t0, int64_t t1) {
+    for (int64_t t = t0; t < t1; ++t) {
+      const int32_t* hashed = w.hash ? w.tid2eid.data() + static_cast<int64_t>(tokens[t]) * k : nullptr;
+      route_token(logits + t * E, E, k, w.bias.data(), hashed, static_cast<float>(c.routed_scaling_factor), selected + t * k,
+                  route + t * k);
     }
-    route_token(logits + t * E, E, k, w.bias.data(), hashed, static_cast<float>(c.routed_scaling_factor), selected + t * k,
-                route + t * k);
-  }
+  });
 
   // Assignments grouped by expert, ascending id, tokens in order within an expert.
   int32_t* begin = grow_scratch(sc.expert_begin, E + 1);
@@ -91,8 +97,17 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
     for (int64_t i = 0; i < assigned; ++i) arows[cursor[selected[i]]++] = static_cast<int32_t>(i);
   }
   const int64_t total = assigned + rows;  // routed assignments, then the shared expert's rows
+  // An expert with one row reads it in place (every expert of a decode step): the jobs
+  // then share one quantized copy of the input. Several rows are gathered.
   float* gathered = grow_scratch(sc.gathered, assigned * D);
-  for (int64_t a = 0; a < assigned; ++a) std::memcpy(gathered + a * D, x + (arows[a] / k) * D, static_cast<size_t>(D) * sizeof(float));
+  auto expert_input = [&](int64_t e) -> const float* {
+    if (begin[e + 1] - begin[e] == 1) return x + (arows[begin[e]] / k) * D;
+    return gathered + begin[e] * D;
+  };
+  for (int64_t e = 0; e < E; ++e)
+    if (begin[e + 1] - begin[e] > 1)
+      for (int64_t a = begin[e]; a < begin[e + 1]; ++a)
+        std::memcpy(gathered + a * D, x + (arows[a] / k) * D, static_cast<size_t>(D) * sizeof(float));
   float* h1 = grow_scratch(sc.h1, total * I);
   float* h3 = grow_scratch(sc.h3, total * I);
   sc.jobs.clear();
@@ -100,26 +115,30 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
     const int64_t n = begin[e + 1] - begin[e];
     if (n == 0) continue;
     const ExpertWeights& ex = w.experts[static_cast<size_t>(e)];
-    sc.jobs.push_back(job(ex.w1, gathered + begin[e] * D, n, h1 + begin[e] * I, act(ex.w1), true));
-    sc.jobs.push_back(job(ex.w3, gathered + begin[e] * D, n, h3 + begin[e] * I, act(ex.w3), true));
+    sc.jobs.push_back(job(ex.w1, expert_input(e), n, h1 + begin[e] * I, act(ex.w1), true));
+    sc.jobs.push_back(job(ex.w3, expert_input(e), n, h3 + begin[e] * I, act(ex.w3), true));
   }
   sc.jobs.push_back(job(w.shared.w1, x, rows, h1 + assigned * I, act(w.shared.w1), true));
   sc.jobs.push_back(job(w.shared.w3, x, rows, h3 + assigned * I, act(w.shared.w3), true));
   cpu::linear(sc.jobs);
 
   float* mid = grow_scratch(sc.mid, total * I);
-  for (int64_t a = 0; a < total; ++a) {
-    const float rw = a < assigned ? route[arows[a]] : 1.0f;
-    for (int64_t i = 0; i < I; ++i) {
-      float g = h1[a * I + i], u = h3[a * I + i];
-      if (limit > 0.0f) {
-        u = std::clamp(u, -limit, limit);
-        g = std::min(g, limit);
+  const int64_t i_blocks = (I + kColumnsPerUnit - 1) / kColumnsPerUnit;
+  parallel_units(total * i_blocks, total * I * 24, [&](int64_t u0, int64_t u1) {
+    for (int64_t unit = u0; unit < u1; ++unit) {
+      const int64_t a = unit / i_blocks, i0 = (unit % i_blocks) * kColumnsPerUnit, i1 = std::min(I, i0 + kColumnsPerUnit);
+      const float rw = a < assigned ? route[arows[a]] : 1.0f;
+      for (int64_t i = i0; i < i1; ++i) {
+        float g = h1[a * I + i], u = h3[a * I + i];
+        if (limit > 0.0f) {
+          u = std::clamp(u, -limit, limit);
+          g = std::min(g, limit);
+        }
+        const float hidden = silu(g) * u;
+        mid[a * I + i] = round_bf16(a < assigned ? rw * hidden : hidden);
       }
-      const float hidden = silu(g) * u;
-      mid[a * I + i] = round_bf16(a < assigned ? rw * hidden : hidden);
     }
-  }
+  });
   float* down = grow_scratch(sc.down, total * D);
   sc.jobs.clear();
   for (int64_t e = 0; e < E; ++e) {
@@ -131,14 +150,28 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
   sc.jobs.push_back(job(w.shared.w2, mid + assigned * I, rows, down + assigned * D, act(w.shared.w2), true));
   cpu::linear(sc.jobs);
 
-  float* acc = grow_scratch(sc.acc, rows * D);
-  std::fill(acc, acc + rows * D, 0.0f);
-  for (int64_t a = 0; a < assigned; ++a) {
-    float* y = acc + (arows[a] / k) * D;
-    for (int64_t d = 0; d < D; ++d) y[d] += down[a * D + d];
+  // Each token's routed outputs in ascending expert id (the order of the assignments),
+  // then the shared expert's.
+  int32_t* by_token = grow_scratch(sc.token_assignments, assigned);
+  {
+    int32_t* count = grow_scratch(sc.token_fill, rows);
+    std::fill(count, count + rows, 0);
+    for (int64_t a = 0; a < assigned; ++a) {
+      const int64_t t = arows[a] / k;
+      by_token[t * k + count[t]++] = static_cast<int32_t>(a);
+    }
   }
-  for (int64_t t = 0; t < rows; ++t)
-    for (int64_t d = 0; d < D; ++d) out[t * D + d] = round_bf16(acc[t * D + d] + down[(assigned + t) * D + d]);
+  const int64_t d_blocks = (D + kColumnsPerUnit - 1) / kColumnsPerUnit;
+  parallel_units(rows * d_blocks, rows * D * (k + 2), [&](int64_t u0, int64_t u1) {
+    for (int64_t unit = u0; unit < u1; ++unit) {
+      const int64_t t = unit / d_blocks, d0 = (unit % d_blocks) * kColumnsPerUnit, d1 = std::min(D, d0 + kColumnsPerUnit);
+      for (int64_t d = d0; d < d1; ++d) {
+        float acc = 0.0f;
+        for (int64_t j = 0; j < k; ++j) acc += down[by_token[t * k + j] * D + d];
+        out[t * D + d] = round_bf16(acc + down[(assigned + t) * D + d]);
+      }
+    }
+  });
 }
 
 }  // namespace fp4serve

@@ -17,7 +17,7 @@ namespace fp4serve {
 
 struct MoeScratch {
   std::vector<float> logits, route_weights, gathered, h1, h3, mid, down, acc;
-  std::vector<int32_t> selected, assignment_rows, expert_begin;
+  std::vector<int32_t> selected, assignment_rows, expert_begin, token_assignments, token_fill;
   std::vector<cpu::LinearJob> jobs;
 };
 

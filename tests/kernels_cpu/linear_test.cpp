@@ -73,6 +73,49 @@ TEST(Linear, EveryEncodingEveryIsaMatchesFloat64) {
   }
 }
 
+// Prefill's tile kernels decode a weight row once for up to kMaxDotRows activation
+// rows, and a call covers its rows in blocks of 64: every row must still come out bit
+// for bit as when it runs alone (decode = prefill), for every level and encoding, with
+// and without FP8 activation quantization, bf16-valued or not. 70 rows: full tiles, a
+// partial tile and a second block. Two jobs read the same rows (one shared input).
+TEST(Linear, ManyRowsEqualOneRowAtATime) {
+  const WeightEncoding encodings[] = {WeightEncoding::kBF16, WeightEncoding::kF16, WeightEncoding::kF32,
+                                      WeightEncoding::kFP8Block, WeightEncoding::kMXFP4, WeightEncoding::kNVFP4};
+  const int64_t N = 40, K = 384, rows = 70;
+  for (CpuIsa isa : supported_isas()) {
+    IsaScope scope(isa);
+    for (WeightEncoding enc : encodings) {
+      for (bool bf16 : {false, true}) {
+        for (ActivationQuant act : {ActivationQuant::kNone, ActivationQuant::kFP8Block128}) {
+          auto tw = make_test_weight(enc, N, K, 17);
+          auto x = random_activations(rows, K, 23, bf16);
+          std::vector<float> all(static_cast<size_t>(rows * N), NAN), twin(all.size(), NAN), one(all.size(), NAN);
+          LinearJob job{&tw.weight, x.data(), 0, rows, all.data()};
+          job.act = act;
+          LinearJob second = job;
+          second.y = twin.data();
+          const LinearJob both[] = {job, second};
+          linear(both);
+          for (int64_t m = 0; m < rows; ++m) {
+            LinearJob single = job;
+            single.x = x.data() + m * K;
+            single.rows = 1;
+            single.y = one.data() + m * N;
+            linear(single);
+          }
+          const std::string what = std::string(isa_name(isa)) + " encoding " + std::to_string(static_cast<int>(enc)) +
+                                   (bf16 ? " bf16" : " fp32") + (act == ActivationQuant::kNone ? "" : " fp8-act");
+          for (size_t i = 0; i < all.size(); ++i) {
+            ASSERT_TRUE(std::isfinite(one[i])) << what;
+            ASSERT_EQ(all[i], one[i]) << what << " row " << i / N << " out " << i % N;
+            ASSERT_EQ(twin[i], one[i]) << what << " (second job) row " << i / N << " out " << i % N;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Linear, RowRangeAndGroupedJobs) {
   auto a = make_test_weight(WeightEncoding::kFP8Block, 256, 256, 1);
   auto b = make_test_weight(WeightEncoding::kMXFP4, 64, 256, 2);

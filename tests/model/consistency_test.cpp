@@ -9,6 +9,7 @@
 
 #include "base/error.h"
 #include "model/model.h"
+#include "model/parallel.h"
 #include "random_checkpoint.h"
 
 namespace fp4serve {
@@ -97,6 +98,25 @@ TEST_P(Consistency, PrefillDecodeChunkedAndBatchAgree) {
   expect_same_logits(slice(first, 16, 9, V), slice(single_other, 0, 9, V), V, "batch, sequence b");
   expect_same_logits(slice(second, 0, 11, V), slice(single_other, 9, 11, V), V, "batch, sequence b continued");
   expect_same_logits(slice(second, 11, 1, V), slice(prefill, n - 1, 1, V), V, "batch, sequence a last position");
+}
+
+// The tiny model's loops are below the size at which they go parallel; forced onto the
+// pool (every head, column block, entry and feature block a unit of work), prefill and
+// decode must give the same logits as on one thread.
+TEST_P(Consistency, LoopsOnThePoolAgreeWithOneThread) {
+  const ModelConfig config = testing::tiny_config({0, 4, 8, 4}, 2, 0);
+  const Checkpoint ckpt = testing::random_checkpoint(config, GetParam(), 7);
+  Model model(ckpt);
+  const int n = 37;
+  const auto tokens = test_tokens(n, 3);
+  const auto serial = run_chunks(model, tokens, {n});
+  const int64_t saved = parallel_min_cost();
+  set_parallel_min_cost(0);
+  const auto pooled_prefill = run_chunks(model, tokens, {n});
+  const auto pooled_decode = run_chunks(model, tokens, std::vector<int>(n, 1));
+  set_parallel_min_cost(saved);
+  expect_same_logits(pooled_prefill, serial, config.vocab_size, "prefill on the pool");
+  expect_same_logits(pooled_decode, serial, config.vocab_size, "decode on the pool");
 }
 
 INSTANTIATE_TEST_SUITE_P(Encodings, Consistency,

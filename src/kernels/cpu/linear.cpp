@@ -12,6 +12,9 @@ namespace fp4serve::cpu {
 namespace {
 
 constexpr int64_t kChunk = 256;  // weights decoded at a time: a multiple of every block size
+// Block scales of one weight row held at a time (on the stack): in_features up to 64K
+// in blocks of 16 (NVFP4); checked per weight.
+constexpr int64_t kMaxScaleBlocks = 4096;
 
 const char* encoding_label(WeightEncoding e) {
   switch (e) {
@@ -39,6 +42,7 @@ void check_weight(const LinearWeight& w) {
                    w.name, what, dtype_name(t.dtype), encoding_label(w.encoding));
   };
   FP4SERVE_CHECK(N > 0 && K > 0 && wt.data != nullptr, "linear {}: empty weight", w.name);
+  FP4SERVE_CHECK(K <= 16 * kMaxScaleBlocks, "linear {}: in_features {} above the {} supported", w.name, K, 16 * kMaxScaleBlocks);
   switch (w.encoding) {
     case WeightEncoding::kBF16: expect_dtype(wt, {DType::BF16}, "weight"); expect_shape(wt, {N, K}, "weight"); break;
     case WeightEncoding::kF16: expect_dtype(wt, {DType::F16}, "weight"); expect_shape(wt, {N, K}, "weight"); break;
@@ -66,15 +70,36 @@ void check_weight(const LinearWeight& w) {
   }
 }
 
+// How a job's activations are laid out for the bf16 kernels of the active level (kNone:
+// the fp32 kernels read them as they are).
+enum class Layout : uint8_t { kNone, kFp8, kFp4, kBf16 };
+
+// One distinct activation input of a call, quantized and converted once for every job
+// that reads it (wq_a and wkv, w1 and w3, the routed experts of a decode step).
+struct Input {
+  const float* source = nullptr;
+  int64_t source_stride = 0, rows = 0, K = 0;
+  ActivationQuant act = ActivationQuant::kNone;
+  Layout layout = Layout::kNone;
+  size_t quantized_at = 0, prepared_at = 0, first_unit = 0;
+  bool quantize = false;
+};
+
 struct PreparedJob {
   LinearJob job;
   int64_t row_end = 0;
   int64_t y_stride = 0;
   const float* x = nullptr;
   int64_t x_stride = 0;
-  int64_t rows_per_task = 1;
-  const uint16_t* x_prepared = nullptr;  // for RowKernels::dot_{fp8,mxfp4}_row_prepared
+  int64_t rows_per_task = 1;               // weight rows per task
+  int64_t row_blocks = 1;                  // blocks of kRowsPerTask activation rows
+  int input = -1;                          // index into the call's inputs, -1: x as given
+  const uint16_t* x_prepared = nullptr;    // for RowKernels::dot_*_rows_prepared
 };
+
+// Activation rows a task covers: their bf16 copies (kRowsPerTask x K x 2 bytes) stay in
+// the core's L2 while the task's weight rows stream past them.
+constexpr int64_t kRowsPerTask = 64;
 
 bool all_bf16_values(const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
@@ -90,78 +115,156 @@ const float* decode_stretch(const RowKernels& kern, const LinearWeight& w, int64
     case WeightEncoding::kF32: return w.weight.as<float>() + n * K + k0;
     case WeightEncoding::kBF16: kern.decode_bf16(w.weight.as<uint16_t>() + n * K + k0, len, buf); return buf;
     case WeightEncoding::kF16: kern.decode_f16(w.weight.as<uint16_t>() + n * K + k0, len, buf); return buf;
-    default:  // block-scaled encodings take the one-row kernels (run_rows)
+    default:  // block-scaled encodings take the tile kernels (run_rows)
       return nullptr;
   }
   return buf;
 }
 
-void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int64_t n_end) {
+Layout layout_for(const RowKernels& kern, const LinearWeight& w) {
+  if (w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 && kern.prepare_fp8_x) return Layout::kFp8;
+  if (w.encoding == WeightEncoding::kMXFP4 && kern.prepare_fp4_x) return Layout::kFp4;
+  if (w.encoding == WeightEncoding::kBF16 && kern.prepare_bf16_x) return Layout::kBf16;
+  return Layout::kNone;
+}
+
+// Quantizes and converts row m of an input (one unit of the preparation work); returns
+// whether the row holds bf16 values only (the bf16 kernels need that).
+bool prepare_row(const RowKernels& kern, const Input& in, int64_t m, float* quantized, uint16_t* prepared) {
+  const float* x = in.source + m * in.source_stride;
+  if (in.quantize) {
+    float* q = quantized + in.quantized_at + static_cast<size_t>(m * in.K);
+    fp8_quantize_dequantize(x, in.K, 128, q);
+    x = q;
+  }
+  if (in.layout == Layout::kNone || !all_bf16_values(x, in.K)) return false;
+  uint16_t* out = prepared + in.prepared_at + static_cast<size_t>(m * in.K);
+  (in.layout == Layout::kFp8 ? kern.prepare_fp8_x : in.layout == Layout::kFp4 ? kern.prepare_fp4_x : kern.prepare_bf16_x)(x, in.K, out);
+  return true;
+}
+
+// Quantizes and converts every row of every input once (row_is_bf16[unit] says whether
+// the row went into the bf16 kernels' layout), over all threads when there is enough of
+// it (prefill); a decode step's few rows stay on this thread.
+void prepare_inputs(const RowKernels& kern, ThreadPool& pool, const std::vector<Input>& inputs, float* quantized,
+                    uint16_t* prepared, uint8_t* row_is_bf16) {
+  thread_local std::vector<int64_t> unit_input;
+  unit_input.clear();
+  int64_t floats = 0;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    for (int64_t m = 0; m < inputs[i].rows; ++m) unit_input.push_back(static_cast<int64_t>(i));
+    floats += inputs[i].rows * inputs[i].K;
+  }
+  const std::vector<int64_t>& owner = unit_input;
+  const int64_t units = static_cast<int64_t>(owner.size());
+  pool.parallel_for(units, floats < (int64_t{1} << 16) ? units : 1, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      const Input& in = inputs[static_cast<size_t>(owner[static_cast<size_t>(u)])];
+      row_is_bf16[u] = prepare_row(kern, in, u - static_cast<int64_t>(in.first_unit), quantized, prepared) ? 1 : 0;
+    }
+  });
+}
+
+// Weight rows [n_begin, n_end) against activation rows [m_begin, m_end): each weight
+// row is decoded once per group of kMaxDotRows activation rows (in registers for the
+// block-scaled encodings, into `buf` for BF16 / F16 / F32) and the group's rows all use
+// it; the row (a few KB) stays in L1 for the next group.
+void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int64_t n_end, int64_t m_begin, int64_t m_end) {
   const LinearWeight& w = *p.job.weight;
-  const int64_t K = w.in_features, M = p.job.rows;
-  thread_local std::vector<float> acc;
-  thread_local std::vector<float> buf(kChunk);
-  if (static_cast<int64_t>(acc.size()) < M) acc.resize(static_cast<size_t>(M));
+  const int64_t K = w.in_features;
+  // Stack buffers: a pool thread's first task must not allocate (decode is allocation-free).
+  float acc[kRowsPerTask];
+  float buf[kChunk];
   const float post_scale = w.encoding == WeightEncoding::kNVFP4 ? w.global_scale : 1.0f;
-  // Encodings with a one-row kernel use it for every activation row, so a row's result
+  auto store = [&](int64_t m, int64_t n, float v) {
+    v *= post_scale;
+    p.job.y[m * p.y_stride + (n - p.job.row_begin)] = p.job.round_bf16 ? round_bf16(v) : v;
+  };
+  // Encodings with a tile kernel use it for every activation row, so a row's result
   // never depends on how many rows share the call (decode = prefill, batch-invariant).
-  // Each weight row is re-read per activation row from cache, not from memory.
-  const bool one_row_kernel = w.encoding == WeightEncoding::kFP8Block || w.encoding == WeightEncoding::kMXFP4 ||
-                              w.encoding == WeightEncoding::kNVFP4 || (w.encoding == WeightEncoding::kBF16 && p.x_prepared);
-  if (one_row_kernel) {
-    thread_local std::vector<float> scales;
-    if (static_cast<int64_t>(scales.size()) < K / 16 + 1) scales.resize(static_cast<size_t>(K / 16 + 1));
+  const bool tile_kernel = w.encoding == WeightEncoding::kFP8Block || w.encoding == WeightEncoding::kMXFP4 ||
+                           w.encoding == WeightEncoding::kNVFP4 || (w.encoding == WeightEncoding::kBF16 && p.x_prepared);
+  if (tile_kernel) {
     const bool mx = w.encoding == WeightEncoding::kMXFP4;
-    for (int64_t n = n_begin; n < n_end; ++n) {
-      const uint8_t* fp4_scales = nullptr;
+    // Prefill: two weight rows at a time where the level has the paired kernel.
+    const bool pairs = p.x_prepared && m_end - m_begin > 1 &&
+                       ((w.encoding == WeightEncoding::kFP8Block && kern.dot_fp8_rows_prepared_x2) ||
+                        (mx && kern.dot_mxfp4_rows_prepared_x2));
+    float scales[2][kMaxScaleBlocks];
+    int64_t scale_group[2] = {-1, -1};  // FP8: 128 weight rows share a row of block scales
+    const uint8_t* fp4_scales[2] = {nullptr, nullptr};
+    // The scales of weight row n into slot i.
+    auto load_scales = [&](int i, int64_t n) {
       if (w.encoding == WeightEncoding::kFP8Block) {
-        const int64_t kb = (K + 127) / 128, base = (n / 128) * kb;
+        if (n / 128 == scale_group[i]) return;
+        scale_group[i] = n / 128;
+        const int64_t kb = (K + 127) / 128, base = scale_group[i] * kb;
         for (int64_t b = 0; b < kb; ++b)
-          scales[b] = w.scale.dtype == DType::F32 ? w.scale.as<float>()[base + b] : e8m0_to_float(w.scale.as<uint8_t>()[base + b]);
-      } else if (w.encoding != WeightEncoding::kBF16) {
+          scales[i][b] = w.scale.dtype == DType::F32 ? w.scale.as<float>()[base + b] : e8m0_to_float(w.scale.as<uint8_t>()[base + b]);
+      } else if (w.encoding == WeightEncoding::kMXFP4 || w.encoding == WeightEncoding::kNVFP4) {
         const int64_t block = mx ? 32 : 16;
-        fp4_scales = w.scale.as<uint8_t>() + n * (K / block);
+        fp4_scales[i] = w.scale.as<uint8_t>() + n * (K / block);
         if (!(mx && p.x_prepared))
-          for (int64_t b = 0; b < K / block; ++b) scales[b] = mx ? e8m0_to_float(fp4_scales[b]) : e4m3_to_float(fp4_scales[b]);
+          for (int64_t b = 0; b < K / block; ++b)
+            scales[i][b] = mx ? e8m0_to_float(fp4_scales[i][b]) : e4m3_to_float(fp4_scales[i][b]);
       }
-      for (int64_t m = 0; m < M; ++m) {
-        const float* x = p.x + m * p.x_stride;
-        const uint16_t* xp = p.x_prepared ? p.x_prepared + m * K : nullptr;
-        float v = 0.0f;
-        switch (w.encoding) {
-          case WeightEncoding::kBF16: v = kern.dot_bf16_row_prepared(w.weight.as<uint16_t>() + n * K, K, xp); break;
-          case WeightEncoding::kFP8Block:
-            v = xp ? kern.dot_fp8_row_prepared(w.weight.as<uint8_t>() + n * K, K, scales.data(), xp)
-                   : kern.dot_fp8_row(w.weight.as<uint8_t>() + n * K, K, scales.data(), x);
-            break;
-          default:
-            v = (mx && xp) ? kern.dot_mxfp4_row_prepared(w.weight.as<uint8_t>() + n * (K / 2), K, fp4_scales, xp)
-                           : kern.dot_fp4_row(w.weight.as<uint8_t>() + n * (K / 2), K, scales.data(), mx ? 32 : 16, x);
-            break;
+    };
+    const bool four_bit = mx || w.encoding == WeightEncoding::kNVFP4;
+    auto row_bytes = [&](int64_t n) { return w.weight.as<uint8_t>() + n * (four_bit ? K / 2 : K); };
+    for (int64_t n = n_begin; n < n_end;) {
+      const int nw = pairs && n + 1 < n_end ? 2 : 1;
+      for (int i = 0; i < nw; ++i) load_scales(i, n + i);
+      for (int64_t m0 = m_begin; m0 < m_end; m0 += kMaxDotRows) {
+        const int rows = static_cast<int>(std::min<int64_t>(kMaxDotRows, m_end - m0));
+        const float* xs[kMaxDotRows];
+        const uint16_t* xps[kMaxDotRows];
+        for (int r = 0; r < rows; ++r) {
+          xs[r] = p.x + (m0 + r) * p.x_stride;
+          xps[r] = p.x_prepared ? p.x_prepared + (m0 + r) * K : nullptr;
         }
-        v *= post_scale;
-        p.job.y[m * p.y_stride + (n - p.job.row_begin)] = p.job.round_bf16 ? round_bf16(v) : v;
+        float v[2][kMaxDotRows];
+        if (nw == 2) {
+          const uint8_t* ws[2] = {row_bytes(n), row_bytes(n + 1)};
+          float* outs[2] = {v[0], v[1]};
+          if (mx) {
+            kern.dot_mxfp4_rows_prepared_x2(ws, K, fp4_scales, xps, rows, outs);
+          } else {
+            const float* ss[2] = {scales[0], scales[1]};
+            kern.dot_fp8_rows_prepared_x2(ws, K, ss, xps, rows, outs);
+          }
+        } else {
+          switch (w.encoding) {
+            case WeightEncoding::kBF16: kern.dot_bf16_rows_prepared(w.weight.as<uint16_t>() + n * K, K, xps, rows, v[0]); break;
+            case WeightEncoding::kFP8Block:
+              if (p.x_prepared) kern.dot_fp8_rows_prepared(row_bytes(n), K, scales[0], xps, rows, v[0]);
+              else kern.dot_fp8_rows(row_bytes(n), K, scales[0], xs, rows, v[0]);
+              break;
+            default:
+              if (mx && p.x_prepared) kern.dot_mxfp4_rows_prepared(row_bytes(n), K, fp4_scales[0], xps, rows, v[0]);
+              else kern.dot_fp4_rows(row_bytes(n), K, scales[0], mx ? 32 : 16, xs, rows, v[0]);
+              break;
+          }
+        }
+        for (int i = 0; i < nw; ++i)
+          for (int r = 0; r < rows; ++r) store(m0 + r, n + i, v[i][r]);
       }
+      n += nw;
     }
     return;
   }
   for (int64_t n = n_begin; n < n_end; ++n) {
-    std::fill(acc.begin(), acc.begin() + M, 0.0f);
+    std::fill(acc, acc + (m_end - m_begin), 0.0f);
     for (int64_t k0 = 0; k0 < K; k0 += kChunk) {
       const int64_t len = std::min(kChunk, K - k0);
-      const float* wrow = decode_stretch(kern, w, n, k0, len, buf.data());
-      for (int64_t m0 = 0; m0 < M; m0 += kMaxDotRows) {
-        const int rows = static_cast<int>(std::min<int64_t>(kMaxDotRows, M - m0));
+      const float* wrow = decode_stretch(kern, w, n, k0, len, buf);
+      for (int64_t m0 = m_begin; m0 < m_end; m0 += kMaxDotRows) {
+        const int rows = static_cast<int>(std::min<int64_t>(kMaxDotRows, m_end - m0));
         const float* xs[kMaxDotRows];
         for (int r = 0; r < rows; ++r) xs[r] = p.x + (m0 + r) * p.x_stride + k0;
-        kern.dot(wrow, len, xs, rows, acc.data() + m0);
+        kern.dot(wrow, len, xs, rows, acc + (m0 - m_begin));
       }
     }
-    float* y = p.job.y + (n - p.job.row_begin);
-    for (int64_t m = 0; m < M; ++m) {
-      const float v = acc[static_cast<size_t>(m)] * post_scale;
-      y[m * p.y_stride] = p.job.round_bf16 ? round_bf16(v) : v;
-    }
+    for (int64_t m = m_begin; m < m_end; ++m) store(m, n, acc[m - m_begin]);
   }
 }
 
@@ -172,11 +275,13 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
   thread_local std::vector<int64_t> task_start;
   thread_local std::vector<float> quantized;
   thread_local std::vector<uint16_t> bf16_inputs;
+  thread_local std::vector<Input> inputs;
+  thread_local std::vector<uint8_t> row_is_bf16;
   prepared.clear();
+  inputs.clear();
   const RowKernels& kern = row_kernels(active_isa());
   task_start.clear();
 
-  size_t quant_floats = 0;
   for (const LinearJob& job : jobs) {
     FP4SERVE_CHECK(job.weight != nullptr, "linear: job without a weight");
     const LinearWeight& w = *job.weight;
@@ -185,20 +290,13 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
     FP4SERVE_CHECK(job.row_begin >= 0 && job.row_begin < row_end && row_end <= w.out_features,
                    "linear {}: output rows [{}, {}) outside [0, {})", w.name, job.row_begin, row_end, w.out_features);
     FP4SERVE_CHECK(job.rows >= 0 && (job.rows == 0 || (job.x && job.y)), "linear {}: missing input or output", w.name);
-    if (job.act == ActivationQuant::kFP8Block128) {
-      FP4SERVE_CHECK(w.in_features % 128 == 0, "linear {}: FP8 activation quantization needs in_features % 128 == 0, got {}",
-                     w.name, w.in_features);
-      quant_floats += static_cast<size_t>(job.rows * w.in_features);
-    }
+    FP4SERVE_CHECK(job.act != ActivationQuant::kFP8Block128 || w.in_features % 128 == 0,
+                   "linear {}: FP8 activation quantization needs in_features % 128 == 0, got {}", w.name, w.in_features);
   }
-  if (quantized.size() < quant_floats) quantized.resize(quant_floats);
-  size_t bf16_floats = 0;
-  for (const LinearJob& job : jobs) bf16_floats += static_cast<size_t>(job.rows * job.weight->in_features);
-  if (bf16_inputs.size() < bf16_floats) bf16_inputs.resize(bf16_floats);
-  size_t bf16_offset = 0;
 
-  size_t quant_offset = 0;
-  int64_t tasks = 0;
+  // The distinct inputs: jobs reading the same rows with the same quantization and
+  // layout share one copy.
+  size_t quant_floats = 0, bf16_floats = 0, units = 0;
   for (const LinearJob& job : jobs) {
     if (job.rows == 0) continue;
     const LinearWeight& w = *job.weight;
@@ -206,48 +304,68 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
     p.job = job;
     p.row_end = job.row_end < 0 ? w.out_features : job.row_end;
     p.y_stride = job.y_stride > 0 ? job.y_stride : p.row_end - job.row_begin;
-    p.x_stride = job.x_stride > 0 ? job.x_stride : w.in_features;
     p.x = job.x;
-    if (job.act == ActivationQuant::kFP8Block128) {
-      // Jobs reading the same activations (wq_a and wkv, w1 and w3) share one quantized copy.
-      const PreparedJob* twin = nullptr;
-      for (const PreparedJob& q : prepared)
-        if (q.job.act == job.act && q.job.x == job.x && q.job.rows == job.rows && q.x_stride == w.in_features &&
-            q.job.weight->in_features == w.in_features && (job.x_stride == 0 ? w.in_features : job.x_stride) ==
-            (q.job.x_stride == 0 ? q.job.weight->in_features : q.job.x_stride))
-          twin = &q;
-      if (twin != nullptr) {
-        p.x = twin->x;
-      } else {
-        float* q = quantized.data() + quant_offset;
-        for (int64_t m = 0; m < job.rows; ++m)
-          fp8_quantize_dequantize(job.x + m * p.x_stride, w.in_features, 128, q + m * w.in_features);
-        p.x = q;
-        quant_offset += static_cast<size_t>(job.rows * w.in_features);
+    p.x_stride = job.x_stride > 0 ? job.x_stride : w.in_features;
+    const Layout layout = layout_for(kern, w);
+    if (job.act == ActivationQuant::kFP8Block128 || layout != Layout::kNone) {
+      for (size_t i = 0; i < inputs.size() && p.input < 0; ++i) {
+        const Input& in = inputs[i];
+        if (in.source == job.x && in.source_stride == p.x_stride && in.rows == job.rows && in.K == w.in_features &&
+            in.act == job.act && in.layout == layout)
+          p.input = static_cast<int>(i);
       }
-      p.x_stride = w.in_features;
+      if (p.input < 0) {
+        Input in;
+        in.source = job.x;
+        in.source_stride = p.x_stride;
+        in.rows = job.rows;
+        in.K = w.in_features;
+        in.act = job.act;
+        in.layout = layout;
+        in.quantize = job.act == ActivationQuant::kFP8Block128;
+        in.quantized_at = quant_floats;
+        in.prepared_at = bf16_floats;
+        in.first_unit = units;
+        const size_t n = static_cast<size_t>(job.rows * w.in_features);
+        if (in.quantize) quant_floats += n;
+        if (layout != Layout::kNone) bf16_floats += n;
+        units += static_cast<size_t>(job.rows);
+        p.input = static_cast<int>(inputs.size());
+        inputs.push_back(in);
+      }
     }
-    const bool fp8 = w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 && kern.prepare_fp8_x;
-    const bool mxfp4 = w.encoding == WeightEncoding::kMXFP4 && kern.prepare_fp4_x;
-    const bool bf16 = w.encoding == WeightEncoding::kBF16 && kern.prepare_bf16_x;
-    bool bf16_values = fp8 || mxfp4 || bf16;
-    for (int64_t m = 0; m < job.rows && bf16_values; ++m) bf16_values = all_bf16_values(p.x + m * p.x_stride, w.in_features);
-    if (bf16_values) {
-      uint16_t* xp = bf16_inputs.data() + bf16_offset;
-      for (int64_t m = 0; m < job.rows; ++m)
-        (fp8 ? kern.prepare_fp8_x : mxfp4 ? kern.prepare_fp4_x : kern.prepare_bf16_x)(p.x + m * p.x_stride, w.in_features,
-                                                                                      xp + m * w.in_features);
-      p.x_prepared = xp;
-      bf16_offset += static_cast<size_t>(job.rows * w.in_features);
-    }
+    const int64_t block_rows = std::min(job.rows, kRowsPerTask);
     // About 128K weights a task: long contiguous streams for the prefetchers, still many
     // tasks per large matrix for balance.
-    p.rows_per_task = std::max<int64_t>(1, 131072 / std::max<int64_t>(1, w.in_features * std::max<int64_t>(1, job.rows / 4)));
-    task_start.push_back(tasks);
-    tasks += (p.row_end - job.row_begin + p.rows_per_task - 1) / p.rows_per_task;
+    p.rows_per_task = std::max<int64_t>(1, 131072 / std::max<int64_t>(1, w.in_features * std::max<int64_t>(1, block_rows / 4)));
+    p.row_blocks = (job.rows + kRowsPerTask - 1) / kRowsPerTask;
     prepared.push_back(p);
   }
-  if (tasks == 0) return;
+  if (prepared.empty()) return;
+  if (quantized.size() < quant_floats) quantized.resize(quant_floats);
+  if (bf16_inputs.size() < bf16_floats) bf16_inputs.resize(bf16_floats);
+  if (row_is_bf16.size() < units) row_is_bf16.resize(units);
+
+  if (units > 0) prepare_inputs(kern, pool, inputs, quantized.data(), bf16_inputs.data(), row_is_bf16.data());
+
+  int64_t tasks = 0;
+  for (PreparedJob& p : prepared) {
+    if (p.input >= 0) {
+      const Input& in = inputs[static_cast<size_t>(p.input)];
+      if (in.quantize) {
+        p.x = quantized.data() + in.quantized_at;
+        p.x_stride = in.K;
+      }
+      // The bf16 kernels only when every row converted; else the fp32 kernels for all.
+      const bool all_bf16 = in.layout != Layout::kNone &&
+                            std::all_of(row_is_bf16.begin() + static_cast<std::ptrdiff_t>(in.first_unit),
+                                        row_is_bf16.begin() + static_cast<std::ptrdiff_t>(in.first_unit) + in.rows,
+                                        [](uint8_t v) { return v != 0; });
+      if (all_bf16) p.x_prepared = bf16_inputs.data() + in.prepared_at;
+    }
+    task_start.push_back(tasks);
+    tasks += p.row_blocks * ((p.row_end - p.job.row_begin + p.rows_per_task - 1) / p.rows_per_task);
+  }
   int64_t work = 0;  // multiply-adds
   for (const PreparedJob& p : prepared) work += p.job.rows * (p.row_end - p.job.row_begin) * p.job.weight->in_features;
   const std::vector<PreparedJob>& jobs_ref = prepared;
@@ -258,8 +376,12 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
     for (int64_t t = begin; t < end; ++t) {
       const size_t j = static_cast<size_t>(std::upper_bound(starts.begin(), starts.end(), t) - starts.begin() - 1);
       const PreparedJob& p = jobs_ref[j];
-      const int64_t first = p.job.row_begin + (t - starts[j]) * p.rows_per_task;
-      run_rows(kern, p, first, std::min(p.row_end, first + p.rows_per_task));
+      // Activation-row blocks outermost: the threads share one block of activations
+      // while each weight row is read once per block.
+      const int64_t weight_tasks = (p.row_end - p.job.row_begin + p.rows_per_task - 1) / p.rows_per_task;
+      const int64_t block = (t - starts[j]) / weight_tasks, first = p.job.row_begin + ((t - starts[j]) % weight_tasks) * p.rows_per_task;
+      run_rows(kern, p, first, std::min(p.row_end, first + p.rows_per_task), block * kRowsPerTask,
+               std::min(p.job.rows, (block + 1) * kRowsPerTask));
     }
   });
 }

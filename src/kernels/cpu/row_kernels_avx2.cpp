@@ -85,51 +85,65 @@ FP4SERVE_AVX2 void axpy(float a, const float* x, int64_t n, float* y) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
-FP4SERVE_AVX2 float dot_fp8_row(const uint8_t* w, int64_t K, const float* scales, const float* x) {
+template <int R>
+FP4SERVE_AVX2 void dot_fp8_tile(const uint8_t* w, int64_t K, const float* scales, const float* const* x, float* out) {
   // E4M3 bits moved into an IEEE half (value * 2^-8), converted exactly by F16C; see
   // the AVX-512 version.
   const __m128i mag_mask = _mm_set1_epi16(0x7F), sign_mask = _mm_set1_epi16(0x80);
-  __m256 total = _mm256_setzero_ps();
+  __m256 total[R];
+  for (int r = 0; r < R; ++r) total[r] = _mm256_setzero_ps();
   int64_t k = 0;
   for (int64_t b = 0; k + 128 <= K; ++b, k += 128) {
-    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    __m256 a0[R], a1[R];
+    for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm256_setzero_ps();
     for (int64_t i = 0; i < 128; i += 16) {
       for (int h = 0; h < 2; ++h) {
         const __m128i v = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(w + k + i + 8 * h)));
         const __m128i half = _mm_or_si128(_mm_slli_epi16(_mm_and_si128(v, mag_mask), 7), _mm_slli_epi16(_mm_and_si128(v, sign_mask), 8));
         const __m256 f = _mm256_cvtph_ps(half);
-        if (h == 0) a0 = _mm256_fmadd_ps(f, _mm256_loadu_ps(x + k + i), a0);
-        else a1 = _mm256_fmadd_ps(f, _mm256_loadu_ps(x + k + i + 8), a1);
+        for (int r = 0; r < R; ++r) {
+          if (h == 0) a0[r] = _mm256_fmadd_ps(f, _mm256_loadu_ps(x[r] + k + i), a0[r]);
+          else a1[r] = _mm256_fmadd_ps(f, _mm256_loadu_ps(x[r] + k + i + 8), a1[r]);
+        }
       }
     }
-    total = _mm256_fmadd_ps(_mm256_add_ps(a0, a1), _mm256_set1_ps(scales[b] * 256.0f), total);
+    const __m256 scale = _mm256_set1_ps(scales[b] * 256.0f);
+    for (int r = 0; r < R; ++r) total[r] = _mm256_fmadd_ps(_mm256_add_ps(a0[r], a1[r]), scale, total[r]);
   }
-  float tail = 0.0f;
+  float tail[R] = {};
   if (k < K) {
     const float* table = e4m3_table();
-    for (int64_t i = k; i < K; ++i) tail += table[w[i]] * x[i];
-    tail *= scales[k / 128];
+    for (int64_t i = k; i < K; ++i)
+      for (int r = 0; r < R; ++r) tail[r] += table[w[i]] * x[r][i];
+    for (int r = 0; r < R; ++r) tail[r] *= scales[k / 128];
   }
-  return hsum(total) + tail;
+  for (int r = 0; r < R; ++r) out[r] = hsum(total[r]) + tail[r];
 }
 
-FP4SERVE_AVX2 float dot_fp4_row(const uint8_t* packed, int64_t K, const float* scales, int64_t block, const float* x) {
+FP4SERVE_AVX2 void dot_fp8_rows(const uint8_t* w, int64_t K, const float* scales, const float* const* x, int rows, float* out) {
+  FP4SERVE_DISPATCH_ROWS(dot_fp8_tile, rows, w, K, scales, x, out)
+}
+
+// 16 codes at a time decoded into a buffer, then the buffer against every row.
+FP4SERVE_AVX2 void dot_fp4_rows(const uint8_t* packed, int64_t K, const float* scales, int64_t block, const float* const* x,
+                                int rows, float* out) {
   float buf[32];
-  float total = 0.0f;
+  float total[kMaxDotRows] = {};
   for (int64_t k = 0; k < K; k += 16) {
     decode_fp4(packed + k / 2, 16, scales + k / block, block, buf);
-    float dots = 0.0f;
-    const float* xs[1] = {x + k};
-    dot(buf, 16, xs, 1, &dots);
-    total += dots;
+    const float* xs[kMaxDotRows];
+    for (int r = 0; r < rows; ++r) xs[r] = x[r] + k;
+    float dots[kMaxDotRows] = {};
+    dot(buf, 16, xs, rows, dots);
+    for (int r = 0; r < rows; ++r) total[r] += dots[r];
   }
-  return total;
+  for (int r = 0; r < rows; ++r) out[r] = total[r];
 }
 
 }  // namespace
 
 const RowKernels& row_kernels_avx2() {
-  static const RowKernels k{decode_bf16, decode_f16, dot, axpy, dot_fp8_row, dot_fp4_row};
+  static const RowKernels k{decode_bf16, decode_f16, dot, axpy, dot_fp8_rows, dot_fp4_rows};
   return k;
 }
 

@@ -78,52 +78,74 @@ FP4SERVE_AVX512 inline __m512 fp8_over_256(const uint8_t* w) {
   return _mm512_cvtph_ps(_mm256_or_si256(mag, sign));
 }
 
-FP4SERVE_AVX512 float dot_fp8_row(const uint8_t* w, int64_t K, const float* scales, const float* x) {
-  __m512 total = _mm512_setzero_ps();
+template <int R>
+FP4SERVE_AVX512 void dot_fp8_tile(const uint8_t* w, int64_t K, const float* scales, const float* const* x, float* out) {
+  __m512 total[R];
+  for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_ps();
   int64_t k = 0;
   for (int64_t b = 0; k + 128 <= K; ++b, k += 128) {
-    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    __m512 a0[R], a1[R];
+    for (int r = 0; r < R; ++r) a0[r] = a1[r] = _mm512_setzero_ps();
     for (int64_t i = 0; i < 128; i += 32) {
-      a0 = _mm512_fmadd_ps(fp8_over_256(w + k + i), _mm512_loadu_ps(x + k + i), a0);
-      a1 = _mm512_fmadd_ps(fp8_over_256(w + k + i + 16), _mm512_loadu_ps(x + k + i + 16), a1);
+      const __m512 w0 = fp8_over_256(w + k + i), w1 = fp8_over_256(w + k + i + 16);
+      for (int r = 0; r < R; ++r) {
+        a0[r] = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x[r] + k + i), a0[r]);
+        a1[r] = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x[r] + k + i + 16), a1[r]);
+      }
     }
-    total = _mm512_fmadd_ps(_mm512_add_ps(a0, a1), _mm512_set1_ps(scales[b] * 256.0f), total);
+    const __m512 scale = _mm512_set1_ps(scales[b] * 256.0f);
+    for (int r = 0; r < R; ++r) total[r] = _mm512_fmadd_ps(_mm512_add_ps(a0[r], a1[r]), scale, total[r]);
   }
-  float tail = 0.0f;
+  float tail[R] = {};
   if (k < K) {
     const float* table = e4m3_table();
-    for (int64_t i = k; i < K; ++i) tail += table[w[i]] * x[i];
-    tail *= scales[k / 128];
+    for (int64_t i = k; i < K; ++i)
+      for (int r = 0; r < R; ++r) tail[r] += table[w[i]] * x[r][i];
+    for (int r = 0; r < R; ++r) tail[r] *= scales[k / 128];
   }
-  return _mm512_reduce_add_ps(total) + tail;
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(total[r]) + tail[r];
 }
 
-FP4SERVE_AVX512 float dot_fp4_row(const uint8_t* packed, int64_t K, const float* scales, int64_t block, const float* x) {
+FP4SERVE_AVX512 void dot_fp8_rows(const uint8_t* w, int64_t K, const float* scales, const float* const* x, int rows, float* out) {
+  FP4SERVE_DISPATCH_ROWS(dot_fp8_tile, rows, w, K, scales, x, out)
+}
+
+template <int R>
+FP4SERVE_AVX512 void dot_fp4_tile(const uint8_t* packed, int64_t K, const float* scales, int64_t block, const float* const* x,
+                                  float* out) {
   const __m512 lut = _mm512_loadu_ps(kE2M1Values);
   const __m128i low4 = _mm_set1_epi8(0x0F);
-  __m512 total = _mm512_setzero_ps();
+  __m512 total[R];
+  for (int r = 0; r < R; ++r) total[r] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; k += 32) {
     const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + k / 2));
     const __m128i lo = _mm_and_si128(bytes, low4);
     const __m128i hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), low4);
     const __m512 v0 = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(lo, hi)), lut);  // elements k..k+15
     const __m512 v1 = _mm512_permutexvar_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(lo, hi)), lut);  // k+16..k+31
-    const __m512 p0 = _mm512_mul_ps(v0, _mm512_loadu_ps(x + k));
-    const __m512 p1 = _mm512_mul_ps(v1, _mm512_loadu_ps(x + k + 16));
-    if (block == 32) {
-      total = _mm512_fmadd_ps(_mm512_add_ps(p0, p1), _mm512_set1_ps(scales[k / 32]), total);
-    } else {
-      total = _mm512_fmadd_ps(p0, _mm512_set1_ps(scales[k / 16]), total);
-      total = _mm512_fmadd_ps(p1, _mm512_set1_ps(scales[k / 16 + 1]), total);
+    for (int r = 0; r < R; ++r) {
+      const __m512 p0 = _mm512_mul_ps(v0, _mm512_loadu_ps(x[r] + k));
+      const __m512 p1 = _mm512_mul_ps(v1, _mm512_loadu_ps(x[r] + k + 16));
+      if (block == 32) {
+        total[r] = _mm512_fmadd_ps(_mm512_add_ps(p0, p1), _mm512_set1_ps(scales[k / 32]), total[r]);
+      } else {
+        total[r] = _mm512_fmadd_ps(p0, _mm512_set1_ps(scales[k / 16]), total[r]);
+        total[r] = _mm512_fmadd_ps(p1, _mm512_set1_ps(scales[k / 16 + 1]), total[r]);
+      }
     }
   }
-  return _mm512_reduce_add_ps(total);
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(total[r]);
+}
+
+FP4SERVE_AVX512 void dot_fp4_rows(const uint8_t* packed, int64_t K, const float* scales, int64_t block, const float* const* x,
+                                  int rows, float* out) {
+  FP4SERVE_DISPATCH_ROWS(dot_fp4_tile, rows, packed, K, scales, block, x, out)
 }
 
 }  // namespace
 
 const RowKernels& row_kernels_avx512() {
-  static const RowKernels k{decode_bf16, decode_f16, dot, axpy, dot_fp8_row, dot_fp4_row};
+  static const RowKernels k{decode_bf16, decode_f16, dot, axpy, dot_fp8_rows, dot_fp4_rows};
   return k;
 }
 

@@ -52,27 +52,70 @@ void prepare_fp8_x(const float* x, int64_t K, uint16_t* out) {
         for (int64_t i = 0; i < 8; ++i) *out++ = float_to_bf16(x[c + lane * 16 + half * 8 + i]);
 }
 
-FP4SERVE_AVX512_BF16 float dot_fp8_row_prepared(const uint8_t* w, int64_t K, const float* scales, const uint16_t* xp) {
+// NW weight rows (1 or 2) against R activation rows: each chunk of codes is decoded once
+// per weight row, each activation load feeds all NW rows. Per (weight row, activation
+// row) the operations are those of the one-row kernel, in its order.
+template <int NW, int R>
+FP4SERVE_AVX512_BF16 void dot_fp8_tile_prepared(const uint8_t* const* w, int64_t K, const float* const* scales,
+                                                const uint16_t* const* xp, float* const* out) {
   const Fp8ToBf16Tables& t = tables();
   const __m512i hi0 = _mm512_load_si512(t.high), hi1 = _mm512_load_si512(t.high + 64);
   const __m512i lo0 = _mm512_load_si512(t.low), lo1 = _mm512_load_si512(t.low + 64);
   const __m512i sign = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512 total = _mm512_setzero_ps();
+  __m512 total[NW][R];
+  for (int i = 0; i < NW; ++i)
+    for (int r = 0; r < R; ++r) total[i][r] = _mm512_setzero_ps();
   for (int64_t b = 0; b * 128 < K; ++b) {
-    __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+    __m512 acc0[NW][R], acc1[NW][R];
+    for (int i = 0; i < NW; ++i)
+      for (int r = 0; r < R; ++r) acc0[i][r] = acc1[i][r] = _mm512_setzero_ps();
     for (int64_t c = b * 128; c < b * 128 + 128; c += 64) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + c) + kPrefetchBytes, _MM_HINT_T0);
-      const __m512i codes = _mm512_loadu_si512(w + c);
-      // high byte | sign: imm 0xF8 = A | (B & C) with A = table byte, B = codes, C = 0x80
-      const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, codes, hi1), codes, sign, 0xF8);
-      const __m512i lo = _mm512_permutex2var_epi8(lo0, codes, lo1);
-      const __m512i words_a = _mm512_unpacklo_epi8(lo, hi), words_b = _mm512_unpackhi_epi8(lo, hi);
-      acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)words_a, (__m512bh)_mm512_loadu_si512(xp + c));
-      acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)words_b, (__m512bh)_mm512_loadu_si512(xp + c + 32));
+      __m512i words_a[NW], words_b[NW];
+      for (int i = 0; i < NW; ++i) {
+        _mm_prefetch(reinterpret_cast<const char*>(w[i] + c) + kPrefetchBytes, _MM_HINT_T0);
+        const __m512i codes = _mm512_loadu_si512(w[i] + c);
+        // high byte | sign: imm 0xF8 = A | (B & C) with A = table byte, B = codes, C = 0x80
+        const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, codes, hi1), codes, sign, 0xF8);
+        const __m512i lo = _mm512_permutex2var_epi8(lo0, codes, lo1);
+        words_a[i] = _mm512_unpacklo_epi8(lo, hi);
+        words_b[i] = _mm512_unpackhi_epi8(lo, hi);
+      }
+      for (int r = 0; r < R; ++r) {
+        const __m512i xa = _mm512_loadu_si512(xp[r] + c), xb = _mm512_loadu_si512(xp[r] + c + 32);
+        for (int i = 0; i < NW; ++i) {
+          acc0[i][r] = _mm512_dpbf16_ps(acc0[i][r], (__m512bh)words_a[i], (__m512bh)xa);
+          acc1[i][r] = _mm512_dpbf16_ps(acc1[i][r], (__m512bh)words_b[i], (__m512bh)xb);
+        }
+      }
     }
-    total = _mm512_fmadd_ps(_mm512_add_ps(acc0, acc1), _mm512_set1_ps(scales[b]), total);
+    for (int i = 0; i < NW; ++i) {
+      const __m512 scale = _mm512_set1_ps(scales[i][b]);
+      for (int r = 0; r < R; ++r) total[i][r] = _mm512_fmadd_ps(_mm512_add_ps(acc0[i][r], acc1[i][r]), scale, total[i][r]);
+    }
   }
-  return _mm512_reduce_add_ps(total);
+  for (int i = 0; i < NW; ++i)
+    for (int r = 0; r < R; ++r) out[i][r] = _mm512_reduce_add_ps(total[i][r]);
+}
+
+template <int R>
+FP4SERVE_AVX512_BF16 void dot_fp8_tile1(const uint8_t* w, int64_t K, const float* scales, const uint16_t* const* xp, float* out) {
+  dot_fp8_tile_prepared<1, R>(&w, K, &scales, xp, &out);
+}
+
+template <int R>
+FP4SERVE_AVX512_BF16 void dot_fp8_tile2(const uint8_t* const* w, int64_t K, const float* const* scales, const uint16_t* const* xp,
+                                        float* const* out) {
+  dot_fp8_tile_prepared<2, R>(w, K, scales, xp, out);
+}
+
+FP4SERVE_AVX512_BF16 void dot_fp8_rows_prepared(const uint8_t* w, int64_t K, const float* scales, const uint16_t* const* xp,
+                                                int rows, float* out) {
+  FP4SERVE_DISPATCH_ROWS(dot_fp8_tile1, rows, w, K, scales, xp, out)
+}
+
+FP4SERVE_AVX512_BF16 void dot_fp8_rows_prepared_x2(const uint8_t* const* w, int64_t K, const float* const* scales,
+                                                   const uint16_t* const* xp, int rows, float* const* out) {
+  FP4SERVE_DISPATCH_ROWS(dot_fp8_tile2, rows, w, K, scales, xp, out)
 }
 
 // Per 32 elements the kernel forms [even k (16) | odd k (16)] from low / high nibbles.
@@ -96,50 +139,102 @@ const uint16_t* e2m1_bf16_table() {
 // entries (exact: E2M1 values times powers of two are bf16 values), so the whole row
 // accumulates in one vdpbf16ps chain. Blocks whose k would leave the bf16 exponent
 // range take the scalar path.
-FP4SERVE_AVX512_BF16 float dot_mxfp4_row_prepared(const uint8_t* packed, int64_t K, const uint8_t* e8m0, const uint16_t* xp) {
+template <int NW, int R>
+FP4SERVE_AVX512_BF16 void dot_mxfp4_tile_prepared(const uint8_t* const* packed, int64_t K, const uint8_t* const* e8m0,
+                                                  const uint16_t* const* xp, float* const* out) {
   const __m512i base = _mm512_loadu_si512(e2m1_bf16_table());
   const __mmask32 nonzero = 0xFEFEFEFEu;  // every entry but codes 0 and 8 (+0 and -0)
   const __m256i low4 = _mm256_set1_epi16(0x0F);
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  float outside = 0.0f;
+  __m512 acc0[NW][R], acc1[NW][R];
+  float outside[NW][R] = {};
+  for (int i = 0; i < NW; ++i)
+    for (int r = 0; r < R; ++r) acc0[i][r] = acc1[i][r] = _mm512_setzero_ps();
   for (int64_t k = 0; k < K; k += 32) {
-    const int e = e8m0[k / 32];
-    if (e < 2 || e > 252) {
-      float s = 0.0f;
-      for (int64_t i = 0; i < 16; ++i) {
-        const uint8_t byte = packed[k / 2 + i];
-        s += kE2M1Values[byte & 0xF] * bf16_to_float(xp[k + i]) + kE2M1Values[byte >> 4] * bf16_to_float(xp[k + 16 + i]);
+    __m512i w[NW];
+    bool in_range[NW];
+    for (int i = 0; i < NW; ++i) {
+      const int e = e8m0[i][k / 32];
+      in_range[i] = e >= 2 && e <= 252;
+      if (!in_range[i]) {
+        for (int r = 0; r < R; ++r) {
+          float s = 0.0f;
+          for (int64_t j = 0; j < 16; ++j) {
+            const uint8_t byte = packed[i][k / 2 + j];
+            s += kE2M1Values[byte & 0xF] * bf16_to_float(xp[r][k + j]) + kE2M1Values[byte >> 4] * bf16_to_float(xp[r][k + 16 + j]);
+          }
+          outside[i][r] += s * e8m0_to_float(static_cast<uint8_t>(e));
+        }
+        w[i] = _mm512_setzero_si512();
+        continue;
       }
-      outside += s * e8m0_to_float(static_cast<uint8_t>(e));
-      continue;
+      if ((k & 127) == 0) _mm_prefetch(reinterpret_cast<const char*>(packed[i] + k / 2) + kPrefetchBytes, _MM_HINT_T0);
+      const __m512i table = _mm512_mask_add_epi16(base, nonzero, base, _mm512_set1_epi16(static_cast<int16_t>((e - 127) * 128)));
+      const __m256i bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed[i] + k / 2)));
+      const __m512i codes =
+          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(bytes, low4)), _mm256_srli_epi16(bytes, 4), 1);
+      w[i] = _mm512_permutexvar_epi16(codes, table);
     }
-    if ((k & 127) == 0) _mm_prefetch(reinterpret_cast<const char*>(packed + k / 2) + kPrefetchBytes, _MM_HINT_T0);
-    const __m512i table = _mm512_mask_add_epi16(base, nonzero, base, _mm512_set1_epi16(static_cast<int16_t>((e - 127) * 128)));
-    const __m256i bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + k / 2)));
-    const __m512i codes = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(bytes, low4)), _mm256_srli_epi16(bytes, 4), 1);
-    const __m512i w = _mm512_permutexvar_epi16(codes, table);
-    if ((k / 32) % 2 == 0) acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)w, (__m512bh)_mm512_loadu_si512(xp + k));
-    else acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)w, (__m512bh)_mm512_loadu_si512(xp + k));
+    for (int r = 0; r < R; ++r) {
+      const __m512i x = _mm512_loadu_si512(xp[r] + k);
+      for (int i = 0; i < NW; ++i) {
+        if (!in_range[i]) continue;
+        if ((k / 32) % 2 == 0) acc0[i][r] = _mm512_dpbf16_ps(acc0[i][r], (__m512bh)w[i], (__m512bh)x);
+        else acc1[i][r] = _mm512_dpbf16_ps(acc1[i][r], (__m512bh)w[i], (__m512bh)x);
+      }
+    }
   }
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + outside;
+  for (int i = 0; i < NW; ++i)
+    for (int r = 0; r < R; ++r) out[i][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i][r], acc1[i][r])) + outside[i][r];
+}
+
+template <int R>
+FP4SERVE_AVX512_BF16 void dot_mxfp4_tile1(const uint8_t* packed, int64_t K, const uint8_t* e8m0, const uint16_t* const* xp,
+                                          float* out) {
+  dot_mxfp4_tile_prepared<1, R>(&packed, K, &e8m0, xp, &out);
+}
+
+template <int R>
+FP4SERVE_AVX512_BF16 void dot_mxfp4_tile2(const uint8_t* const* packed, int64_t K, const uint8_t* const* e8m0,
+                                          const uint16_t* const* xp, float* const* out) {
+  dot_mxfp4_tile_prepared<2, R>(packed, K, e8m0, xp, out);
+}
+
+FP4SERVE_AVX512_BF16 void dot_mxfp4_rows_prepared(const uint8_t* packed, int64_t K, const uint8_t* e8m0,
+                                                  const uint16_t* const* xp, int rows, float* out) {
+  FP4SERVE_DISPATCH_ROWS(dot_mxfp4_tile1, rows, packed, K, e8m0, xp, out)
+}
+
+FP4SERVE_AVX512_BF16 void dot_mxfp4_rows_prepared_x2(const uint8_t* const* packed, int64_t K, const uint8_t* const* e8m0,
+                                                     const uint16_t* const* xp, int rows, float* const* out) {
+  FP4SERVE_DISPATCH_ROWS(dot_mxfp4_tile2, rows, packed, K, e8m0, xp, out)
 }
 
 void prepare_bf16_x(const float* x, int64_t K, uint16_t* out) {
   for (int64_t k = 0; k < K; ++k) out[k] = float_to_bf16(x[k]);
 }
 
-FP4SERVE_AVX512_BF16 float dot_bf16_row_prepared(const uint16_t* w, int64_t K, const uint16_t* xp) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+template <int R>
+FP4SERVE_AVX512_BF16 void dot_bf16_tile_prepared(const uint16_t* w, int64_t K, const uint16_t* const* xp, float* out) {
+  __m512 acc0[R], acc1[R];
+  for (int r = 0; r < R; ++r) acc0[r] = acc1[r] = _mm512_setzero_ps();
   int64_t k = 0;
   for (; k + 64 <= K; k += 64) {
     _mm_prefetch(reinterpret_cast<const char*>(w + k) + kPrefetchBytes, _MM_HINT_T0);
     _mm_prefetch(reinterpret_cast<const char*>(w + k + 32) + kPrefetchBytes, _MM_HINT_T0);
-    acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512(w + k), (__m512bh)_mm512_loadu_si512(xp + k));
-    acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_loadu_si512(w + k + 32), (__m512bh)_mm512_loadu_si512(xp + k + 32));
+    const __m512i w0 = _mm512_loadu_si512(w + k), w1 = _mm512_loadu_si512(w + k + 32);
+    for (int r = 0; r < R; ++r) {
+      acc0[r] = _mm512_dpbf16_ps(acc0[r], (__m512bh)w0, (__m512bh)_mm512_loadu_si512(xp[r] + k));
+      acc1[r] = _mm512_dpbf16_ps(acc1[r], (__m512bh)w1, (__m512bh)_mm512_loadu_si512(xp[r] + k + 32));
+    }
   }
-  float tail = 0.0f;
-  for (; k < K; ++k) tail += bf16_to_float(w[k]) * bf16_to_float(xp[k]);
-  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1)) + tail;
+  float tail[R] = {};
+  for (; k < K; ++k)
+    for (int r = 0; r < R; ++r) tail[r] += bf16_to_float(w[k]) * bf16_to_float(xp[r][k]);
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r])) + tail[r];
+}
+
+FP4SERVE_AVX512_BF16 void dot_bf16_rows_prepared(const uint16_t* w, int64_t K, const uint16_t* const* xp, int rows, float* out) {
+  FP4SERVE_DISPATCH_ROWS(dot_bf16_tile_prepared, rows, w, K, xp, out)
 }
 
 }  // namespace
@@ -148,11 +243,13 @@ const RowKernels& row_kernels_avx512_bf16() {
   static const RowKernels k = [] {
     RowKernels r = row_kernels_avx512();
     r.prepare_fp8_x = prepare_fp8_x;
-    r.dot_fp8_row_prepared = dot_fp8_row_prepared;
+    r.dot_fp8_rows_prepared = dot_fp8_rows_prepared;
+    r.dot_fp8_rows_prepared_x2 = dot_fp8_rows_prepared_x2;
     r.prepare_fp4_x = prepare_fp4_x;
-    r.dot_mxfp4_row_prepared = dot_mxfp4_row_prepared;
+    r.dot_mxfp4_rows_prepared = dot_mxfp4_rows_prepared;
+    r.dot_mxfp4_rows_prepared_x2 = dot_mxfp4_rows_prepared_x2;
     r.prepare_bf16_x = prepare_bf16_x;
-    r.dot_bf16_row_prepared = dot_bf16_row_prepared;
+    r.dot_bf16_rows_prepared = dot_bf16_rows_prepared;
     return r;
   }();
   return k;

@@ -35,10 +35,18 @@ ThreadPool& ThreadPool::global() {
 }
 
 void ThreadPool::run_chunks() {
+  // Guided self-scheduling: each grab takes a share of what is left (at least the
+  // grain), so chunks start large (few atomic operations) and shrink towards the end,
+  // where a long last chunk would keep every other thread waiting.
+  const int64_t spread = static_cast<int64_t>(size()) * 4;
+  int64_t begin = next_.load(std::memory_order_relaxed);
   for (;;) {
-    const int64_t begin = next_.fetch_add(job_chunk_, std::memory_order_relaxed);
-    if (begin >= job_n_) return;
-    call_(job_, begin, std::min(job_n_, begin + job_chunk_));
+    const int64_t left = job_n_ - begin;
+    if (left <= 0) return;
+    const int64_t take = std::min(left, std::max(job_chunk_, left / spread));
+    if (!next_.compare_exchange_weak(begin, begin + take, std::memory_order_relaxed)) continue;
+    call_(job_, begin, begin + take);
+    begin = next_.load(std::memory_order_relaxed);
   }
 }
 
@@ -66,8 +74,7 @@ void ThreadPool::worker_loop() {
 
 void ThreadPool::run(int64_t n, int64_t grain, const void* fn, Trampoline call) {
   if (n <= 0) return;
-  const int64_t threads = size();
-  const int64_t chunk = std::max<int64_t>(std::max<int64_t>(grain, 1), (n + threads * 4 - 1) / (threads * 4));
+  const int64_t chunk = std::max<int64_t>(grain, 1);
   if (workers_.empty() || n <= chunk) {
     call(fn, 0, n);
     return;

@@ -20,8 +20,8 @@ class ThreadPool {
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
-  // Calls fn(begin, end) over [0, n) in chunks of at least `grain`, on all threads;
-  // returns when every chunk is done. Not reentrant: fn must not call parallel_for.
+  // Calls fn(begin, end) over [0, n) in chunks of at least `grain` (shrinking towards
+  // the end of the range), on all threads; returns when every chunk is done. Not reentrant: fn must not call parallel_for.
   // fn is called through a plain pointer (no std::function), so a call never allocates.
   template <typename Fn>
   void parallel_for(int64_t n, int64_t grain, const Fn& fn) {
