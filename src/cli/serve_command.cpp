@@ -17,6 +17,7 @@
 #include "server/byte_level_text.h"
 #include "server/completion_service.h"
 #include "server/deepseek_text.h"
+#include "server/generation_defaults.h"
 #include "server/http_server.h"
 
 namespace fp4serve::cli {
@@ -35,6 +36,7 @@ struct ServeOptions {
   int tensor_parallel_size = 1;
   std::string api_key;
   std::string tokenizer;
+  std::string generation_config = "auto";
   double request_timeout_s = 600;
   double drain_timeout_s = 30;
   int http_threads = 0;
@@ -125,12 +127,32 @@ ServedModel make_fake_model(const ServeOptions& o) {
   return served;
 }
 
+// vLLM's --generation-config: "auto" reads MODEL_DIR/generation_config.json,
+// "vllm" keeps OpenAI's defaults, anything else names a folder holding one.
+server::SamplingDefaults sampling_defaults_for(const ServeOptions& o) {
+  if (o.generation_config == "vllm") return {};
+  std::string dir = o.generation_config == "auto" ? o.model_dir : o.generation_config;
+  if (o.generation_config != "auto") {
+    FP4SERVE_CHECK(std::filesystem::is_regular_file(std::filesystem::path(dir) / "generation_config.json"),
+                   "--generation-config: '{}' holds no generation_config.json", dir);
+  }
+  if (dir.empty()) return {};
+  server::SamplingDefaults defaults = server::read_generation_config(dir);
+  std::string changed = server::describe_sampling_defaults(defaults);
+  if (!changed.empty()) {
+    std::printf("fp4serve: default sampling from %s/generation_config.json (requests may override): %s\n",
+                dir.c_str(), changed.c_str());
+  }
+  return defaults;
+}
+
 int run_serve(const ServeOptions& o) {
   FP4SERVE_CHECK(o.tensor_parallel_size == 1,
                  "--tensor-parallel-size {}: tensor parallelism is not available yet; only 1 is supported",
                  o.tensor_parallel_size);
   // Loaded before any thread starts, so a bad checkpoint ends the process with its error.
   ServedModel served = o.fake_model ? make_fake_model(o) : load_checkpoint_model(o);
+  const server::SamplingDefaults sampling_defaults = sampling_defaults_for(o);
   server::ServingText& text = *served.text;
   runtime::StepModel& model = *served.model;
 
@@ -154,6 +176,7 @@ int run_serve(const ServeOptions& o) {
                                                                    : std::string("fake-model");
   service_config.max_model_len = model.max_context();
   service_config.request_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.request_timeout_s * 1000));
+  service_config.sampling_defaults = sampling_defaults;
   server::CompletionService service(text, scheduler, metrics, service_config);
 
   server::HttpServerConfig http;
@@ -216,6 +239,10 @@ const RegisterCommand serve{Command{
           ->capture_default_str();
       sub.add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on /v1 and token endpoints");
       sub.add_option("--tokenizer", o->tokenizer, "tokenizer.json (default: MODEL_DIR/tokenizer.json)");
+      sub.add_option("--generation-config", o->generation_config,
+                     "Default sampling for fields a request omits: auto (MODEL_DIR/generation_config.json), "
+                     "vllm (OpenAI's defaults), or a folder holding a generation_config.json")
+          ->capture_default_str();
       sub.add_option("--request-timeout", o->request_timeout_s, "Seconds a request may take (then 408)")
           ->capture_default_str()
           ->check(CLI::PositiveNumber);

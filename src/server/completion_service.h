@@ -21,6 +21,7 @@ struct ServiceConfig {
   std::string served_model_name = "default";
   int64_t max_model_len = 4096;
   std::chrono::milliseconds request_timeout{std::chrono::minutes(10)};
+  SamplingDefaults sampling_defaults;  // for fields a request leaves out
 };
 
 // Polled while a plain (non-streaming) response is being generated.

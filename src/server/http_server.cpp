@@ -217,7 +217,7 @@ class HttpServer::Impl {
     });
     server_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
       guarded(req, res, true, [&] {
-        ChatRequest request = parse_chat_request(req.body);
+        ChatRequest request = parse_chat_request(req.body, service_.config().sampling_defaults);
         if (request.options.stream) return stream(req, res, service_.chat_stream(request));
         int fd = find_connection_socket(req);
         send_json(res, service_.chat(request, [fd] { return peer_closed(fd); }));
@@ -225,7 +225,7 @@ class HttpServer::Impl {
     });
     server_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
       guarded(req, res, true, [&] {
-        CompletionRequest request = parse_completion_request(req.body);
+        CompletionRequest request = parse_completion_request(req.body, service_.config().sampling_defaults);
         if (request.options.stream) return stream(req, res, service_.completion_stream(request));
         int fd = find_connection_socket(req);
         send_json(res, service_.completion(request, [fd] { return peer_closed(fd); }));

@@ -108,19 +108,19 @@ std::vector<std::string> stop_strings(const Fields& f) {
 }
 
 // The fields /v1/chat/completions and /v1/completions share.
-GenerationOptions generation_options(const json& body) {
+GenerationOptions generation_options(const json& body, const SamplingDefaults& defaults) {
   Fields f(body);
   GenerationOptions o;
   runtime::SamplingParams& s = o.sampling;
-  s.temperature = f.number("temperature", 0.0, 2.0).value_or(1.0);
-  s.top_p = f.number("top_p", 0.0, 1.0).value_or(1.0);
+  s.temperature = f.number("temperature", 0.0, 2.0).value_or(defaults.temperature);
+  s.top_p = f.number("top_p", 0.0, 1.0).value_or(defaults.top_p);
   if (s.top_p <= 0.0) bad_request("top_p", "'top_p' must be in (0, 1], got 0");
-  int64_t top_k = f.integer("top_k", -1, std::numeric_limits<int32_t>::max()).value_or(0);
+  int64_t top_k = f.integer("top_k", -1, std::numeric_limits<int32_t>::max()).value_or(defaults.top_k);
   s.top_k = top_k < 0 ? 0 : static_cast<int>(top_k);  // -1 also means off (vLLM)
-  s.min_p = f.number("min_p", 0.0, 1.0).value_or(0.0);
+  s.min_p = f.number("min_p", 0.0, 1.0).value_or(defaults.min_p);
   s.presence_penalty = f.number("presence_penalty", -2.0, 2.0).value_or(0.0);
   s.frequency_penalty = f.number("frequency_penalty", -2.0, 2.0).value_or(0.0);
-  s.repetition_penalty = f.number("repetition_penalty", 0.0, 1e6).value_or(1.0);
+  s.repetition_penalty = f.number("repetition_penalty", 0.0, 1e6).value_or(defaults.repetition_penalty);
   if (s.repetition_penalty <= 0.0) bad_request("repetition_penalty", "'repetition_penalty' must be > 0");
   if (auto seed = f.integer("seed", std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::max())) {
     s.seed = static_cast<uint64_t>(*seed);
@@ -380,7 +380,7 @@ nlohmann::json parse_json_body(std::string_view body) {
   return parsed;
 }
 
-ChatRequest parse_chat_request(std::string_view text) {
+ChatRequest parse_chat_request(std::string_view text, const SamplingDefaults& defaults) {
   return parse_request<ChatRequest>(text, [&](const json& body, const Fields& f, ChatRequest& r) {
     check_messages(body);
     r.render_tools = check_tools(body);
@@ -390,7 +390,7 @@ ChatRequest parse_chat_request(std::string_view text) {
     read_thinking(body, r);
     read_response_format(body, r);
     r.add_generation_prompt = f.boolean("add_generation_prompt").value_or(true);
-    r.options = generation_options(body);
+    r.options = generation_options(body, defaults);
     // max_completion_tokens supersedes the deprecated max_tokens.
     auto max_tokens = token_count(f, "max_tokens");
     auto max_completion = token_count(f, "max_completion_tokens");
@@ -399,8 +399,8 @@ ChatRequest parse_chat_request(std::string_view text) {
   });
 }
 
-CompletionRequest parse_completion_request(std::string_view text) {
-  return parse_request<CompletionRequest>(text, [](const json& body, const Fields& f, CompletionRequest& r) {
+CompletionRequest parse_completion_request(std::string_view text, const SamplingDefaults& defaults) {
+  return parse_request<CompletionRequest>(text, [&](const json& body, const Fields& f, CompletionRequest& r) {
     const json* prompt = f.get("prompt");
     if (!prompt) bad_request("prompt", "'prompt' is required");
     auto bad_prompt = [] { bad_request("prompt", "'prompt' must be a string, an array of strings, an array of token ids "
@@ -427,7 +427,7 @@ CompletionRequest parse_completion_request(std::string_view text) {
     }
     if (f.get("suffix")) throw ApiError(400, "'suffix' is not supported", "suffix");
     r.echo = f.boolean("echo").value_or(false);
-    r.options = generation_options(body);
+    r.options = generation_options(body, defaults);
     r.options.max_tokens = token_count(f, "max_tokens").value_or(16);
     if (auto n = f.integer("logprobs", 0, kMaxTopLogprobs)) {  // legacy: the number of alternatives
       r.options.logprobs = true;

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "runtime/sampler.h"
+#include "server/generation_defaults.h"
 
 namespace fp4serve::server {
 
@@ -78,8 +79,10 @@ struct DetokenizeRequest {
 // for malformed JSON (with the parser's position) and for a non-object.
 nlohmann::json parse_json_body(std::string_view body);
 
-ChatRequest parse_chat_request(std::string_view body);
-CompletionRequest parse_completion_request(std::string_view body);
+// Sampling fields the request leaves out take `defaults` (the model's
+// generation_config.json, else OpenAI's).
+ChatRequest parse_chat_request(std::string_view body, const SamplingDefaults& defaults = {});
+CompletionRequest parse_completion_request(std::string_view body, const SamplingDefaults& defaults = {});
 TokenizeRequest parse_tokenize_request(std::string_view body);
 DetokenizeRequest parse_detokenize_request(std::string_view body);
 

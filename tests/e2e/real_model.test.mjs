@@ -164,6 +164,18 @@ describe('the default model behind the API', () => {
     assert.equal(a.usage.completion_tokens, 3 * 24);
   });
 
+  it('takes the sampling fields a request leaves out from generation_config.json', async () => {
+    const shipped = JSON.parse(readFileSync(join(defaultModelDir, 'generation_config.json'), 'utf8'));
+    assert.ok(shipped.temperature !== 1 || shipped.top_p !== 1, 'the shipped config sets no sampling defaults');
+    const request = { model: MODEL, prompt: 'The city of', max_tokens: 24, ignore_eos: true, seed: 11 };
+    const implicit = await client.completions.create(request);
+    const explicit = await client.completions.create({
+      ...request, temperature: shipped.temperature ?? 1, top_p: shipped.top_p ?? 1 });
+    const openai = await client.completions.create({ ...request, temperature: 1, top_p: 1 });
+    assert.equal(implicit.choices[0].text, explicit.choices[0].text);
+    assert.notEqual(implicit.choices[0].text, openai.choices[0].text);
+  });
+
   it('reports the logprobs `fp4serve logits` gives', async () => {
     const prompt = [BOS, 470, 1767, 291];  // BOS "The history of"
     const r = await client.completions.create({ model: MODEL, prompt, max_tokens: 1, temperature: 0, logprobs: 5 });
