@@ -4,9 +4,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -25,6 +23,9 @@ namespace {
 
 using ::testing::HasSubstr;
 using testing::ScratchDir;
+using testing::CliResult;
+using testing::fp4serve;
+using testing::quiet;
 
 std::string error_of(const std::function<void()>& action) {
   try {
@@ -105,30 +106,9 @@ TEST(CompleteInputCalibration, ErrorsNameTheLinear) {
               HasSubstr("input of layers.0.attn.wq_a had 3 NaN/Inf values"));
 }
 
-struct CliResult {
-  int status;
-  std::string output;
-};
-
-CliResult fp4serve(const std::string& args) {
-  const std::string command = std::string(FP4SERVE_BINARY_DIR) + "/bin/fp4serve " + args + " 2>&1";
-  std::array<char, 4096> buffer{};
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  while (pipe && fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
 void write_u16(const std::string& path, const std::vector<uint16_t>& ids) {
   std::ofstream out(path, std::ios::binary);
   for (uint16_t id : ids) out.put(static_cast<char>(id & 0xFF)).put(static_cast<char>(id >> 8));
-}
-
-LoadOptions quiet() {
-  LoadOptions o;
-  o.show_progress = false;
-  return o;
 }
 
 // The lines the CLI prints under its "never reached" heading.

@@ -3,8 +3,6 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -22,27 +20,9 @@ using testing::fixture_dir;
 using testing::reference_decode;
 using testing::reference_widen;
 using testing::ScratchDir;
-
-struct CliResult {
-  int status;
-  std::string output;
-};
-
-CliResult fp4serve(const std::string& args) {
-  const std::string command = std::string(FP4SERVE_BINARY_DIR) + "/bin/fp4serve " + args + " 2>&1";
-  std::array<char, 4096> buffer{};
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  while (pipe && fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-LoadOptions quiet() {
-  LoadOptions o;
-  o.show_progress = false;
-  return o;
-}
+using testing::CliResult;
+using testing::fp4serve;
+using testing::quiet;
 
 TEST(CheckpointCli, InspectTextShowsLayoutScheduleModulesTotalsAndMemory) {
   const CliResult r = fp4serve("inspect " + fixture_dir("nvfp4_small"));

@@ -9,9 +9,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <array>
 #include <cmath>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -23,6 +21,9 @@ namespace fp4serve {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::CliResult;
+using testing::fp4serve;
+using testing::quiet;
 using testing::ScratchDir;
 
 const std::string kModel = std::string(FP4SERVE_SOURCE_DIR) + "/models/default";
@@ -37,9 +38,7 @@ TEST(DefaultModel, ShipsCalibratedNvfp4WithItsTokenizerUnder64MB) {
   EXPECT_LE(bytes, uint64_t{64} << 20);
   for (const char* name : {"tokenizer.json", "tokenizer_config.json", "generation_config.json", "hf_quant_config.json"})
     EXPECT_TRUE(std::filesystem::exists(kModel + "/" + name)) << name;
-  LoadOptions quiet;
-  quiet.show_progress = false;
-  const Checkpoint ck = load_checkpoint(kModel, quiet);
+  const Checkpoint ck = load_checkpoint(kModel, quiet());
   EXPECT_EQ(ck.layout, "modelopt-nvfp4");
   EXPECT_THAT(ck.quantization, HasSubstr("NVFP4"));
   EXPECT_THAT(ck.quantization, ::testing::Not(HasSubstr("W4A16")));
@@ -55,13 +54,8 @@ TEST(DefaultModel, ShipsCalibratedNvfp4WithItsTokenizerUnder64MB) {
 TEST(DefaultModel, HeldOutPerplexityWithinThreePercentOfTransformersBf16) {
   ScratchDir dir("ppl");
   const std::string json_path = dir / "ppl.json";
-  const std::string command = std::string(FP4SERVE_BINARY_DIR) + "/bin/fp4serve bench perplexity " + kModel +
-                              " --tokens " + kHeldOut + " --window 512 --json " + json_path + " 2>&1";
-  std::array<char, 4096> buffer{};
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  while (pipe && fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
-  ASSERT_EQ(pipe ? pclose(pipe) : -1, 0) << out;
+  const CliResult r = fp4serve("bench perplexity " + kModel + " --tokens " + kHeldOut + " --window 512 --json " + json_path);
+  ASSERT_EQ(r.status, 0) << r.output;
   std::ifstream in(json_path);
   const nlohmann::json j = nlohmann::json::parse(in);
   EXPECT_EQ(j["predicted_tokens"].get<int64_t>(), kPredictedTokens);
