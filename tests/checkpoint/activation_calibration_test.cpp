@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -189,6 +190,23 @@ TEST(QuantizeCalibrate, OneTokenReachesOnlyItsRoutedExpertsTheRestTakeTheLayerMa
       EXPECT_EQ(out.linear(x + "w1").input_scale, out.linear(x + "w3").input_scale) << x;
     }
   }
+}
+
+// A .txt file goes through the source's tokenizer.json as one string, so the special-token
+// strings in it become BOS and EOS: "The history of" is 3 ids in transformers' tokenizer
+// (the training run's metrics.json: prompt_ids [470, 1767, 291]), 5 with the markers. The
+// tokenizer and generation config come along into the output.
+TEST(QuantizeCalibrate, TextUsesTheSourceTokenizerWithSpecialTokensAndCompanionsAreCopied) {
+  ScratchDir dir("calibrate-text");
+  std::ofstream(dir / "c.txt") << "<｜begin▁of▁sentence｜>The history of<｜end▁of▁sentence｜>";
+  const std::string source = std::string(FP4SERVE_SOURCE_DIR) + "/models/default";
+  const CliResult r = fp4serve("quantize " + source + " " + (dir / "out") + " --to nvfp4 --calibrate-tokens " + (dir / "c.txt"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("calibrated on 5 tokens in 1 windows"));
+  EXPECT_THAT(r.output, HasSubstr("copied from the source: generation_config.json tokenizer.json tokenizer_config.json\n"));
+  const Checkpoint out = load_checkpoint(dir / "out", quiet());
+  EXPECT_GT(out.linear("layers.0.attn.wq_a").input_scale, 0.0f);
+  EXPECT_TRUE(std::filesystem::exists(dir / "out/tokenizer.json"));
 }
 
 TEST(QuantizeCalibrate, ErrorsNameTheCulprit) {
