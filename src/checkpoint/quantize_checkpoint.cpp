@@ -69,13 +69,19 @@ std::vector<int64_t> CheckpointMasters::index_tensor(const ExpectedTensor& tenso
 }
 
 std::optional<float> CheckpointMasters::input_amax(const ExpectedLinear& linear) {
+  if (calibrated_ != nullptr) {
+    const auto it = calibrated_->find(linear.name);
+    if (it == calibrated_->end()) return std::nullopt;
+    return it->second;
+  }
   const LinearWeight& lw = ck_.linear(linear.name);
   if (lw.encoding != WeightEncoding::kNVFP4 || !(lw.input_scale > 0)) return std::nullopt;
   return lw.input_scale * 6.0f * 448.0f;
 }
 
 QuantizeResult quantize_checkpoint(const std::string& source_dir, const std::string& output_dir,
-                                   const WriterOptions& options, bool show_progress) {
+                                   const WriterOptions& options, bool show_progress,
+                                   const ActivationCalibrator& calibrate) {
   namespace fs = std::filesystem;
   std::error_code ec;
   if (fs::exists(output_dir) && fs::equivalent(source_dir, output_dir, ec))
@@ -84,11 +90,21 @@ QuantizeResult quantize_checkpoint(const std::string& source_dir, const std::str
     fail("{}: the output directory exists and is not empty", output_dir);
   LoadOptions load;
   load.show_progress = show_progress;
+  if (calibrate && options.layout != OutputLayout::kNvfp4)
+    fail("activation calibration applies to --to nvfp4 only (input_scale is an NVFP4 tensor), not {}",
+         output_layout_name(options.layout));
   const Checkpoint source = load_checkpoint(source_dir, load);
-  CheckpointMasters masters(source);
   QuantizeResult result;
+  if (calibrate) {
+    std::vector<ExpectedLinear> needed;
+    for (const ExpectedLinear& l : expected_tensors(source.config).linears)
+      if (layout_encoding(options, l) == WeightEncoding::kNVFP4) needed.push_back(l);
+    result.calibration = complete_input_calibration(calibrate(source), needed);
+  }
+  CheckpointMasters masters(source, result.calibration ? &result.calibration->amax : nullptr);
   result.report = write_checkpoint(output_dir, source.config, masters, options);
   for (const auto& warning : source.warnings) result.report.notes.push_back("source: " + warning);
+  result.companions = copy_companion_files(source_dir, output_dir);
   LoadOptions reload;
   reload.show_progress = false;
   result.output = load_checkpoint(output_dir, reload);

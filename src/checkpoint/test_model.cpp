@@ -44,35 +44,54 @@ bool ends_with(const std::string& s, const char* tail) {
   return s.size() >= n && s.compare(s.size() - n, n, tail) == 0;
 }
 
-ModelConfig tiny() {
-  ModelConfig c;
-  c.vocab_size = 512;
-  c.hidden_size = 256;
-  c.moe_intermediate_size = 128;
-  c.num_layers = 4;
-  c.num_hash_layers = 2;
+// Every preset's compressed layers use V4's YaRN (factor 16 over 65,536 positions).
+constexpr YarnConfig kYarn{16.0, 65536, 32.0, 1.0};
+
+struct Preset {
+  const char* name;
+  ModelConfig shape;  // what the presets differ in; with_common_fields adds the rest
+};
+
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> table = {
+      // dsv4-architecture.md §7: SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP.
+      {"tiny", {.vocab_size = 512, .hidden_size = 256, .num_layers = 4, .num_heads = 4, .head_dim = 128,
+                .rope_head_dim = 64, .q_lora_rank = 128, .o_lora_rank = 128, .o_groups = 2, .sliding_window = 16,
+                .compress_ratios = {0, 4, 16, 4, 0}, .yarn = kYarn, .max_position_embeddings = 65536,
+                .index_n_heads = 4, .index_head_dim = 128, .index_topk = 4, .n_routed_experts = 8,
+                .experts_per_token = 2, .moe_intermediate_size = 128, .num_hash_layers = 2}},
+      // §7 variant c: HCA first and three hash layers.
+      {"tiny-pro", {.vocab_size = 512, .hidden_size = 256, .num_layers = 4, .num_heads = 4, .head_dim = 128,
+                    .rope_head_dim = 64, .q_lora_rank = 128, .o_lora_rank = 128, .o_groups = 2, .sliding_window = 16,
+                    .compress_ratios = {16, 16, 4, 16, 0}, .yarn = kYarn, .max_position_embeddings = 65536,
+                    .index_n_heads = 4, .index_head_dim = 128, .index_topk = 4, .n_routed_experts = 8,
+                    .experts_per_token = 2, .moe_intermediate_size = 128, .num_hash_layers = 3}},
+      // The tiny schedule at hidden 64 (the transformers fixture's shapes): small enough to commit,
+      // and FP8 blocks cut at the edges (no dimension is a multiple of 128).
+      {"small", {.vocab_size = 64, .hidden_size = 64, .num_layers = 4, .num_heads = 2, .head_dim = 64,
+                 .rope_head_dim = 16, .q_lora_rank = 32, .o_lora_rank = 32, .o_groups = 2, .sliding_window = 8,
+                 .compress_ratios = {0, 4, 8, 4, 0}, .yarn = kYarn, .max_position_embeddings = 65536,
+                 .index_n_heads = 2, .index_head_dim = 32, .index_topk = 2, .n_routed_experts = 4,
+                 .experts_per_token = 2, .moe_intermediate_size = 32, .num_hash_layers = 2}},
+      // Flash-like proportions at hidden 2048: 12 layers of 32 experts of width 1024 (multi-GB).
+      {"large", {.vocab_size = 32768, .hidden_size = 2048, .num_layers = 12, .num_heads = 16, .head_dim = 512,
+                 .rope_head_dim = 64, .q_lora_rank = 512, .o_lora_rank = 512, .o_groups = 4, .sliding_window = 128,
+                 .compress_ratios = {0, 4, 128, 4, 128, 4, 128, 4, 128, 4, 128, 4, 0}, .yarn = kYarn,
+                 .max_position_embeddings = 65536, .index_n_heads = 16, .index_head_dim = 128, .index_topk = 64,
+                 .n_routed_experts = 32, .experts_per_token = 4, .moe_intermediate_size = 1024, .num_hash_layers = 2}},
+  };
+  return table;
+}
+
+// What every preset shares: one MTP layer, one shared expert, V4's routing, RoPE bases and mHC settings.
+ModelConfig with_common_fields(ModelConfig c) {
   c.num_mtp_layers = 1;
-  c.num_heads = 4;
-  c.head_dim = 128;
-  c.rope_head_dim = 64;
-  c.q_lora_rank = 128;
-  c.o_groups = 2;
-  c.o_lora_rank = 128;
-  c.sliding_window = 16;
-  c.compress_ratios = {0, 4, 16, 4, 0};
-  c.index_n_heads = 4;
-  c.index_head_dim = 128;
-  c.index_topk = 4;
-  c.n_routed_experts = 8;
   c.n_shared_experts = 1;
-  c.experts_per_token = 2;
   c.scoring_func = "sqrtsoftplus";
   c.routed_scaling_factor = 1.5;
   c.swiglu_limit = 10.0;
   c.rope_theta = 10000;
   c.compress_rope_theta = 160000;
-  c.yarn = YarnConfig{16.0, 65536, 32.0, 1.0};
-  c.max_position_embeddings = 65536;
   c.hc_mult = 4;
   c.hc_sinkhorn_iters = 20;
   c.hc_eps = 1e-6;
@@ -82,55 +101,15 @@ ModelConfig tiny() {
 
 }  // namespace
 
-std::vector<std::string> test_model_presets() { return {"tiny", "tiny-pro", "small", "large"}; }
+std::vector<std::string> test_model_presets() {
+  std::vector<std::string> names;
+  for (const Preset& p : presets()) names.push_back(p.name);
+  return names;
+}
 
 ModelConfig test_model_config(const std::string& preset) {
-  ModelConfig c = tiny();
-  if (preset == "tiny") return c;
-  if (preset == "tiny-pro") {
-    c.compress_ratios = {16, 16, 4, 16, 0};
-    c.num_hash_layers = 3;
-    return c;
-  }
-  if (preset == "small") {
-    // The tiny schedule at hidden 64 (the transformers fixture's shapes): small enough to commit,
-    // and FP8 blocks cut at the edges (no dimension is a multiple of 128).
-    c.vocab_size = 64;
-    c.hidden_size = 64;
-    c.num_heads = 2;
-    c.head_dim = 64;
-    c.rope_head_dim = 16;
-    c.q_lora_rank = 32;
-    c.o_lora_rank = 32;
-    c.sliding_window = 8;
-    c.compress_ratios = {0, 4, 8, 4, 0};
-    c.index_n_heads = 2;
-    c.index_head_dim = 32;
-    c.index_topk = 2;
-    c.n_routed_experts = 4;
-    c.moe_intermediate_size = 32;
-    return c;
-  }
-  if (preset == "large") {
-    // Flash-like proportions at hidden 2048: 12 layers of 32 experts of width 1024.
-    c.vocab_size = 32768;
-    c.hidden_size = 2048;
-    c.num_layers = 12;
-    c.num_hash_layers = 2;
-    c.num_heads = 16;
-    c.head_dim = 512;
-    c.q_lora_rank = 512;
-    c.o_groups = 4;
-    c.o_lora_rank = 512;
-    c.sliding_window = 128;
-    c.compress_ratios = {0, 4, 128, 4, 128, 4, 128, 4, 128, 4, 128, 4, 0};
-    c.index_n_heads = 16;
-    c.index_topk = 64;
-    c.n_routed_experts = 32;
-    c.experts_per_token = 4;
-    c.moe_intermediate_size = 1024;
-    return c;
-  }
+  for (const Preset& p : presets())
+    if (preset == p.name) return with_common_fields(p.shape);
   fail("unknown test model preset '{}' (known: tiny, tiny-pro, small, large)", preset);
 }
 

@@ -1,6 +1,8 @@
-// `fp4serve quantize SRC DST --to native|nvfp4 [--nvfp4-scope experts|linears]`.
+// `fp4serve quantize SRC DST --to native|nvfp4 [--nvfp4-scope experts|linears]
+//  [--calibrate-tokens FILE.u16|FILE.txt [--calibrate-window 512]]`.
 #include <algorithm>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <memory>
@@ -9,6 +11,9 @@
 #include "base/error.h"
 #include "checkpoint/quantize_checkpoint.h"
 #include "cli/command.h"
+#include "io/token_ids_file.h"
+#include "model/model.h"
+#include "text/tokenizer.h"
 
 namespace fp4serve::cli {
 namespace {
@@ -20,7 +25,66 @@ struct QuantizeArgs {
   std::string scope = "linears";
   std::string report_path;
   size_t show = 40;
+  std::string calibrate_tokens;
+  int64_t calibrate_window = 512;
 };
+
+// Calibration tokens: a .u16 file as is, or a .txt file tokenized as one string with the
+// source's tokenizer.json, so special tokens written in it (<｜begin▁of▁sentence｜> ...
+// <｜end▁of▁sentence｜> around each document) become their ids.
+std::vector<int32_t> calibration_tokens(const std::string& path, const std::string& source_dir) {
+  const std::string ext = std::filesystem::path(path).extension().string();
+  if (ext == ".u16") return read_u16_token_ids(path);
+  if (ext != ".txt") fail("--calibrate-tokens {}: expected a .u16 token-id file or a .txt text file", path);
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail("{}: cannot open the calibration text", path);
+  const std::string text{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  const std::string tokenizer_path = source_dir + "/tokenizer.json";
+  FP4SERVE_CHECK(std::filesystem::exists(tokenizer_path), "--calibrate-tokens {}: {} not found to tokenize the text",
+                 path, tokenizer_path);
+  std::vector<int32_t> ids;
+  for (uint32_t id : text::Tokenizer::from_file(tokenizer_path).encode(text)) ids.push_back(static_cast<int32_t>(id));
+  FP4SERVE_CHECK(!ids.empty(), "{}: the calibration text is empty", path);
+  return ids;
+}
+
+// The source model, run as it runs in fp4serve, over the calibration windows (each from
+// position 0, as the perplexity protocol), with an amax recorder on every linear's input.
+std::map<std::string, ObservedInput> run_calibration(const Checkpoint& source, const std::vector<int32_t>& tokens,
+                                                     int64_t window) {
+  for (size_t i = 0; i < tokens.size(); ++i)
+    FP4SERVE_CHECK(tokens[i] >= 0 && tokens[i] < source.config.vocab_size,
+                   "calibration token {} is id {}, outside the model's vocabulary [0, {})", i, tokens[i],
+                   source.config.vocab_size);
+  Model model(source, ModelOptions{ActQuantMode::kAuto, window});
+  InputAmaxRecorder recorder;
+  const ScopedActivationObserver observing(recorder);
+  std::vector<float> logits;
+  const auto windows = token_windows(tokens, window);
+  for (const auto& w : windows) {
+    auto sequence = model.new_sequence();
+    const SequenceInput input{sequence.get(), w, false};
+    logits.clear();
+    model.forward(std::span<const SequenceInput>(&input, 1), logits);
+  }
+  std::printf("calibrated on %zu tokens in %zu windows of up to %lld\n", tokens.size(), windows.size(),
+              static_cast<long long>(window));
+  return recorder.observed();
+}
+
+void print_calibration(const InputCalibration& c) {
+  std::printf("input_scale written for %zu NVFP4 linears (amax / 2688)\n", c.amax.size());
+  if (!c.filled_from_layer.empty()) {
+    std::printf("%zu routed-expert projections never reached by calibration took the max of their layer's reached "
+                "experts (ModelOpt's rule):\n", c.filled_from_layer.size());
+    for (const auto& name : c.filled_from_layer) std::printf("  %s\n", name.c_str());
+  }
+  if (!c.filled_with_fallback.empty()) {
+    std::printf("%zu routed-expert projections in layers no calibration token reached took amax %.1f (ModelOpt's "
+                "fallback):\n", c.filled_with_fallback.size(), double(kUncalibratedLayerAmax));
+    for (const auto& name : c.filled_with_fallback) std::printf("  %s\n", name.c_str());
+  }
+}
 
 int run_quantize(const QuantizeArgs& a) {
   WriterOptions options;
@@ -29,7 +93,15 @@ int run_quantize(const QuantizeArgs& a) {
   parse_output_layout(a.to, &options.layout);
   if (a.scope != "experts" && a.scope != "linears") fail("--nvfp4-scope '{}': expected experts or linears", a.scope);
   options.nvfp4_scope = a.scope == "experts" ? Nvfp4Scope::kExperts : Nvfp4Scope::kLinears;
-  const QuantizeResult result = quantize_checkpoint(a.source, a.output, options, /*show_progress=*/true);
+  ActivationCalibrator calibrate;
+  if (!a.calibrate_tokens.empty()) {
+    const std::vector<int32_t> tokens = calibration_tokens(a.calibrate_tokens, a.source);
+    const int64_t window = a.calibrate_window;
+    FP4SERVE_CHECK(window > 0, "--calibrate-window {}: expected a positive number of tokens", window);
+    calibrate = [tokens, window](const Checkpoint& source) { return run_calibration(source, tokens, window); };
+  }
+  const QuantizeResult result = quantize_checkpoint(a.source, a.output, options, /*show_progress=*/true, calibrate);
+  if (result.calibration) print_calibration(*result.calibration);
   const auto& modules = result.report.modules;
 
   // Per-module relative RMS error: all modules when few, else the worst ones, plus a summary per encoding.
@@ -52,6 +124,10 @@ int run_quantize(const QuantizeArgs& a) {
   for (const auto& [encoding, sc] : per_encoding)
     std::printf("  %-10s %6zu modules  %.3e\n", encoding.c_str(), sc.second, sc.first / double(sc.second));
   for (const auto& note : result.report.notes) std::printf("note: %s\n", note.c_str());
+  std::string copied;
+  for (const auto& name : result.companions.copied) copied += " " + name;
+  std::printf("copied from the source:%s\n", copied.empty() ? " nothing (no tokenizer or generation config there)" : copied.c_str());
+  for (const auto& skipped : result.companions.skipped) std::printf("not copied: %s\n", skipped.c_str());
   std::printf("wrote %s: layout %s, %.1f MB in %zu shard(s); re-loaded: %zu linears, %zu tensors, %zu warning(s)\n",
               a.output.c_str(), result.output.layout.c_str(), double(result.report.bytes) / 1e6, result.report.shards,
               result.output.linears.size(), result.output.tensors.size(), result.output.warnings.size());
@@ -75,6 +151,11 @@ const RegisterCommand quantize{Command{
                                                    "excluded ones)")->capture_default_str();
       sub.add_option("--report", args->report_path, "Write every module's relative RMS error to this JSON file");
       sub.add_option("--show", args->show, "How many modules to list (worst first)")->capture_default_str();
+      sub.add_option("--calibrate-tokens", args->calibrate_tokens,
+                     "nvfp4: record activation amax over these tokens (.u16: raw uint16 LE ids; .txt: text tokenized "
+                     "with SRC/tokenizer.json, special tokens included) and write input_scale, quant_algo NVFP4");
+      sub.add_option("--calibrate-window", args->calibrate_window,
+                     "Calibration window in tokens; each window runs from position 0")->capture_default_str();
       return [args] { return run_quantize(*args); };
     }}};
 

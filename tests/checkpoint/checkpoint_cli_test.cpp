@@ -3,8 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include <array>
-#include <cstdio>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
@@ -21,27 +20,9 @@ using testing::fixture_dir;
 using testing::reference_decode;
 using testing::reference_widen;
 using testing::ScratchDir;
-
-struct CliResult {
-  int status;
-  std::string output;
-};
-
-CliResult fp4serve(const std::string& args) {
-  const std::string command = std::string(FP4SERVE_BINARY_DIR) + "/bin/fp4serve " + args + " 2>&1";
-  std::array<char, 4096> buffer{};
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  while (pipe && fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
-  const int status = pipe ? pclose(pipe) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
-
-LoadOptions quiet() {
-  LoadOptions o;
-  o.show_progress = false;
-  return o;
-}
+using testing::CliResult;
+using testing::fp4serve;
+using testing::quiet;
 
 TEST(CheckpointCli, InspectTextShowsLayoutScheduleModulesTotalsAndMemory) {
   const CliResult r = fp4serve("inspect " + fixture_dir("nvfp4_small"));
@@ -106,6 +87,42 @@ TEST(CheckpointCli, DequantWritesF32WeightByOwnOrCanonicalName) {
   EXPECT_EQ(std::memcmp(file->tensor("weight").data, ape.data(), ape.size() * 4), 0);
 }
 
+// Issue 3's acceptance: `inspect --tensor NAME --dequant` is bit-exact against the table decode
+// in every layout, for a linear of every encoding the layout holds and for a plain tensor,
+// named as the checkpoint stores it.
+TEST(CheckpointCli, DequantIsBitExactInEveryLayout) {
+  ScratchDir dir("layouts");
+  std::vector<std::string> models = {fixture_dir("transformers_saved_tiny"), fixture_dir("native_small"),
+                                     fixture_dir("nvfp4_small")};
+  for (const char* layout : {"native", "nvfp4", "transformers-saved", "bf16"}) {
+    const std::string out = dir / layout;
+    ASSERT_EQ(fp4serve(std::string("make-test-model ") + out + " --layout " + layout + " --seed 2 --preset small").status, 0);
+    models.push_back(out);
+  }
+  for (const std::string& model : models) {
+    SCOPED_TRACE(model);
+    const Checkpoint ck = load_checkpoint(model, quiet());
+    std::map<WeightEncoding, std::string> one_per_encoding;
+    for (const auto& [name, lw] : ck.linears) one_per_encoding.emplace(lw.encoding, name);
+    for (const auto& [encoding, name] : one_per_encoding) {
+      const std::string out = dir / "w.safetensors";
+      const CliResult r = fp4serve("inspect " + model + " --tensor " + ck.stored_names.at(name) + " --dequant --out " + out);
+      ASSERT_EQ(r.status, 0) << r.output;
+      const std::vector<float> expected = reference_decode(ck.linear(name));
+      const auto file = SafetensorsFile::open(out);
+      const TensorView& w = file->tensor("weight");
+      ASSERT_EQ(w.nbytes, expected.size() * sizeof(float)) << name;
+      EXPECT_EQ(std::memcmp(w.data, expected.data(), w.nbytes), 0) << name << " " << encoding_name(encoding);
+    }
+    const std::string tensor = "layers.0.attn_norm.weight";
+    const std::string out = dir / "t.safetensors";
+    const CliResult r = fp4serve("inspect " + model + " --tensor " + ck.stored_names.at(tensor) + " --dequant --out " + out);
+    ASSERT_EQ(r.status, 0) << r.output;
+    const std::vector<float> expected = reference_widen(ck.tensor(tensor));
+    EXPECT_EQ(std::memcmp(SafetensorsFile::open(out)->tensor("weight").data, expected.data(), expected.size() * 4), 0);
+  }
+}
+
 TEST(CheckpointCli, ErrorsExitNonZeroNamingTheCulprit) {
   ScratchDir dir("bad");
   CliResult r = fp4serve("inspect " + dir.str());
@@ -137,6 +154,16 @@ TEST(CheckpointCli, QuantizeToEitherTargetThenInspect) {
     ASSERT_EQ(r.status, 0) << r.output;
     const auto j = nlohmann::json::parse(r.output);
     EXPECT_EQ(j["layout"], c.layout);
+    // Each target's recipe, as inspect reports it (checkpoint_writer.h).
+    std::map<std::string, std::string> encodings;
+    for (const auto& m : j["modules"]) encodings[m["name"].get<std::string>()] = m["encoding"].get<std::string>();
+    const std::string args = c.args;
+    const bool native = args == "--to native", experts_only = args.find("experts") != std::string::npos;
+    EXPECT_EQ(encodings.at("layers.0.ffn.experts.1.w2"), native ? "mxfp4" : "nvfp4");
+    EXPECT_EQ(encodings.at("layers.0.attn.wq_a"), native ? "fp8-block" : experts_only ? "bf16" : "nvfp4");
+    EXPECT_EQ(encodings.at("layers.0.attn.wo_a"), native ? "fp8-block" : "bf16");
+    EXPECT_EQ(encodings.at("layers.0.ffn.gate"), "bf16");
+    EXPECT_EQ(encodings.at("head"), "bf16");
   }
 }
 

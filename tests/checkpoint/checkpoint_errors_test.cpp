@@ -21,12 +21,7 @@ using testing::find_tensor;
 using testing::reference_decode;
 using testing::rewrite;
 using testing::ScratchDir;
-
-LoadOptions quiet() {
-  LoadOptions o;
-  o.show_progress = false;
-  return o;
-}
+using testing::quiet;
 
 class CheckpointErrors : public ::testing::Test {
  protected:
@@ -121,9 +116,13 @@ TEST_F(CheckpointErrors, NaNInfZeroNegativeGlobalScales) {
     set_f32(tensor, bad);
     EXPECT_THAT(load_error(), AllOf(HasSubstr(tensor), HasSubstr("global scale"))) << bad;
   }
+  // input_scale: positive and finite, like the global scale.
   make(OutputLayout::kNvfp4);
-  set_f32("model.layers.0.self_attn.q_a_proj.input_scale", std::nanf(""));
-  EXPECT_THAT(load_error(), AllOf(HasSubstr("model.layers.0.self_attn.q_a_proj.input_scale"), HasSubstr("nan")));
+  const std::string input_scale = "model.layers.0.self_attn.q_a_proj.input_scale";
+  for (float bad : {std::nanf(""), INFINITY, 0.0f, -0.5f}) {
+    set_f32(input_scale, bad);
+    EXPECT_THAT(load_error(), AllOf(HasSubstr(input_scale), HasSubstr("must be finite and positive"))) << bad;
+  }
 }
 
 TEST_F(CheckpointErrors, NaNZeroNegativeNvfp4BlockScales) {

@@ -27,12 +27,7 @@ using testing::fixture_dir;
 using testing::reference_decode;
 using testing::reference_widen;
 using testing::ScratchDir;
-
-LoadOptions quiet() {
-  LoadOptions o;
-  o.show_progress = false;
-  return o;
-}
+using testing::quiet;
 
 json read_json(const std::string& path) {
   std::ifstream in(path);

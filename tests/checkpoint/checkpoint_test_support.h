@@ -1,4 +1,4 @@
-// Shared helpers of the checkpoint tests: scratch directories, an independent
+// Shared helpers of the checkpoint tests: scratch directories, running the CLI, an independent
 // table decode of every weight encoding (written from formats-and-kernels.md §1-3,
 // not from src/formats), the checksum the PyTorch fixtures use, and rewriting of
 // checkpoint files to corrupt them.
@@ -6,9 +6,13 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -16,6 +20,7 @@
 #include <vector>
 
 #include "base/tensor.h"
+#include "checkpoint/checkpoint.h"
 #include "formats/linear_weight.h"
 #include "io/safetensors.h"
 
@@ -42,6 +47,30 @@ class ScratchDir {
  private:
   std::filesystem::path path_;
 };
+
+// Loading without a progress bar.
+inline LoadOptions quiet() {
+  LoadOptions o;
+  o.show_progress = false;
+  return o;
+}
+
+// ---- The CLI, run as a user would ----------------------------------------------------------
+
+struct CliResult {
+  int status;          // exit status, -1 if it did not exit normally
+  std::string output;  // stdout and stderr together
+};
+
+inline CliResult fp4serve(const std::string& args) {
+  const std::string command = std::string(FP4SERVE_BINARY_DIR) + "/bin/fp4serve " + args + " 2>&1";
+  std::array<char, 4096> buffer{};
+  std::string out;
+  FILE* pipe = popen(command.c_str(), "r");
+  while (pipe && fgets(buffer.data(), buffer.size(), pipe)) out += buffer.data();
+  const int status = pipe ? pclose(pipe) : -1;
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
 
 // sum_i bits(v_i) * (i + 1) mod 2^64 over float32 bit patterns (tools/torch_decode_checksums.py).
 inline uint64_t checksum(const float* values, size_t n, uint64_t first_index = 0) {

@@ -1,6 +1,7 @@
 #include "kernels/cpu/linear.h"
 
 #include <algorithm>
+#include <atomic>
 #include <vector>
 
 #include "base/error.h"
@@ -268,9 +269,17 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
   }
 }
 
+std::atomic<ActivationObserver*> activation_observer{nullptr};
+
 }  // namespace
 
+void set_activation_observer(ActivationObserver* observer) { activation_observer.store(observer); }
+
 void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
+  if (ActivationObserver* observer = activation_observer.load(std::memory_order_relaxed))
+    for (const LinearJob& job : jobs)
+      if (job.weight && job.x && job.rows > 0)
+        observer->observe(*job.weight, job.x, job.rows, job.x_stride > 0 ? job.x_stride : job.weight->in_features);
   thread_local std::vector<PreparedJob> prepared;
   thread_local std::vector<int64_t> task_start;
   thread_local std::vector<float> quantized;

@@ -30,6 +30,17 @@ struct LinearJob {
   bool round_bf16 = false;    // store bf16-rounded results (the reference's bf16 GEMM outputs)
 };
 
+// Sees the input of every linear job before any activation quantization: how
+// `quantize --calibrate-tokens` records per-linear activation amax. Installed for a
+// calibration run only (nullptr, the default, costs one load per call); observe() may
+// be called from any thread that runs a linear.
+class ActivationObserver {
+ public:
+  virtual ~ActivationObserver() = default;
+  virtual void observe(const LinearWeight& weight, const float* x, int64_t rows, int64_t x_stride) = 0;
+};
+void set_activation_observer(ActivationObserver* observer);
+
 // Checks every job (shapes, encodings, block alignment) and throws Error naming the
 // weight, then runs them all. No allocation once the scratch buffers have grown.
 void linear(std::span<const LinearJob> jobs, ThreadPool& pool = ThreadPool::global());
