@@ -16,6 +16,7 @@
 #include "runtime/sampler.h"
 #include "runtime/token_list.h"
 #include "text/tokenizer.h"
+#include "text/tokenizer_config.h"
 
 namespace fp4serve::cli {
 namespace {
@@ -40,10 +41,12 @@ int run_generate(const GenerateArgs& a) {
   runtime::check_sampling_params(sampling);  // before the model is loaded
   std::optional<text::Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
+  bool add_bos = false;
   if (!a.prompt.empty()) {
     const std::string path = a.model_dir + "/tokenizer.json";
     FP4SERVE_CHECK(std::filesystem::exists(path), "generate --prompt: {} not found (the tokenizer of the model)", path);
     tokenizer.emplace(text::Tokenizer::from_file(path));
+    add_bos = text::tokenizer_adds_bos(path);  // as the server treats plain prompts
   } else {
     prompt = parse_token_list(a.tokens);
   }
@@ -51,7 +54,7 @@ int run_generate(const GenerateArgs& a) {
   options.reserve_tokens = static_cast<int64_t>(prompt.size() + a.prompt.size()) + 1 + a.max_tokens;  // bytes >= tokens
   auto engine = Engine::open(a.model_dir, options);
   if (tokenizer) {
-    prompt.push_back(static_cast<int32_t>(engine->config().bos_token_id));
+    if (add_bos) prompt.push_back(static_cast<int32_t>(engine->config().bos_token_id));
     for (uint32_t id : tokenizer->encode(a.prompt)) prompt.push_back(static_cast<int32_t>(id));
   }
   std::optional<text::IncrementalDecoder> stream;

@@ -1,12 +1,11 @@
 #include "server/deepseek_text.h"
 
-#include <filesystem>
-#include <fstream>
 #include <random>
 
 #include "base/error.h"
 #include "text/chat_encoding.h"
 #include "text/output_parser.h"
+#include "text/tokenizer_config.h"
 
 namespace fp4serve::server {
 namespace {
@@ -65,18 +64,8 @@ DeepSeekText::DeepSeekText(const std::string& path) : tokenizer_(text::Tokenizer
   bos_ = static_cast<int32_t>(*bos);
   eos_ = static_cast<int32_t>(*eos);
   // Whether plain prompts get BOS comes from tokenizer_config.json beside the
-  // tokenizer, as in transformers; DeepSeek-V4 ships add_bos_token: false.
-  auto config_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
-  if (std::filesystem::exists(config_path)) {
-    std::ifstream in(config_path);
-    auto config = nlohmann::json::parse(in, nullptr, false);
-    FP4SERVE_CHECK(!config.is_discarded() && config.is_object(), "{}: not a JSON object", config_path.string());
-    auto flag = config.find("add_bos_token");
-    if (flag != config.end() && !flag->is_null()) {
-      FP4SERVE_CHECK(flag->is_boolean(), "{}: add_bos_token must be a boolean", config_path.string());
-      add_bos_ = flag->get<bool>();
-    }
-  }
+  // tokenizer, as in transformers.
+  add_bos_ = text::tokenizer_adds_bos(path);
 }
 
 std::vector<int32_t> DeepSeekText::encode(std::string_view text, bool add_special_tokens) const {

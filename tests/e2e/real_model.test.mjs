@@ -83,9 +83,8 @@ describe('the default model behind the API', () => {
   it('greedy completions equal `fp4serve generate` (the engine without the server)', async () => {
     const cli = execFileSync(binary, ['generate', defaultModelDir, '--prompt', 'The history of', '--max-tokens', '48'], {
       encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-    // generate prepends BOS; a completions prompt gets one from the text itself.
-    const r = await client.completions.create({
-      model: MODEL, prompt: '<｜begin▁of▁sentence｜>The history of', max_tokens: 48, temperature: 0 });
+    // Both put BOS first: the model's tokenizer_config.json has add_bos_token true.
+    const r = await client.completions.create({ model: MODEL, prompt: 'The history of', max_tokens: 48, temperature: 0 });
     assert.equal(r.choices[0].text + '\n', cli);
     assert.equal(r.usage.prompt_tokens, 4);
   });
@@ -138,7 +137,7 @@ describe('the default model behind the API', () => {
   });
 
   it('stops at a stop string, without emitting it, streamed or not', async () => {
-    const request = { model: MODEL, prompt: '<｜begin▁of▁sentence｜>The history of', max_tokens: 48, temperature: 0 };
+    const request = { model: MODEL, prompt: 'The history of', max_tokens: 48, temperature: 0 };
     const free = (await client.completions.create(request)).choices[0].text;
     const stop = free.slice(20, 26);
     const expected = free.slice(0, free.indexOf(stop));
@@ -199,9 +198,9 @@ describe('the default model behind the API', () => {
       assert.match(e.message, new RegExp(`maximum context length is ${CONTEXT} tokens, but the prompt has ${e.error.n_prompt_tokens} tokens`));
       return true;
     });
-    await assert.rejects(
+    await assert.rejects(  // the prompt: BOS + 2 tokens
       client.completions.create({ model: MODEL, prompt: 'The city', max_tokens: 600 }),
-      (e) => e instanceof OpenAI.BadRequestError && /602 tokens \(2 in the prompt, 600 for the completion\)/.test(e.message),
+      (e) => e instanceof OpenAI.BadRequestError && /603 tokens \(3 in the prompt, 600 for the completion\)/.test(e.message),
     );
     await assert.rejects(
       client.completions.create({ model: 'gpt-4o', prompt: 'x' }),

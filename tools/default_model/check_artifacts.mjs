@@ -57,7 +57,7 @@ spec.special_tokens.forEach((token, id) => {
 });
 check(Object.keys(tokenizerJson.model.vocab).length === config.vocab_size, "config vocab_size = BPE vocabulary size");
 check(config.bos_token_id === 0 && config.eos_token_id === 1, "config BOS 0 / EOS 1");
-check(tokenizerConfig.add_bos_token === false && tokenizerConfig.bos_token === spec.special_tokens[0], "tokenizer_config as V4");
+check(tokenizerConfig.add_bos_token === true && tokenizerConfig.bos_token === spec.special_tokens[0], "tokenizer_config: BOS on plain prompts, as in training");
 
 const chat = `${spec.special_tokens[0]}<｜User｜>Hello there.<｜Assistant｜></think>Hi.${spec.special_tokens[1]}`;
 

@@ -75,14 +75,16 @@ def check_tokenizer(tokenizer: Tokenizer, special_tokens: list[str], vocab_size:
 
 
 def write_tokenizer_files(tokenizer: Tokenizer, special_tokens: list[str], out_dir: Path) -> None:
-    """tokenizer.json and a DeepSeek-V4-style tokenizer_config.json (no BOS added
-    by the tokenizer, no chat template: the chat format is rendered in code)."""
+    """tokenizer.json and a DeepSeek-V4-style tokenizer_config.json (no chat
+    template: the chat format is rendered in code). Unlike V4's, add_bos_token is
+    true: every training document starts with BOS, and without it this small model's
+    plain-text continuations degenerate at once."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(out_dir / "tokenizer.json"))
     bos, eos = special_tokens[0], special_tokens[1]
     config = {
         "tokenizer_class": "PreTrainedTokenizerFast",
-        "add_bos_token": False,
+        "add_bos_token": True,
         "add_eos_token": False,
         "bos_token": bos,
         "eos_token": eos,
