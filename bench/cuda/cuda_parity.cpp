@@ -122,7 +122,13 @@ void run_dense(GpuContext& ctx, const DenseCase& c, const std::vector<int64_t>& 
   probe.x_stride = c.k;
   probe.m = m_max;
   probe.y_stride = c.n;
-  if (c.encoding == WeightEncoding::kFP8Block && cuda::wgmma_dense_supported(probe)) {
+  // The FP8 decode kernel on wgmma (skinny_wgmma.cu) accumulates the same way over each 128-k
+  // block; the decode outputs it computes get the same allowance.
+  cuda::DenseGemmArgs decode_probe = probe;
+  decode_probe.m = 1;
+  const bool prefill_on_wgmma = cuda::wgmma_dense_supported(probe);
+  const bool decode_on_wgmma = cuda::wgmma_decode_supported(decode_probe);
+  if (c.encoding == WeightEncoding::kFP8Block && (prefill_on_wgmma || decode_on_wgmma)) {
     fp8_wgmma_slack = reference_gemm(w, xd, m_max, /*magnitudes=*/true);
     for (double& v : fp8_wgmma_slack) v = std::ldexp(v, -10);
   }
@@ -142,7 +148,8 @@ void run_dense(GpuContext& ctx, const DenseCase& c, const std::vector<int64_t>& 
       const std::vector<float> got = download_bf16(y, m * c.n);
       const std::span<const double> ref(ref_all.data(), static_cast<size_t>(m * c.n));
       std::span<const double> slack;
-      if (regime == Regime::kPrefill && !fp8_wgmma_slack.empty()) {
+      const bool on_wgmma = regime == Regime::kPrefill ? prefill_on_wgmma : decode_on_wgmma;
+      if (on_wgmma && !fp8_wgmma_slack.empty()) {
         slack = std::span<const double>(fp8_wgmma_slack.data(), static_cast<size_t>(m * c.n));
       }
       report(fmt::format("{} M={} {}", label, m, regime == Regime::kDecode ? "decode" : "prefill"),

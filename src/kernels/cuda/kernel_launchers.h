@@ -33,6 +33,13 @@ inline int skinny_pairs_per_item(int64_t tokens) { return tokens <= 8 ? 8 : 16; 
 
 cudaError_t launch_skinny_dense(const DenseGemmArgs& args, const SkinnyPlan& plan, const Scratch& scratch,
                                 cudaStream_t stream);
+// FP8 block-128 decode on FP8 wgmma (skinny_wgmma.cu): weights in registers as the 64-row A
+// operand, tokens as N = 8 or 16. Its tensor-core accumulation over each 128-k block keeps
+// about 14 bits, as on the prefill wgmma path.
+bool wgmma_decode_supported(const DenseGemmArgs& args);
+SkinnyPlan plan_wgmma_decode(int64_t n, int64_t k, int64_t m, int num_sms);
+cudaError_t launch_wgmma_decode(const DenseGemmArgs& args, const SkinnyPlan& plan, const Scratch& scratch,
+                                cudaStream_t stream);
 cudaError_t launch_skinny_moe(const MoeGemmArgs& args, bool gate_up, const SkinnyPlan& plan, const Scratch& scratch,
                               cudaStream_t stream);
 

@@ -158,6 +158,12 @@ void gemm(GpuContext& ctx, const DeviceLinear& w, const GemmInput& in, void* y, 
   const bool decode = regime == Regime::kDecode || (regime == Regime::kAuto && in.m <= 16);
   if (decode) {
     FP4SERVE_CHECK(in.m <= 16, "{}: the decode kernels take at most 16 tokens, got {}", w.name(), in.m);
+    if (wgmma_decode_supported(a)) {
+      const SkinnyPlan plan = plan_wgmma_decode(a.n, a.k, a.m, ctx.num_sms());
+      const Scratch scratch = ctx.scratch(plan.partial_floats, plan.counters);
+      check_cuda(launch_wgmma_decode(a, plan, scratch, ctx.stream()), w.name() + " (FP8 wgmma decode GEMM)");
+      return;
+    }
     const SkinnyPlan plan = plan_skinny_dense(a.weight, a.n, a.k, a.m, ctx.num_sms());
     const Scratch scratch = ctx.scratch(plan.partial_floats, plan.counters);
     check_cuda(launch_skinny_dense(a, plan, scratch, ctx.stream()), w.name() + " (decode GEMM)");

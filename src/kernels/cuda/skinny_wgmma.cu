@@ -1,0 +1,296 @@
+// Decode GEMM (M <= 16 tokens) for FP8 block-128 weights on Hopper's FP8 tensor cores (wgmma).
+// sm_90 has no FP8 `mma.sync` (ptxas turns it into F16 conversions + HMMA, skinny.md v12-v13),
+// so this kernel swaps the operands onto `wgmma`: the weight rows are its M dimension (64 rows
+// per warpgroup), the tokens its N (8 or 16, zero-padded). The weights go straight from the
+// loads into wgmma's A registers, unconverted; the activations are the B operand in shared
+// memory, staged once per CTA in the k order the weight bytes arrive in.
+//
+// Work split: a CTA of two warpgroups owns 128 weight rows (one FP8 scale row block) and a
+// range of 128-k blocks. Per block, lane (g, t) of warp w loads 16 bytes at k = t*16 and 16 at
+// k = 64 + t*16 of rows 16w + g and 16w + g + 8 (four 16-byte streaming loads, a burst of
+// kDecodeBurst blocks in flight), then issues four m64nNk32 wgmmas into one fp32 partial per
+// block (the tensor core's accumulation over the block's 128 k, as on the prefill wgmma path)
+// and promotes it with w_scale x x_scale. Split-K as in skinny_gemm.cuh: partials to scratch,
+// the last CTA adds them in split order (deterministic).
+//
+// A register layout of one m64nNk32 wgmma (per warp, as mma.sync m16n8k32): a[0] = row g,
+// logical k 4t..4t+3; a[1] = row g+8, same k; a[2] = row g, k 16+4t..; a[3] = row g+8. Wgmma j
+// (0..3) of a block takes bytes 8j..8j+7 of the lane's 32 loaded bytes P of each row, so
+// logical k (4t + i) is P[8j + i] and (16 + 4t + i) is P[8j + 4 + i]; the staging below places
+// each activation byte at the logical position of the weight byte it multiplies.
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include "kernels/cuda/kernel_launchers.h"
+#include "kernels/cuda/mma_primitives.cuh"
+#include "kernels/cuda/wgmma_primitives.cuh"
+
+namespace fp4serve::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kRowsPerCta = 128;
+constexpr int kCtasPerSm = 2;
+// 128-k blocks loaded per burst with 8 tokens (64 registers of weights in flight per lane); 16
+// tokens hold twice the partials and take half the burst to stay within 128 registers (two CTAs
+// per SM). FP4SERVE_WGMMA_DECODE_BURST overrides it for experiments.
+#ifndef FP4SERVE_WGMMA_DECODE_BURST
+#define FP4SERVE_WGMMA_DECODE_BURST 4
+#endif
+template <int kTokens>
+constexpr int burst() {
+  return kTokens == 8 ? FP4SERVE_WGMMA_DECODE_BURST : (FP4SERVE_WGMMA_DECODE_BURST + 1) / 2;
+}
+constexpr int kPartialFloats = 16 * kRowsPerCta;  // split-K partials of one CTA: [16 tokens][128 rows]
+constexpr int kKcCap = 4096;                      // K elements staged per CTA at most
+
+struct Params {
+  const uint8_t* w;
+  const float* w_scale;  // [ceil(n/128), k/128]
+  int64_t n, k;
+  const uint8_t* x;
+  const float* x_scale;  // [m, k/128]
+  int64_t x_stride;
+  int m;
+  int blocks_128;
+  int splits;
+  int kc_max;
+  __nv_bfloat16* out;
+  int64_t out_stride;
+  float out_scale;
+  float* partials;
+  unsigned* counters;
+};
+
+// Bytes of one k32 B tile: kTokens rows of 32 bytes as two 8- or 16-row core-matrix columns.
+template <int kTokens>
+constexpr int b_tile_bytes() {
+  return kTokens * 32;
+}
+template <int kTokens>
+int64_t smem_bytes(int kc_max) {
+  return static_cast<int64_t>(kc_max / 32) * b_tile_bytes<kTokens>() + static_cast<int64_t>(kTokens) * (kc_max / 128) * 4;
+}
+
+// Offset, within its 128-k block, of the 4 activation bytes that logical k 16c + 4t .. +3 of
+// wgmma j multiplies (see the file comment: P index 8j + 4c, lane t).
+__device__ __forceinline__ int staged_source_offset(int j, int c, int t) {
+  const int p = 8 * j + 4 * c;
+  return p < 16 ? t * 16 + p : 64 + t * 16 + (p - 16);
+}
+
+template <int kTokens>
+__device__ void stage(const Params& p, int64_t kbeg, int blocks, uint8_t* act, float* act_scale) {
+  // One 4-byte word per (block, token, j, c, t): 32 words per token and block.
+  for (int i = threadIdx.x; i < blocks * kTokens * 32; i += kThreads) {
+    const int b = i / (kTokens * 32), r = i % (kTokens * 32);
+    const int tok = r / 32, word = r % 32;
+    const int j = word / 8, c = (word / 4) % 2, t = word % 4;
+    uint32_t v = 0;
+    if (tok < p.m) {
+      v = __ldg(reinterpret_cast<const uint32_t*>(p.x + tok * p.x_stride + kbeg + b * 128 + staged_source_offset(j, c, t)));
+    }
+    *reinterpret_cast<uint32_t*>(act + (b * 4 + j) * b_tile_bytes<kTokens>() + c * kTokens * 16 + tok * 16 + t * 4) = v;
+  }
+  const int stride = p.kc_max / 128;
+  for (int i = threadIdx.x; i < kTokens * blocks; i += kThreads) {
+    const int tok = i / blocks, b = i % blocks;
+    act_scale[tok * stride + b] = tok < p.m ? __ldg(p.x_scale + tok * p.blocks_128 + kbeg / 128 + b) : 0.0f;
+  }
+}
+
+template <int kTokens>
+__device__ __forceinline__ void wgmma_block_step(float (&d)[kTokens / 2], const uint32_t (&a)[4], uint64_t desc,
+                                                 int accumulate) {
+  if constexpr (kTokens == 8) {
+    wgmma_m64n8k32_e4m3_rs(d, a, desc, accumulate);
+  } else {
+    wgmma_m64n16k32_e4m3_rs(d, a, desc, accumulate);
+  }
+}
+
+// Accumulator register i of a lane (g, t): row g + 8 * ((i % 4) / 2), token 8 * (i / 4) + 2t + i % 2.
+template <int kTokens>
+__global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_fp8_kernel(const Params p) {
+  constexpr int kAcc = kTokens / 2;
+  constexpr int kBurst = burst<kTokens>();
+  extern __shared__ __align__(128) uint8_t smem[];
+  __shared__ int is_last_split;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int rb = blockIdx.x / p.splits, split = blockIdx.x % p.splits;
+  const int block_begin = static_cast<int>(static_cast<int64_t>(split) * p.blocks_128 / p.splits);
+  const int block_end = static_cast<int>(static_cast<int64_t>(split + 1) * p.blocks_128 / p.splits);
+  const int64_t kbeg = static_cast<int64_t>(block_begin) * 128;
+  uint8_t* act = smem;
+  float* act_scale = reinterpret_cast<float*>(smem + static_cast<int64_t>(p.kc_max / 32) * b_tile_bytes<kTokens>());
+  const int scale_stride = p.kc_max / 128;
+
+  const int64_t row_lo = static_cast<int64_t>(rb) * kRowsPerCta + warp * 16 + g;
+  const bool lo_ok = row_lo < p.n, hi_ok = row_lo + 8 < p.n;
+  const uint8_t* w_lo = p.w + (lo_ok ? row_lo : 0) * p.k;
+  const uint8_t* w_hi = p.w + (hi_ok ? row_lo + 8 : 0) * p.k;
+  const float* w_scale = p.w_scale + static_cast<int64_t>(rb) * p.blocks_128;
+
+  stage<kTokens>(p, kbeg, block_end - block_begin, act, act_scale);
+  __syncthreads();
+  const uint32_t act_base = shared_u32(act);
+
+  float acc[kAcc];
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) acc[i] = 0.0f;
+
+  for (int b0 = block_begin; b0 < block_end; b0 += kBurst) {
+    uint4 lo[kBurst][2], hi[kBurst][2];
+#pragma unroll
+    for (int u = 0; u < kBurst; ++u) {
+      const int64_t off = static_cast<int64_t>(b0 + u) * 128 + t * 16;
+      const bool in = b0 + u < block_end;
+#pragma unroll
+      for (int s = 0; s < 2; ++s) {
+        lo[u][s] = in && lo_ok ? load_streaming_16(w_lo + off + 64 * s) : make_uint4(0, 0, 0, 0);
+        hi[u][s] = in && hi_ok ? load_streaming_16(w_hi + off + 64 * s) : make_uint4(0, 0, 0, 0);
+      }
+    }
+    float part[kBurst][kAcc];
+    wgmma_fence();
+#pragma unroll
+    for (int u = 0; u < kBurst; ++u) {
+      if (b0 + u >= block_end) break;
+      const uint32_t tiles = act_base + (b0 + u - block_begin) * 4 * b_tile_bytes<kTokens>();
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const uint4& l = lo[u][j / 2];
+        const uint4& h = hi[u][j / 2];
+        const uint32_t a[4] = {j % 2 ? l.z : l.x, j % 2 ? h.z : h.x, j % 2 ? l.w : l.y, j % 2 ? h.w : h.y};
+        const uint64_t desc = interleaved_descriptor(tiles + j * b_tile_bytes<kTokens>(), kTokens * 16, 128);
+        wgmma_block_step<kTokens>(part[u], a, desc, j);
+      }
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+#pragma unroll
+    for (int u = 0; u < kBurst; ++u) {
+      if (b0 + u >= block_end) break;
+      const int local = b0 + u - block_begin;
+      const float ws = __ldg(w_scale + b0 + u);
+#pragma unroll
+      for (int i = 0; i < kAcc; ++i) {
+        pin_register(part[u][i]);
+        const int tok = 8 * (i / 4) + 2 * t + i % 2;
+        acc[i] += part[u][i] * (ws * act_scale[tok * scale_stride + local]);
+      }
+    }
+  }
+
+  if (p.splits > 1) {
+    auto slot = [&](int sp, int tok, int i) {
+      return p.partials + ((static_cast<int64_t>(rb) * p.splits + sp) * 16 + tok) * kRowsPerCta + warp * 16 + g +
+             8 * ((i % 4) / 2);
+    };
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) {
+      const int tok = 8 * (i / 4) + 2 * t + i % 2;
+      if (tok < p.m) *slot(split, tok, i) = acc[i];
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const unsigned arrived = atomicAdd(p.counters + rb, 1u);
+      is_last_split = arrived == static_cast<unsigned>(p.splits - 1);
+    }
+    __syncthreads();
+    if (!is_last_split) return;
+    __threadfence();
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) {
+      const int tok = 8 * (i / 4) + 2 * t + i % 2;
+      float sum = 0.0f;
+      if (tok < p.m)
+        for (int sp = 0; sp < p.splits; ++sp) sum += __ldcg(slot(sp, tok, i));
+      acc[i] = sum;
+    }
+    if (threadIdx.x == 0) p.counters[rb] = 0;
+  }
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) {
+    const int tok = 8 * (i / 4) + 2 * t + i % 2;
+    const int64_t row = row_lo + 8 * ((i % 4) / 2);
+    if (tok < p.m && row < p.n) p.out[tok * p.out_stride + row] = __float2bfloat16_rn(acc[i] * p.out_scale);
+  }
+}
+
+// Split count by the same wave model as skinny_launch.cu: time ~ waves x (K range + 512).
+void choose_split(int64_t k, int64_t row_blocks, int num_sms, int64_t m, SkinnyPlan& plan) {
+  const int64_t blocks = k / 128;
+  const int64_t min_splits = (k + kKcCap - 1) / kKcCap;
+  const int64_t min_blocks = m <= 8 ? 1 : burst<16>();
+  const int64_t max_splits = std::max<int64_t>(min_splits, blocks / min_blocks);
+  const int64_t slots = static_cast<int64_t>(kCtasPerSm) * num_sms;
+  int64_t splits = min_splits;
+  int64_t best = -1;
+  for (int64_t s = min_splits; s <= max_splits; ++s) {
+    const int64_t waves = (row_blocks * s + slots - 1) / slots;
+    const int64_t cost = waves * ((blocks + s - 1) / s * 128 + 512);
+    if (best < 0 || cost < best) {
+      best = cost;
+      splits = s;
+    }
+  }
+  plan.splits = static_cast<int>(splits);
+  plan.kc_max = static_cast<int>((blocks + splits - 1) / splits * 128);
+}
+
+}  // namespace
+
+bool wgmma_decode_supported(const DenseGemmArgs& a) {
+  return a.weight == WeightKind::kFP8Block && a.act == ActKind::kFP8 && a.m >= 1 && a.m <= 16 && a.k % 128 == 0 &&
+         a.x_stride % 4 == 0;
+}
+
+SkinnyPlan plan_wgmma_decode(int64_t n, int64_t k, int64_t m, int num_sms) {
+  SkinnyPlan plan;
+  plan.token_tiles = m <= 8 ? 1 : 2;
+  plan.row_blocks = static_cast<int>((n + kRowsPerCta - 1) / kRowsPerCta);
+  choose_split(k, plan.row_blocks, num_sms, m, plan);
+  plan.grid = plan.row_blocks * plan.splits;
+  plan.smem_bytes = plan.token_tiles == 1 ? smem_bytes<8>(plan.kc_max) : smem_bytes<16>(plan.kc_max);
+  plan.counters = plan.row_blocks;
+  plan.partial_floats = plan.splits > 1 ? static_cast<int64_t>(plan.grid) * kPartialFloats : 0;
+  return plan;
+}
+
+cudaError_t launch_wgmma_decode(const DenseGemmArgs& a, const SkinnyPlan& plan, const Scratch& scratch,
+                                cudaStream_t stream) {
+  if (plan.grid == 0) return cudaSuccess;
+  Params p{};
+  p.w = static_cast<const uint8_t*>(a.w);
+  p.w_scale = static_cast<const float*>(a.w_scale);
+  p.n = a.n;
+  p.k = a.k;
+  p.x = static_cast<const uint8_t*>(a.x);
+  p.x_scale = a.x_scale;
+  p.x_stride = a.x_stride;
+  p.m = static_cast<int>(a.m);
+  p.blocks_128 = static_cast<int>(a.k / 128);
+  p.splits = plan.splits;
+  p.kc_max = plan.kc_max;
+  p.out = static_cast<__nv_bfloat16*>(a.y);
+  p.out_stride = a.y_stride;
+  p.out_scale = a.global_scale;
+  p.partials = scratch.partials;
+  p.counters = scratch.counters;
+  void (*fn)(const Params) = plan.token_tiles == 1 ? wgmma_decode_fp8_kernel<8> : wgmma_decode_fp8_kernel<16>;
+  if (plan.smem_bytes > 48 * 1024) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(plan.smem_bytes));
+    if (e != cudaSuccess) return e;
+  }
+  fn<<<plan.grid, kThreads, plan.smem_bytes, stream>>>(p);
+  return cudaGetLastError();
+}
+
+}  // namespace fp4serve::cuda
