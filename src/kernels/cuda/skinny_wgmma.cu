@@ -34,16 +34,22 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kRowsPerCta = 128;
 constexpr int kCtasPerSm = 2;
-// 128-k blocks loaded per burst with 8 tokens (64 registers of weights in flight per lane); 16
+// 128-k blocks loaded per burst with 8 tokens (48 registers of weights in flight per lane); 16
 // tokens hold twice the partials and take half the burst to stay within 128 registers (two CTAs
 // per SM). FP4SERVE_WGMMA_DECODE_BURST overrides it for experiments.
 #ifndef FP4SERVE_WGMMA_DECODE_BURST
-#define FP4SERVE_WGMMA_DECODE_BURST 4
+#define FP4SERVE_WGMMA_DECODE_BURST 3
 #endif
 template <int kTokens>
 constexpr int burst() {
   return kTokens == 8 ? FP4SERVE_WGMMA_DECODE_BURST : (FP4SERVE_WGMMA_DECODE_BURST + 1) / 2;
 }
+// FP4SERVE_WGMMA_DECODE_PREFETCH=1: the next burst's loads are issued while this burst's
+// wgmmas run (twice the registers in flight; an experiment variant, skinny.md v15).
+#ifndef FP4SERVE_WGMMA_DECODE_PREFETCH
+#define FP4SERVE_WGMMA_DECODE_PREFETCH 0
+#endif
+constexpr bool kPrefetch = FP4SERVE_WGMMA_DECODE_PREFETCH != 0;
 constexpr int kPartialFloats = 16 * kRowsPerCta;  // split-K partials of one CTA: [16 tokens][128 rows]
 constexpr int kKcCap = 4096;                      // K elements staged per CTA at most
 
@@ -143,8 +149,8 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_fp8_kernel(
 #pragma unroll
   for (int i = 0; i < kAcc; ++i) acc[i] = 0.0f;
 
-  for (int b0 = block_begin; b0 < block_end; b0 += kBurst) {
-    uint4 lo[kBurst][2], hi[kBurst][2];
+  // Loads of one burst: 16 bytes at k = t*16 and at 64 + t*16 of rows g and g + 8 per block.
+  auto load_burst = [&](int b0, uint4 (&lo)[kBurst][2], uint4 (&hi)[kBurst][2]) {
 #pragma unroll
     for (int u = 0; u < kBurst; ++u) {
       const int64_t off = static_cast<int64_t>(b0 + u) * 128 + t * 16;
@@ -155,7 +161,16 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_fp8_kernel(
         hi[u][s] = in && hi_ok ? load_streaming_16(w_hi + off + 64 * s) : make_uint4(0, 0, 0, 0);
       }
     }
-    float part[kBurst][kAcc];
+  };
+  // Multiplies the burst at b0 (already loaded) and, with kPrefetch, loads the next burst into
+  // the other buffer while the wgmmas run (no register moves between them: ptxas serialises
+  // wgmmas whose input registers are written inside the pipeline stage).
+  auto run_burst = [&](int b0, const uint4 (&lo)[kBurst][2], const uint4 (&hi)[kBurst][2], uint4 (&next_lo)[kBurst][2],
+                       uint4 (&next_hi)[kBurst][2]) {
+    // Two wgmmas (64 k) per fp32 partial: the tensor core's FP8 accumulation keeps about 14
+    // bits and is cut again at each chained wgmma (run 1: chains of four, as on the prefill
+    // path, landed single decode outputs up to 2.1x past the parity bound; see skinny.md v15).
+    float part[kBurst][2][kAcc];
     wgmma_fence();
 #pragma unroll
     for (int u = 0; u < kBurst; ++u) {
@@ -167,10 +182,11 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_fp8_kernel(
         const uint4& h = hi[u][j / 2];
         const uint32_t a[4] = {j % 2 ? l.z : l.x, j % 2 ? h.z : h.x, j % 2 ? l.w : l.y, j % 2 ? h.w : h.y};
         const uint64_t desc = interleaved_descriptor(tiles + j * b_tile_bytes<kTokens>(), kTokens * 16, 128);
-        wgmma_block_step<kTokens>(part[u], a, desc, j);
+        wgmma_block_step<kTokens>(part[u][j / 2], a, desc, j % 2);
       }
     }
     wgmma_commit();
+    if constexpr (kPrefetch) load_burst(b0 + kBurst, next_lo, next_hi);
     wgmma_wait<0>();
 #pragma unroll
     for (int u = 0; u < kBurst; ++u) {
@@ -179,10 +195,24 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_fp8_kernel(
       const float ws = __ldg(w_scale + b0 + u);
 #pragma unroll
       for (int i = 0; i < kAcc; ++i) {
-        pin_register(part[u][i]);
+        pin_register(part[u][0][i]);
+        pin_register(part[u][1][i]);
         const int tok = 8 * (i / 4) + 2 * t + i % 2;
-        acc[i] += part[u][i] * (ws * act_scale[tok * scale_stride + local]);
+        acc[i] += (part[u][0][i] + part[u][1][i]) * (ws * act_scale[tok * scale_stride + local]);
       }
+    }
+  };
+  uint4 lo_a[kBurst][2], hi_a[kBurst][2], lo_b[kBurst][2], hi_b[kBurst][2];
+  if constexpr (kPrefetch) {
+    load_burst(block_begin, lo_a, hi_a);
+    for (int b0 = block_begin; b0 < block_end; b0 += 2 * kBurst) {
+      run_burst(b0, lo_a, hi_a, lo_b, hi_b);
+      if (b0 + kBurst < block_end) run_burst(b0 + kBurst, lo_b, hi_b, lo_a, hi_a);
+    }
+  } else {
+    for (int b0 = block_begin; b0 < block_end; b0 += kBurst) {
+      load_burst(b0, lo_a, hi_a);
+      run_burst(b0, lo_a, hi_a, lo_b, hi_b);
     }
   }
 
