@@ -122,12 +122,13 @@ void run_dense(GpuContext& ctx, const DenseCase& c, const std::vector<int64_t>& 
   probe.x_stride = c.k;
   probe.m = m_max;
   probe.y_stride = c.n;
-  // The FP8 decode kernel on wgmma (skinny_wgmma.cu) accumulates the same way over each 128-k
-  // block; the decode outputs it computes get the same allowance.
+  // The FP8 decode kernel on wgmma (skinny_wgmma.cu) accumulates in the tensor cores too (two
+  // chained k32 wgmmas per fp32 partial, half the prefill's chain): its outputs get the same
+  // allowance. The mma.sync decode kernel, which it replaces for these shapes, runs as well.
   cuda::DenseGemmArgs decode_probe = probe;
   decode_probe.m = 1;
   const bool prefill_on_wgmma = cuda::wgmma_dense_supported(probe);
-  const bool decode_on_wgmma = cuda::wgmma_decode_supported(decode_probe);
+  const bool decode_on_wgmma = cuda::wgmma_decode_chosen(decode_probe);
   if (c.encoding == WeightEncoding::kFP8Block && (prefill_on_wgmma || decode_on_wgmma)) {
     fp8_wgmma_slack = reference_gemm(w, xd, m_max, /*magnitudes=*/true);
     for (double& v : fp8_wgmma_slack) v = std::ldexp(v, -10);
@@ -135,8 +136,9 @@ void run_dense(GpuContext& ctx, const DenseCase& c, const std::vector<int64_t>& 
 
   DeviceBuffer y(static_cast<size_t>(m_max * c.n) * 2);
   for (const int64_t m : ms) {
-    for (const Regime regime : {Regime::kDecode, Regime::kPrefill}) {
-      if (regime == Regime::kDecode && m > 16) continue;
+    for (const Regime regime : {Regime::kDecode, Regime::kDecodeMmaSync, Regime::kPrefill}) {
+      if (regime != Regime::kPrefill && m > 16) continue;
+      if (regime == Regime::kDecodeMmaSync && !decode_on_wgmma) continue;
       GemmInput in;
       in.act = act;
       in.m = m;
@@ -148,11 +150,15 @@ void run_dense(GpuContext& ctx, const DenseCase& c, const std::vector<int64_t>& 
       const std::vector<float> got = download_bf16(y, m * c.n);
       const std::span<const double> ref(ref_all.data(), static_cast<size_t>(m * c.n));
       std::span<const double> slack;
-      const bool on_wgmma = regime == Regime::kPrefill ? prefill_on_wgmma : decode_on_wgmma;
+      const bool on_wgmma =
+          regime == Regime::kPrefill ? prefill_on_wgmma : regime == Regime::kDecode && decode_on_wgmma;
       if (on_wgmma && !fp8_wgmma_slack.empty()) {
         slack = std::span<const double>(fp8_wgmma_slack.data(), static_cast<size_t>(m * c.n));
       }
-      report(fmt::format("{} M={} {}", label, m, regime == Regime::kDecode ? "decode" : "prefill"),
+      const char* regime_name = regime == Regime::kDecode ? (decode_on_wgmma ? "decode-wgmma" : "decode")
+                                : regime == Regime::kDecodeMmaSync ? "decode-mma.sync"
+                                                                    : "prefill";
+      report(fmt::format("{} M={} {}", label, m, regime_name),
              compare(got, ref, kGemmBound, slack), kGemmBound);
     }
   }

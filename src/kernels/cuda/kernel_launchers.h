@@ -37,6 +37,9 @@ cudaError_t launch_skinny_dense(const DenseGemmArgs& args, const SkinnyPlan& pla
 // operand, tokens as N = 8 or 16. Its tensor-core accumulation over each 128-k block keeps
 // about 14 bits, as on the prefill wgmma path.
 bool wgmma_decode_supported(const DenseGemmArgs& args);
+// Whether the decode GEMM runs there: supported and the weight under 64 MB (v11 of
+// skinny_gemm.cuh streams the larger ones as fast; docs/kernels/skinny.md v15).
+bool wgmma_decode_chosen(const DenseGemmArgs& args);
 SkinnyPlan plan_wgmma_decode(int64_t n, int64_t k, int64_t m, int num_sms);
 cudaError_t launch_wgmma_decode(const DenseGemmArgs& args, const SkinnyPlan& plan, const Scratch& scratch,
                                 cudaStream_t stream);

@@ -78,7 +78,8 @@ constexpr int b_tile_bytes() {
 }
 template <int kTokens>
 int64_t smem_bytes(int kc_max) {
-  return static_cast<int64_t>(kc_max / 32) * b_tile_bytes<kTokens>() + static_cast<int64_t>(kTokens) * (kc_max / 128) * 4;
+  return static_cast<int64_t>(kc_max / 32) * b_tile_bytes<kTokens>() +
+         static_cast<int64_t>(kTokens) * (kc_max / 128) * 4;
 }
 
 // Offset, within its 128-k block, of the 4 activation bytes that logical k 16c + 4t .. +3 of
@@ -97,7 +98,8 @@ __device__ void stage(const Params& p, int64_t kbeg, int blocks, uint8_t* act, f
     const int j = word / 8, c = (word / 4) % 2, t = word % 4;
     uint32_t v = 0;
     if (tok < p.m) {
-      v = __ldg(reinterpret_cast<const uint32_t*>(p.x + tok * p.x_stride + kbeg + b * 128 + staged_source_offset(j, c, t)));
+      const uint8_t* src = p.x + tok * p.x_stride + kbeg + b * 128 + staged_source_offset(j, c, t);
+      v = __ldg(reinterpret_cast<const uint32_t*>(src));
     }
     *reinterpret_cast<uint32_t*>(act + (b * 4 + j) * b_tile_bytes<kTokens>() + c * kTokens * 16 + tok * 16 + t * 4) = v;
   }
@@ -279,6 +281,14 @@ void choose_split(int64_t k, int64_t row_blocks, int num_sms, int64_t m, SkinnyP
 bool wgmma_decode_supported(const DenseGemmArgs& a) {
   return a.weight == WeightKind::kFP8Block && a.act == ActKind::kFP8 && a.m >= 1 && a.m <= 16 && a.k % 128 == 0 &&
          a.x_stride % 4 == 0;
+}
+
+// Session 3 run 2 (H100, A/B against v11 in one run): the wgmma kernel took 0.54-0.93x v11's
+// time on every FP8 matrix of up to 44 MB and tied or lost (0.96-1.07x) on Pro wq_b (100 MB)
+// and wo_b (117 MB), where v11's 256-row CTAs already stream at ~70% of copy.
+bool wgmma_decode_chosen(const DenseGemmArgs& a) {
+  constexpr int64_t kLargestWeightBytes = int64_t{64} << 20;
+  return wgmma_decode_supported(a) && a.n * a.k < kLargestWeightBytes;
 }
 
 SkinnyPlan plan_wgmma_decode(int64_t n, int64_t k, int64_t m, int num_sms) {
