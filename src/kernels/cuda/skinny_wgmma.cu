@@ -26,6 +26,7 @@
 
 #include "kernels/cuda/kernel_launchers.h"
 #include "kernels/cuda/mma_primitives.cuh"
+#include "kernels/cuda/weight_decode.cuh"
 #include "kernels/cuda/wgmma_primitives.cuh"
 
 namespace fp4serve::cuda {
@@ -55,7 +56,7 @@ constexpr int kKcCap = 4096;                      // K elements staged per CTA a
 
 struct Params {
   const uint8_t* w;
-  const float* w_scale;  // [ceil(n/128), k/128]
+  const void* w_scale;  // FP8: float [ceil(n/128), k/128]; MXFP4: E8M0 bytes [n, k/32]
   int64_t n, k;
   const uint8_t* x;
   const float* x_scale;  // [m, k/128]
@@ -120,13 +121,57 @@ __device__ __forceinline__ void wgmma_block_step(float (&d)[kTokens / 2], const 
   }
 }
 
+// Split-K: publishes this CTA's partial sums; the last CTA of the row block adds them in split
+// order and stores bf16 outputs. Accumulator register i of a lane (g, t): row g + 8 * ((i % 4)
+// / 2), token 8 * (i / 4) + 2t + i % 2.
+template <int kTokens>
+__device__ void reduce_and_store(const Params& p, int rb, int split, int warp, int g, int t, int64_t row_lo,
+                                 float (&acc)[kTokens / 2]) {
+  constexpr int kAcc = kTokens / 2;
+  __shared__ int is_last_split;
+  if (p.splits > 1) {
+    auto slot = [&](int sp, int tok, int i) {
+      return p.partials + ((static_cast<int64_t>(rb) * p.splits + sp) * 16 + tok) * kRowsPerCta + warp * 16 + g +
+             8 * ((i % 4) / 2);
+    };
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) {
+      const int tok = 8 * (i / 4) + 2 * t + i % 2;
+      if (tok < p.m) *slot(split, tok, i) = acc[i];
+    }
+    __threadfence();
+    __syncthreads();
+    if (threadIdx.x == 0) {
+      const unsigned arrived = atomicAdd(p.counters + rb, 1u);
+      is_last_split = arrived == static_cast<unsigned>(p.splits - 1);
+    }
+    __syncthreads();
+    if (!is_last_split) return;
+    __threadfence();
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) {
+      const int tok = 8 * (i / 4) + 2 * t + i % 2;
+      float sum = 0.0f;
+      if (tok < p.m)
+        for (int sp = 0; sp < p.splits; ++sp) sum += __ldcg(slot(sp, tok, i));
+      acc[i] = sum;
+    }
+    if (threadIdx.x == 0) p.counters[rb] = 0;
+  }
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) {
+    const int tok = 8 * (i / 4) + 2 * t + i % 2;
+    const int64_t row = row_lo + 8 * ((i % 4) / 2);
+    if (tok < p.m && row < p.n) p.out[tok * p.out_stride + row] = __float2bfloat16_rn(acc[i] * p.out_scale);
+  }
+}
+
 // Accumulator register i of a lane (g, t): row g + 8 * ((i % 4) / 2), token 8 * (i / 4) + 2t + i % 2.
 template <int kTokens>
 __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_fp8_kernel(const Params p) {
   constexpr int kAcc = kTokens / 2;
   constexpr int kBurst = burst<kTokens>();
   extern __shared__ __align__(128) uint8_t smem[];
-  __shared__ int is_last_split;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
   const int rb = blockIdx.x / p.splits, split = blockIdx.x % p.splits;
@@ -141,7 +186,7 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_fp8_kernel(
   const bool lo_ok = row_lo < p.n, hi_ok = row_lo + 8 < p.n;
   const uint8_t* w_lo = p.w + (lo_ok ? row_lo : 0) * p.k;
   const uint8_t* w_hi = p.w + (hi_ok ? row_lo + 8 : 0) * p.k;
-  const float* w_scale = p.w_scale + static_cast<int64_t>(rb) * p.blocks_128;
+  const float* w_scale = static_cast<const float*>(p.w_scale) + static_cast<int64_t>(rb) * p.blocks_128;
 
   stage<kTokens>(p, kbeg, block_end - block_begin, act, act_scale);
   __syncthreads();
@@ -218,41 +263,160 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_fp8_kernel(
     }
   }
 
-  if (p.splits > 1) {
-    auto slot = [&](int sp, int tok, int i) {
-      return p.partials + ((static_cast<int64_t>(rb) * p.splits + sp) * 16 + tok) * kRowsPerCta + warp * 16 + g +
-             8 * ((i % 4) / 2);
-    };
+  reduce_and_store<kTokens>(p, rb, split, warp, g, t, row_lo, acc);
+}
+
+// ---- MXFP4 ----------------------------------------------------------------------------------
+// Same scheme for MXFP4 weights with FP8 activations. A lane's 16-byte load of a row's 64-byte
+// chunk (128 k) is one whole 32-block; a quad transpose of 4-byte words (two shfl.xor stages)
+// gives lane t word t of every block, so wgmma j of a 128-k block holds exactly block j of each
+// row, whose E8M0 scale is applied to that wgmma's own fp32 partial (exact: a power of two). Each
+// word of 8 E2M1 codes becomes two E4M3 registers by bit moves (value x 2^-6, exact): the codes
+// of its even elements are a[0]/a[1] (logical k 4t..4t+3), the odd ones a[2]/a[3] (16 + 4t..).
+constexpr int kMxfp4Burst = 2;
+
+__device__ __forceinline__ void e2m1x8_to_e4m3(uint32_t w, uint32_t& even, uint32_t& odd) {
+  even = ((w << 2) & 0x1C1C1C1Cu) | ((w << 4) & 0x80808080u);
+  odd = ((w >> 2) & 0x1C1C1C1Cu) | (w & 0x80808080u);
+}
+
+// 4 x 4 transpose of words across the quad: lane t ends with word t of lane j's w in w[j]. Two
+// stages, each swapping one bit of the lane index with the same bit of the word index.
+__device__ __forceinline__ void quad_transpose(uint32_t (&w)[4], int t) {
 #pragma unroll
-    for (int i = 0; i < kAcc; ++i) {
-      const int tok = 8 * (i / 4) + 2 * t + i % 2;
-      if (tok < p.m) *slot(split, tok, i) = acc[i];
+  for (int m = 0; m < 2; ++m) {
+    const bool odd = t & 1;
+    const uint32_t recv = __shfl_xor_sync(0xFFFFFFFFu, odd ? w[2 * m] : w[2 * m + 1], 1);
+    if (odd) {
+      w[2 * m] = recv;
+    } else {
+      w[2 * m + 1] = recv;
     }
-    __threadfence();
-    __syncthreads();
-    if (threadIdx.x == 0) {
-      const unsigned arrived = atomicAdd(p.counters + rb, 1u);
-      is_last_split = arrived == static_cast<unsigned>(p.splits - 1);
-    }
-    __syncthreads();
-    if (!is_last_split) return;
-    __threadfence();
-#pragma unroll
-    for (int i = 0; i < kAcc; ++i) {
-      const int tok = 8 * (i / 4) + 2 * t + i % 2;
-      float sum = 0.0f;
-      if (tok < p.m)
-        for (int sp = 0; sp < p.splits; ++sp) sum += __ldcg(slot(sp, tok, i));
-      acc[i] = sum;
-    }
-    if (threadIdx.x == 0) p.counters[rb] = 0;
   }
 #pragma unroll
-  for (int i = 0; i < kAcc; ++i) {
-    const int tok = 8 * (i / 4) + 2 * t + i % 2;
-    const int64_t row = row_lo + 8 * ((i % 4) / 2);
-    if (tok < p.m && row < p.n) p.out[tok * p.out_stride + row] = __float2bfloat16_rn(acc[i] * p.out_scale);
+  for (int m = 0; m < 2; ++m) {
+    const bool high = t & 2;
+    const uint32_t recv = __shfl_xor_sync(0xFFFFFFFFu, high ? w[m] : w[m + 2], 2);
+    if (high) {
+      w[m] = recv;
+    } else {
+      w[m + 2] = recv;
+    }
   }
+}
+
+// Activations for the MXFP4 kernel: logical k 4t + i of wgmma j is element 8t + 2i of block j
+// (core matrix 0), 16 + 4t + i is element 8t + 2i + 1 (core matrix 1).
+template <int kTokens>
+__device__ void stage_mxfp4(const Params& p, int64_t kbeg, int blocks, uint8_t* act, float* act_scale) {
+  for (int i = threadIdx.x; i < blocks * kTokens * 16; i += kThreads) {
+    const int b = i / (kTokens * 16), r = i % (kTokens * 16);
+    const int tok = r / 16, j = (r % 16) / 4, t = r % 4;
+    uint2 v = make_uint2(0, 0);
+    if (tok < p.m) v = __ldg(reinterpret_cast<const uint2*>(p.x + tok * p.x_stride + kbeg + b * 128 + j * 32 + 8 * t));
+    uint8_t* tile = act + (b * 4 + j) * b_tile_bytes<kTokens>() + tok * 16 + t * 4;
+    *reinterpret_cast<uint32_t*>(tile) = __byte_perm(v.x, v.y, 0x6420);
+    *reinterpret_cast<uint32_t*>(tile + kTokens * 16) = __byte_perm(v.x, v.y, 0x7531);
+  }
+  const int stride = p.kc_max / 128;
+  for (int i = threadIdx.x; i < kTokens * blocks; i += kThreads) {
+    const int tok = i / blocks, b = i % blocks;
+    act_scale[tok * stride + b] = tok < p.m ? __ldg(p.x_scale + tok * p.blocks_128 + kbeg / 128 + b) : 0.0f;
+  }
+}
+
+template <int kTokens>
+__global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_mxfp4_kernel(const Params p) {
+  constexpr int kAcc = kTokens / 2;
+  constexpr int kBurst = kMxfp4Burst;
+  extern __shared__ __align__(128) uint8_t smem[];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int g = lane / 4, t = lane % 4;
+  const int rb = blockIdx.x / p.splits, split = blockIdx.x % p.splits;
+  const int block_begin = static_cast<int>(static_cast<int64_t>(split) * p.blocks_128 / p.splits);
+  const int block_end = static_cast<int>(static_cast<int64_t>(split + 1) * p.blocks_128 / p.splits);
+  const int64_t kbeg = static_cast<int64_t>(block_begin) * 128;
+  uint8_t* act = smem;
+  float* act_scale = reinterpret_cast<float*>(smem + static_cast<int64_t>(p.kc_max / 32) * b_tile_bytes<kTokens>());
+  const int scale_stride = p.kc_max / 128;
+
+  const int64_t row_lo = static_cast<int64_t>(rb) * kRowsPerCta + warp * 16 + g;
+  const bool lo_ok = row_lo < p.n, hi_ok = row_lo + 8 < p.n;
+  const int64_t row_bytes = p.k / 2, scale_row = p.k / 32;
+  const uint8_t* w_lo = p.w + (lo_ok ? row_lo : 0) * row_bytes;
+  const uint8_t* w_hi = p.w + (hi_ok ? row_lo + 8 : 0) * row_bytes;
+  const uint8_t* scales = static_cast<const uint8_t*>(p.w_scale);
+  const uint8_t* s_lo = scales + (lo_ok ? row_lo : 0) * scale_row;
+  const uint8_t* s_hi = scales + (hi_ok ? row_lo + 8 : 0) * scale_row;
+
+  stage_mxfp4<kTokens>(p, kbeg, block_end - block_begin, act, act_scale);
+  __syncthreads();
+  const uint32_t act_base = shared_u32(act);
+
+  float acc[kAcc];
+#pragma unroll
+  for (int i = 0; i < kAcc; ++i) acc[i] = 0.0f;
+
+  for (int b0 = block_begin; b0 < block_end; b0 += kBurst) {
+    uint4 lo[kBurst], hi[kBurst];
+    uint32_t sc_lo[kBurst], sc_hi[kBurst];
+#pragma unroll
+    for (int u = 0; u < kBurst; ++u) {
+      const bool in = b0 + u < block_end;
+      const int64_t off = static_cast<int64_t>(b0 + u) * 64 + t * 16;
+      lo[u] = in && lo_ok ? load_streaming_16(w_lo + off) : make_uint4(0, 0, 0, 0);
+      hi[u] = in && hi_ok ? load_streaming_16(w_hi + off) : make_uint4(0, 0, 0, 0);
+      sc_lo[u] = in && lo_ok ? __ldg(reinterpret_cast<const uint32_t*>(s_lo + (b0 + u) * 4)) : 0u;
+      sc_hi[u] = in && hi_ok ? __ldg(reinterpret_cast<const uint32_t*>(s_hi + (b0 + u) * 4)) : 0u;
+    }
+    // All A fragments of the burst are built before the first wgmma (ptxas serialises wgmmas
+    // whose input registers are written between them).
+    uint32_t a[kBurst][4][4];
+#pragma unroll
+    for (int u = 0; u < kBurst; ++u) {
+      uint32_t wl[4] = {lo[u].x, lo[u].y, lo[u].z, lo[u].w};
+      uint32_t wh[4] = {hi[u].x, hi[u].y, hi[u].z, hi[u].w};
+      quad_transpose(wl, t);
+      quad_transpose(wh, t);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        e2m1x8_to_e4m3(wl[j], a[u][j][0], a[u][j][2]);
+        e2m1x8_to_e4m3(wh[j], a[u][j][1], a[u][j][3]);
+      }
+    }
+    float part[kBurst][4][kAcc];
+    wgmma_fence();
+#pragma unroll
+    for (int u = 0; u < kBurst; ++u) {
+      if (b0 + u >= block_end) break;
+      const uint32_t tiles = act_base + (b0 + u - block_begin) * 4 * b_tile_bytes<kTokens>();
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const uint64_t desc = interleaved_descriptor(tiles + j * b_tile_bytes<kTokens>(), kTokens * 16, 128);
+        wgmma_block_step<kTokens>(part[u][j], a[u][j], desc, 0);
+      }
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+#pragma unroll
+    for (int u = 0; u < kBurst; ++u) {
+      if (b0 + u >= block_end) break;
+      const int local = b0 + u - block_begin;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        // x 2^6 undoes the conversion's 2^-6.
+        const float w_row[2] = {e8m0_to_float((sc_lo[u] >> (8 * j)) & 0xFFu) * 64.0f,
+                                e8m0_to_float((sc_hi[u] >> (8 * j)) & 0xFFu) * 64.0f};
+#pragma unroll
+        for (int i = 0; i < kAcc; ++i) {
+          pin_register(part[u][j][i]);
+          const int tok = 8 * (i / 4) + 2 * t + i % 2;
+          acc[i] += part[u][j][i] * (w_row[(i % 4) / 2] * act_scale[tok * scale_stride + local]);
+        }
+      }
+    }
+  }
+  reduce_and_store<kTokens>(p, rb, split, warp, g, t, row_lo, acc);
 }
 
 // Split count by the same wave model as skinny_launch.cu: time ~ waves x (K range + 512).
@@ -279,8 +443,10 @@ void choose_split(int64_t k, int64_t row_blocks, int num_sms, int64_t m, SkinnyP
 }  // namespace
 
 bool wgmma_decode_supported(const DenseGemmArgs& a) {
-  return a.weight == WeightKind::kFP8Block && a.act == ActKind::kFP8 && a.m >= 1 && a.m <= 16 && a.k % 128 == 0 &&
-         a.x_stride % 4 == 0;
+  const bool fp8 = a.weight == WeightKind::kFP8Block && a.x_stride % 4 == 0;
+  // MXFP4 at 16 tokens would hold 64 partial floats per lane and spill (ptxas: 132 bytes).
+  const bool mxfp4 = a.weight == WeightKind::kMXFP4 && a.x_stride % 8 == 0 && a.m <= 8;
+  return (fp8 || mxfp4) && a.act == ActKind::kFP8 && a.m >= 1 && a.m <= 16 && a.k % 128 == 0;
 }
 
 // Session 3 run 2 (H100, A/B against v11 in one run): the wgmma kernel took 0.54-0.93x v11's
@@ -288,7 +454,8 @@ bool wgmma_decode_supported(const DenseGemmArgs& a) {
 // and wo_b (117 MB), where v11's 256-row CTAs already stream at ~70% of copy.
 bool wgmma_decode_chosen(const DenseGemmArgs& a) {
   constexpr int64_t kLargestWeightBytes = int64_t{64} << 20;
-  return wgmma_decode_supported(a) && a.n * a.k < kLargestWeightBytes;
+  const int64_t bytes = a.weight == WeightKind::kMXFP4 ? a.n * a.k / 2 : a.n * a.k;
+  return wgmma_decode_supported(a) && bytes < kLargestWeightBytes;
 }
 
 SkinnyPlan plan_wgmma_decode(int64_t n, int64_t k, int64_t m, int num_sms) {
@@ -308,7 +475,7 @@ cudaError_t launch_wgmma_decode(const DenseGemmArgs& a, const SkinnyPlan& plan, 
   if (plan.grid == 0) return cudaSuccess;
   Params p{};
   p.w = static_cast<const uint8_t*>(a.w);
-  p.w_scale = static_cast<const float*>(a.w_scale);
+  p.w_scale = a.w_scale;
   p.n = a.n;
   p.k = a.k;
   p.x = static_cast<const uint8_t*>(a.x);
@@ -323,7 +490,12 @@ cudaError_t launch_wgmma_decode(const DenseGemmArgs& a, const SkinnyPlan& plan, 
   p.out_scale = a.global_scale;
   p.partials = scratch.partials;
   p.counters = scratch.counters;
-  void (*fn)(const Params) = plan.token_tiles == 1 ? wgmma_decode_fp8_kernel<8> : wgmma_decode_fp8_kernel<16>;
+  void (*fn)(const Params) = nullptr;
+  if (a.weight == WeightKind::kMXFP4) {
+    fn = wgmma_decode_mxfp4_kernel<8>;
+  } else {
+    fn = plan.token_tiles == 1 ? wgmma_decode_fp8_kernel<8> : wgmma_decode_fp8_kernel<16>;
+  }
   if (plan.smem_bytes > 48 * 1024) {
     const cudaError_t e =
         cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(plan.smem_bytes));
