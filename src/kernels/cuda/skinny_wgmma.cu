@@ -19,6 +19,7 @@
 // logical k (4t + i) is P[8j + i] and (16 + 4t + i) is P[8j + 4 + i]; the staging below places
 // each activation byte at the logical position of the weight byte it multiplies.
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -273,7 +274,19 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_fp8_kernel(
 // row, whose E8M0 scale is applied to that wgmma's own fp32 partial (exact: a power of two). Each
 // word of 8 E2M1 codes becomes two E4M3 registers by bit moves (value x 2^-6, exact): the codes
 // of its even elements are a[0]/a[1] (logical k 4t..4t+3), the odd ones a[2]/a[3] (16 + 4t..).
-constexpr int kMxfp4Burst = 2;
+//
+// NVFP4 (up to 4 tokens): the scales (E4M3, per 16) are not powers of two and E2M1 x scale does
+// not fit E4M3, so they too go on in fp32, per 16-block. After the transpose, lanes t = 0, 1 of
+// a quad hold the first 16-block of wgmma j's 32 and lanes 2, 3 the second; the B operand is
+// block-diagonal: column h*4 + n is token n's activations at the k of 16-block h and zero at
+// the others, so accumulator column h*4 + n sums one 16-block. Lane t's columns 2t, 2t + 1 are
+// block h = t/2 of tokens 2(t%2), 2(t%2) + 1; lanes t and t^2 add their halves at the end.
+constexpr int kFp4Burst = 2;
+
+// The E4M3 value of the low byte (exact through F16).
+__device__ __forceinline__ float e4m3_to_float(uint32_t byte) {
+  return __half2float(__ushort_as_half(static_cast<unsigned short>(e4m3x2_to_f16x2(byte & 0xFFu))));
+}
 
 __device__ __forceinline__ void e2m1x8_to_e4m3(uint32_t w, uint32_t& even, uint32_t& odd) {
   even = ((w << 2) & 0x1C1C1C1Cu) | ((w << 4) & 0x80808080u);
@@ -307,14 +320,19 @@ __device__ __forceinline__ void quad_transpose(uint32_t (&w)[4], int t) {
 
 // Activations for the MXFP4 kernel: logical k 4t + i of wgmma j is element 8t + 2i of block j
 // (core matrix 0), 16 + 4t + i is element 8t + 2i + 1 (core matrix 1).
-template <int kTokens>
-__device__ void stage_mxfp4(const Params& p, int64_t kbeg, int blocks, uint8_t* act, float* act_scale) {
+template <WeightKind W, int kTokens>
+__device__ void stage_fp4(const Params& p, int64_t kbeg, int blocks, uint8_t* act, float* act_scale) {
   for (int i = threadIdx.x; i < blocks * kTokens * 16; i += kThreads) {
     const int b = i / (kTokens * 16), r = i % (kTokens * 16);
-    const int tok = r / 16, j = (r % 16) / 4, t = r % 4;
+    const int col = r / 16, j = (r % 16) / 4, t = r % 4;
+    // MXFP4: column = token. NVFP4: column h*4 + n holds token n where lane t's k is in block h.
+    const int tok = W == WeightKind::kNVFP4 ? col % 4 : col;
+    const bool used = W == WeightKind::kNVFP4 ? col / 4 == t / 2 : true;
     uint2 v = make_uint2(0, 0);
-    if (tok < p.m) v = __ldg(reinterpret_cast<const uint2*>(p.x + tok * p.x_stride + kbeg + b * 128 + j * 32 + 8 * t));
-    uint8_t* tile = act + (b * 4 + j) * b_tile_bytes<kTokens>() + tok * 16 + t * 4;
+    if (used && tok < p.m) {
+      v = __ldg(reinterpret_cast<const uint2*>(p.x + tok * p.x_stride + kbeg + b * 128 + j * 32 + 8 * t));
+    }
+    uint8_t* tile = act + (b * 4 + j) * b_tile_bytes<kTokens>() + col * 16 + t * 4;
     *reinterpret_cast<uint32_t*>(tile) = __byte_perm(v.x, v.y, 0x6420);
     *reinterpret_cast<uint32_t*>(tile + kTokens * 16) = __byte_perm(v.x, v.y, 0x7531);
   }
@@ -325,10 +343,11 @@ __device__ void stage_mxfp4(const Params& p, int64_t kbeg, int blocks, uint8_t* 
   }
 }
 
-template <int kTokens>
-__global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_mxfp4_kernel(const Params p) {
+template <WeightKind W, int kTokens>
+__global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_fp4_kernel(const Params p) {
+  constexpr bool kNv = W == WeightKind::kNVFP4;
   constexpr int kAcc = kTokens / 2;
-  constexpr int kBurst = kMxfp4Burst;
+  constexpr int kBurst = kFp4Burst;
   extern __shared__ __align__(128) uint8_t smem[];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
@@ -342,14 +361,14 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_mxfp4_kerne
 
   const int64_t row_lo = static_cast<int64_t>(rb) * kRowsPerCta + warp * 16 + g;
   const bool lo_ok = row_lo < p.n, hi_ok = row_lo + 8 < p.n;
-  const int64_t row_bytes = p.k / 2, scale_row = p.k / 32;
+  const int64_t row_bytes = p.k / 2, scale_row = kNv ? p.k / 16 : p.k / 32;
   const uint8_t* w_lo = p.w + (lo_ok ? row_lo : 0) * row_bytes;
   const uint8_t* w_hi = p.w + (hi_ok ? row_lo + 8 : 0) * row_bytes;
   const uint8_t* scales = static_cast<const uint8_t*>(p.w_scale);
   const uint8_t* s_lo = scales + (lo_ok ? row_lo : 0) * scale_row;
   const uint8_t* s_hi = scales + (hi_ok ? row_lo + 8 : 0) * scale_row;
 
-  stage_mxfp4<kTokens>(p, kbeg, block_end - block_begin, act, act_scale);
+  stage_fp4<W, kTokens>(p, kbeg, block_end - block_begin, act, act_scale);
   __syncthreads();
   const uint32_t act_base = shared_u32(act);
 
@@ -366,8 +385,17 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_mxfp4_kerne
       const int64_t off = static_cast<int64_t>(b0 + u) * 64 + t * 16;
       lo[u] = in && lo_ok ? load_streaming_16(w_lo + off) : make_uint4(0, 0, 0, 0);
       hi[u] = in && hi_ok ? load_streaming_16(w_hi + off) : make_uint4(0, 0, 0, 0);
-      sc_lo[u] = in && lo_ok ? __ldg(reinterpret_cast<const uint32_t*>(s_lo + (b0 + u) * 4)) : 0u;
-      sc_hi[u] = in && hi_ok ? __ldg(reinterpret_cast<const uint32_t*>(s_hi + (b0 + u) * 4)) : 0u;
+      if constexpr (kNv) {
+        // The 8 scale bytes of the block; this lane's are those of 16-block t/2 of each k32.
+        const uint32_t pick = t / 2 ? 0x7531u : 0x6420u;
+        const uint2 l = in && lo_ok ? __ldg(reinterpret_cast<const uint2*>(s_lo + (b0 + u) * 8)) : make_uint2(0, 0);
+        const uint2 h = in && hi_ok ? __ldg(reinterpret_cast<const uint2*>(s_hi + (b0 + u) * 8)) : make_uint2(0, 0);
+        sc_lo[u] = __byte_perm(l.x, l.y, pick);
+        sc_hi[u] = __byte_perm(h.x, h.y, pick);
+      } else {
+        sc_lo[u] = in && lo_ok ? __ldg(reinterpret_cast<const uint32_t*>(s_lo + (b0 + u) * 4)) : 0u;
+        sc_hi[u] = in && hi_ok ? __ldg(reinterpret_cast<const uint32_t*>(s_hi + (b0 + u) * 4)) : 0u;
+      }
     }
     // All A fragments of the burst are built before the first wgmma (ptxas serialises wgmmas
     // whose input registers are written between them).
@@ -405,16 +433,28 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) wgmma_decode_mxfp4_kerne
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         // x 2^6 undoes the conversion's 2^-6.
-        const float w_row[2] = {e8m0_to_float((sc_lo[u] >> (8 * j)) & 0xFFu) * 64.0f,
-                                e8m0_to_float((sc_hi[u] >> (8 * j)) & 0xFFu) * 64.0f};
+        float w_row[2];
+        if constexpr (kNv) {
+          w_row[0] = e4m3_to_float(sc_lo[u] >> (8 * j)) * 64.0f;
+          w_row[1] = e4m3_to_float(sc_hi[u] >> (8 * j)) * 64.0f;
+        } else {
+          w_row[0] = e8m0_to_float((sc_lo[u] >> (8 * j)) & 0xFFu) * 64.0f;
+          w_row[1] = e8m0_to_float((sc_hi[u] >> (8 * j)) & 0xFFu) * 64.0f;
+        }
 #pragma unroll
         for (int i = 0; i < kAcc; ++i) {
           pin_register(part[u][j][i]);
-          const int tok = 8 * (i / 4) + 2 * t + i % 2;
+          const int tok = kNv ? 2 * (t % 2) + i % 2 : 8 * (i / 4) + 2 * t + i % 2;
           acc[i] += part[u][j][i] * (w_row[(i % 4) / 2] * act_scale[tok * scale_stride + local]);
         }
       }
     }
+  }
+  if constexpr (kNv) {
+    // Lanes t and t^2 hold the two 16-blocks of the same tokens; lanes 0 and 1 then hold
+    // tokens 0-3 in reduce_and_store's layout, lanes 2 and 3 "tokens 4-7" (>= m, not stored).
+#pragma unroll
+    for (int i = 0; i < kAcc; ++i) acc[i] += __shfl_xor_sync(0xFFFFFFFFu, acc[i], 2);
   }
   reduce_and_store<kTokens>(p, rb, split, warp, g, t, row_lo, acc);
 }
@@ -446,7 +486,9 @@ bool wgmma_decode_supported(const DenseGemmArgs& a) {
   const bool fp8 = a.weight == WeightKind::kFP8Block && a.x_stride % 4 == 0;
   // MXFP4 at 16 tokens would hold 64 partial floats per lane and spill (ptxas: 132 bytes).
   const bool mxfp4 = a.weight == WeightKind::kMXFP4 && a.x_stride % 8 == 0 && a.m <= 8;
-  return (fp8 || mxfp4) && a.act == ActKind::kFP8 && a.m >= 1 && a.m <= 16 && a.k % 128 == 0;
+  // NVFP4: two 16-block columns per token in N = 8.
+  const bool nvfp4 = a.weight == WeightKind::kNVFP4 && a.x_stride % 8 == 0 && a.m <= 4;
+  return (fp8 || mxfp4 || nvfp4) && a.act == ActKind::kFP8 && a.m >= 1 && a.m <= 16 && a.k % 128 == 0;
 }
 
 // Session 3 run 2 (H100, A/B against v11 in one run): the wgmma kernel took 0.54-0.93x v11's
@@ -454,7 +496,7 @@ bool wgmma_decode_supported(const DenseGemmArgs& a) {
 // and wo_b (117 MB), where v11's 256-row CTAs already stream at ~70% of copy.
 bool wgmma_decode_chosen(const DenseGemmArgs& a) {
   constexpr int64_t kLargestWeightBytes = int64_t{64} << 20;
-  const int64_t bytes = a.weight == WeightKind::kMXFP4 ? a.n * a.k / 2 : a.n * a.k;
+  const int64_t bytes = a.weight == WeightKind::kFP8Block ? a.n * a.k : a.n * a.k / 2;
   return wgmma_decode_supported(a) && bytes < kLargestWeightBytes;
 }
 
@@ -492,7 +534,9 @@ cudaError_t launch_wgmma_decode(const DenseGemmArgs& a, const SkinnyPlan& plan, 
   p.counters = scratch.counters;
   void (*fn)(const Params) = nullptr;
   if (a.weight == WeightKind::kMXFP4) {
-    fn = wgmma_decode_mxfp4_kernel<8>;
+    fn = wgmma_decode_fp4_kernel<WeightKind::kMXFP4, 8>;
+  } else if (a.weight == WeightKind::kNVFP4) {
+    fn = wgmma_decode_fp4_kernel<WeightKind::kNVFP4, 8>;
   } else {
     fn = plan.token_tiles == 1 ? wgmma_decode_fp8_kernel<8> : wgmma_decode_fp8_kernel<16>;
   }
