@@ -162,7 +162,7 @@ void gemm(GpuContext& ctx, const DeviceLinear& w, const GemmInput& in, void* y, 
     if (regime != Regime::kDecodeMmaSync && wgmma_decode_chosen(a)) {
       const SkinnyPlan plan = plan_wgmma_decode(a.n, a.k, a.m, ctx.num_sms());
       const Scratch scratch = ctx.scratch(plan.partial_floats, plan.counters);
-      check_cuda(launch_wgmma_decode(a, plan, scratch, ctx.stream()), w.name() + " (FP8 wgmma decode GEMM)");
+      check_cuda(launch_wgmma_decode(a, plan, scratch, ctx.stream()), w.name() + " (wgmma decode GEMM)");
       return;
     }
     const SkinnyPlan plan = plan_skinny_dense(a.weight, a.n, a.k, a.m, ctx.num_sms());

@@ -1,4 +1,6 @@
-// Decode GEMM (M <= 16 tokens) for FP8 block-128 weights on Hopper's FP8 tensor cores (wgmma).
+// Decode GEMM on Hopper's FP8 tensor cores (wgmma) for FP8 block-128 weights (M <= 16 tokens),
+// MXFP4 (M <= 8) and NVFP4 (M <= 4) with FP8 activations; the 4-bit section below says how
+// their weights become E4M3 and where their scales go. FP8:
 // sm_90 has no FP8 `mma.sync` (ptxas turns it into F16 conversions + HMMA, skinny.md v12-v13),
 // so this kernel swaps the operands onto `wgmma`: the weight rows are its M dimension (64 rows
 // per warpgroup), the tokens its N (8 or 16, zero-padded). The weights go straight from the
@@ -7,11 +9,11 @@
 //
 // Work split: a CTA of two warpgroups owns 128 weight rows (one FP8 scale row block) and a
 // range of 128-k blocks. Per block, lane (g, t) of warp w loads 16 bytes at k = t*16 and 16 at
-// k = 64 + t*16 of rows 16w + g and 16w + g + 8 (four 16-byte streaming loads, a burst of
-// kDecodeBurst blocks in flight), then issues four m64nNk32 wgmmas into one fp32 partial per
-// block (the tensor core's accumulation over the block's 128 k, as on the prefill wgmma path)
-// and promotes it with w_scale x x_scale. Split-K as in skinny_gemm.cuh: partials to scratch,
-// the last CTA adds them in split order (deterministic).
+// k = 64 + t*16 of rows 16w + g and 16w + g + 8 (four 16-byte streaming loads, a burst of a
+// few blocks in flight), then issues four m64nNk32 wgmmas, two per fp32 partial (the tensor
+// core's own accumulation stays short), and promotes the partials with w_scale x x_scale.
+// Split-K as in skinny_gemm.cuh: partials to scratch, the last CTA adds them in split order
+// (deterministic).
 //
 // A register layout of one m64nNk32 wgmma (per warp, as mma.sync m16n8k32): a[0] = row g,
 // logical k 4t..4t+3; a[1] = row g+8, same k; a[2] = row g, k 16+4t..; a[3] = row g+8. Wgmma j
