@@ -59,7 +59,7 @@ constexpr int kKcCap = 4096;                      // K elements staged per CTA a
 
 struct Params {
   const uint8_t* w;
-  const void* w_scale;  // FP8: float [ceil(n/128), k/128]; MXFP4: E8M0 bytes [n, k/32]
+  const void* w_scale;  // FP8: float [ceil(n/128), k/128]; MXFP4: E8M0 [n, k/32]; NVFP4: E4M3 [n, k/16]
   int64_t n, k;
   const uint8_t* x;
   const float* x_scale;  // [m, k/128]
