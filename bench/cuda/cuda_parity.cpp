@@ -122,15 +122,27 @@ void run_dense(GpuContext& ctx, const DenseCase& c, const std::vector<int64_t>& 
   probe.x_stride = c.k;
   probe.m = m_max;
   probe.y_stride = c.n;
-  if (c.encoding == WeightEncoding::kFP8Block && cuda::wgmma_dense_supported(probe)) {
+  // The FP8 and MXFP4 decode kernels on wgmma (skinny_wgmma.cu) accumulate in the tensor cores
+  // too (FP8: two chained k32 wgmmas per fp32 partial, half the prefill's chain; MXFP4: one):
+  // their outputs get the same allowance. The mma.sync decode kernel, which they replace for
+  // these shapes, runs as well. decode_probe has M = 1, so M <= 8 of MXFP4 is decided here;
+  // larger M (MXFP4 on wgmma takes up to 8 tokens) is asked again per M below.
+  cuda::DenseGemmArgs decode_probe = probe;
+  decode_probe.m = 1;
+  const bool prefill_on_wgmma = cuda::wgmma_dense_supported(probe);
+  const bool decode_on_wgmma = cuda::wgmma_decode_chosen(decode_probe);
+  if ((c.encoding == WeightEncoding::kFP8Block && prefill_on_wgmma) || decode_on_wgmma) {
     fp8_wgmma_slack = reference_gemm(w, xd, m_max, /*magnitudes=*/true);
     for (double& v : fp8_wgmma_slack) v = std::ldexp(v, -10);
   }
 
   DeviceBuffer y(static_cast<size_t>(m_max * c.n) * 2);
   for (const int64_t m : ms) {
-    for (const Regime regime : {Regime::kDecode, Regime::kPrefill}) {
-      if (regime == Regime::kDecode && m > 16) continue;
+    for (const Regime regime : {Regime::kDecode, Regime::kDecodeMmaSync, Regime::kPrefill}) {
+      if (regime != Regime::kPrefill && m > 16) continue;
+      decode_probe.m = m;
+      const bool m_on_wgmma = regime != Regime::kPrefill && cuda::wgmma_decode_chosen(decode_probe);
+      if (regime == Regime::kDecodeMmaSync && !m_on_wgmma) continue;
       GemmInput in;
       in.act = act;
       in.m = m;
@@ -142,10 +154,15 @@ void run_dense(GpuContext& ctx, const DenseCase& c, const std::vector<int64_t>& 
       const std::vector<float> got = download_bf16(y, m * c.n);
       const std::span<const double> ref(ref_all.data(), static_cast<size_t>(m * c.n));
       std::span<const double> slack;
-      if (regime == Regime::kPrefill && !fp8_wgmma_slack.empty()) {
+      const bool on_wgmma =
+          regime == Regime::kPrefill ? prefill_on_wgmma : regime == Regime::kDecode && m_on_wgmma;
+      if (on_wgmma && !fp8_wgmma_slack.empty()) {
         slack = std::span<const double>(fp8_wgmma_slack.data(), static_cast<size_t>(m * c.n));
       }
-      report(fmt::format("{} M={} {}", label, m, regime == Regime::kDecode ? "decode" : "prefill"),
+      const char* regime_name = regime == Regime::kDecode ? (m_on_wgmma ? "decode-wgmma" : "decode")
+                                : regime == Regime::kDecodeMmaSync ? "decode-mma.sync"
+                                                                    : "prefill";
+      report(fmt::format("{} M={} {}", label, m, regime_name),
              compare(got, ref, kGemmBound, slack), kGemmBound);
     }
   }

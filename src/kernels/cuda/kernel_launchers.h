@@ -33,6 +33,17 @@ inline int skinny_pairs_per_item(int64_t tokens) { return tokens <= 8 ? 8 : 16; 
 
 cudaError_t launch_skinny_dense(const DenseGemmArgs& args, const SkinnyPlan& plan, const Scratch& scratch,
                                 cudaStream_t stream);
+// Decode on FP8 wgmma (skinny_wgmma.cu) for FP8 block-128 (M <= 16), MXFP4 (M <= 8) and NVFP4
+// (M <= 4) weights with FP8 activations: weights in registers as the 64-row A operand (4-bit
+// ones converted to E4M3 exactly), tokens as N. The tensor cores' accumulation within a few
+// chained k32 wgmmas keeps about 14 bits, as on the prefill wgmma path.
+bool wgmma_decode_supported(const DenseGemmArgs& args);
+// Whether the decode GEMM runs there: supported and the weight under 64 MB (v11 of
+// skinny_gemm.cuh streams the larger ones as fast; docs/kernels/skinny.md v15-v17).
+bool wgmma_decode_chosen(const DenseGemmArgs& args);
+SkinnyPlan plan_wgmma_decode(int64_t n, int64_t k, int64_t m, int num_sms);
+cudaError_t launch_wgmma_decode(const DenseGemmArgs& args, const SkinnyPlan& plan, const Scratch& scratch,
+                                cudaStream_t stream);
 cudaError_t launch_skinny_moe(const MoeGemmArgs& args, bool gate_up, const SkinnyPlan& plan, const Scratch& scratch,
                               cudaStream_t stream);
 

@@ -45,7 +45,9 @@ class DeviceLinear {
   DeviceBuffer scale_;
 };
 
-enum class Regime { kAuto, kDecode, kPrefill };
+// kDecodeMmaSync: the decode regime on the mma.sync kernel (skinny_gemm.cuh) even for FP8
+// weights that the wgmma decode kernel takes, so that parity checks both.
+enum class Regime { kAuto, kDecode, kPrefill, kDecodeMmaSync };
 
 // Activations already in the weight's operand format: FP8 codes + scales, or BF16.
 struct GemmInput {

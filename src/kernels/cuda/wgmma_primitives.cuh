@@ -90,4 +90,34 @@ __device__ __forceinline__ void wgmma_m64n128k16_bf16(float (&d)[64], uint64_t d
       : "l"(desc_a), "l"(desc_b));
 }
 
+// Descriptor of a K-major operand without swizzle: 8-row x 16-byte core matrices, each 128
+// contiguous bytes; `k_stride` bytes between core matrices along K (leading byte offset),
+// `row_stride` bytes between 8-row groups (stride byte offset). 16-byte aligned.
+__device__ __forceinline__ uint64_t interleaved_descriptor(uint32_t address, uint32_t k_stride, uint32_t row_stride) {
+  return static_cast<uint64_t>((address & 0x3FFFFu) >> 4) | (static_cast<uint64_t>((k_stride >> 4) & 0x3FFFu) << 16) |
+         (static_cast<uint64_t>((row_stride >> 4) & 0x3FFFu) << 32);
+}
+
+// D(64xN, fp32) (+)= A(64x32 E4M3, registers) * B(Nx32 E4M3, shared, K-major)^T, N = 8 or 16.
+// A: lane (g, t) of warp w holds {row 16w+g, k 4t..4t+3}, {row 16w+g+8, k 4t..}, {row 16w+g,
+// k 16+4t..}, {row 16w+g+8, k 16+4t..} (the mma.sync m16n8k32 A layout per warp).
+// `accumulate` = 0 overwrites D.
+__device__ __forceinline__ void wgmma_m64n8k32_e4m3_rs(float (&d)[4], const uint32_t (&a)[4], uint64_t desc_b,
+                                                       int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %9, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n8k32.f32.e4m3.e4m3 {%0, %1, %2, %3}, {%4, %5, %6, %7}, %8, p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
+}
+__device__ __forceinline__ void wgmma_m64n16k32_e4m3_rs(float (&d)[8], const uint32_t (&a)[4], uint64_t desc_b,
+                                                        int accumulate) {
+  asm volatile(
+      "{\n.reg .pred p;\nsetp.ne.b32 p, %13, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n16k32.f32.e4m3.e4m3 {%0, %1, %2, %3, %4, %5, %6, %7}, {%8, %9, %10, %11}, %12, "
+      "p, 1, 1;\n}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate));
+}
+
 }  // namespace fp4serve::cuda
