@@ -14,10 +14,10 @@
 #include <vector>
 
 #include "base/error.h"
-#include "kernels/cuda/gpu_context.h"
-#include "kernels/cuda/kernel_launchers.h"
-#include "kernels/cuda/linear_cuda.h"
-#include "kernels/cuda/moe_cuda.h"
+#include "backend/cuda/gpu_context.h"
+#include "backend/cuda/kernel_launchers.h"
+#include "backend/cuda/linear_cuda.h"
+#include "backend/cuda/moe_cuda.h"
 #include "parity_reference.h"
 
 namespace fp4serve::parity {

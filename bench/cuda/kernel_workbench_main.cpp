@@ -5,7 +5,7 @@
 #include <fstream>
 
 #include "base/error.h"
-#include "kernels/cuda/kernel_workbench.h"
+#include "backend/cuda/kernel_workbench.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"fp4serve CUDA kernel workbench"};

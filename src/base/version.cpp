@@ -3,7 +3,7 @@
 #include <fmt/format.h>
 
 #include "fp4serve_version.h"
-#include "kernels/cuda_probe.h"
+#include "backend/cuda_probe.h"
 
 namespace fp4serve {
 

@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "checkpoint/expected_tensors.h"
-#include "kernels/cpu/linear.h"
+#include "backend/cpu/linear.h"
 
 namespace fp4serve {
 

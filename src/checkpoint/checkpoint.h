@@ -11,7 +11,7 @@
 
 #include "base/tensor.h"
 #include "formats/linear_weight.h"
-#include "model/config.h"
+#include "config/model_config.h"
 
 namespace fp4serve {
 

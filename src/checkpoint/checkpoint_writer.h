@@ -27,7 +27,7 @@
 
 #include "checkpoint/expected_tensors.h"
 #include "formats/linear_weight.h"
-#include "model/config.h"
+#include "config/model_config.h"
 
 namespace fp4serve {
 

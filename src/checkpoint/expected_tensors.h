@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "config/model_config.h"
 
 namespace fp4serve {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "model/config.h"
+#include "config/model_config.h"
 
 namespace fp4serve {
 

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint_writer.h"
-#include "model/config.h"
+#include "config/model_config.h"
 
 namespace fp4serve {
 

@@ -11,9 +11,9 @@
 
 #include "base/error.h"
 #include "cli/command.h"
-#include "kernels/cpu/cpu_isa.h"
-#include "kernels/cpu/linear.h"
-#include "kernels/cpu/thread_pool.h"
+#include "backend/cpu/cpu_isa.h"
+#include "backend/cpu/linear.h"
+#include "backend/cpu/thread_pool.h"
 #include "model/model.h"
 #include "model/synthetic_checkpoint.h"
 

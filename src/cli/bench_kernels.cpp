@@ -1,13 +1,13 @@
-// `fp4serve bench kernels [--json]`: the CUDA kernel workbench (kernels/cuda/kernel_workbench.h)
+// `fp4serve bench kernels [--json]`: the CUDA kernel workbench (backend/cuda/kernel_workbench.h)
 // at DeepSeek-V4 shapes, beside the copy bandwidth and cuBLASLt measured in the same run.
 #include <cstdio>
 #include <memory>
 
 #include "base/error.h"
 #include "cli/command.h"
-#include "kernels/cuda_probe.h"
+#include "backend/cuda_probe.h"
 #ifdef FP4SERVE_HAVE_CUDA
-#include "kernels/cuda/kernel_workbench.h"
+#include "backend/cuda/kernel_workbench.h"
 #endif
 
 namespace fp4serve::cli {

@@ -11,8 +11,8 @@
 #include <span>
 #include <vector>
 
-#include "kernels/cpu/linear.h"
-#include "model/config.h"
+#include "backend/cpu/linear.h"
+#include "config/model_config.h"
 #include "model/numerics.h"
 #include "model/rope.h"
 #include "model/sequence_state.h"

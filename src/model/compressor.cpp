@@ -4,9 +4,9 @@
 #include <cmath>
 #include <cstring>
 
-#include "kernels/cpu/activation_quant.h"
-#include "kernels/cpu/hadamard.h"
-#include "kernels/cpu/numeric_formats.h"
+#include "backend/cpu/activation_quant.h"
+#include "backend/cpu/hadamard.h"
+#include "backend/cpu/numeric_formats.h"
 #include "model/norms.h"
 #include "model/parallel.h"
 

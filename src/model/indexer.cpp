@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
-#include "kernels/cpu/numeric_formats.h"
+#include "backend/cpu/numeric_formats.h"
 #include "model/parallel.h"
 
 namespace fp4serve {

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/cpu/linear.h"
-#include "kernels/cpu/numeric_formats.h"
+#include "backend/cpu/linear.h"
+#include "backend/cpu/numeric_formats.h"
 #include "model/parallel.h"
 
 namespace fp4serve {

@@ -7,7 +7,7 @@
 
 #include "base/error.h"
 #include "model/scratch.h"
-#include "kernels/cpu/numeric_formats.h"
+#include "backend/cpu/numeric_formats.h"
 #include "model/parallel.h"
 
 namespace fp4serve {

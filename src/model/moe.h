@@ -8,8 +8,8 @@
 #include <cstdint>
 #include <vector>
 
-#include "kernels/cpu/linear.h"
-#include "model/config.h"
+#include "backend/cpu/linear.h"
+#include "config/model_config.h"
 #include "model/numerics.h"
 #include "model/weights.h"
 

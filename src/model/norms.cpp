@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "kernels/cpu/numeric_formats.h"
+#include "backend/cpu/numeric_formats.h"
 
 namespace fp4serve {
 

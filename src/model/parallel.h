@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "kernels/cpu/thread_pool.h"
+#include "backend/cpu/thread_pool.h"
 
 namespace fp4serve {
 

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <string>
 
-#include "kernels/cpu/numeric_formats.h"
-#include "kernels/cpu/thread_pool.h"
+#include "backend/cpu/numeric_formats.h"
+#include "backend/cpu/thread_pool.h"
 
 namespace fp4serve {
 namespace {

@@ -2,7 +2,7 @@
 
 #include "base/error.h"
 #include "checkpoint/checkpoint.h"
-#include "kernels/cpu/numeric_formats.h"
+#include "backend/cpu/numeric_formats.h"
 
 namespace fp4serve {
 namespace {

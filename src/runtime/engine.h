@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "model/config.h"
+#include "config/model_config.h"
 #include "model/numerics.h"
 #include "model/sequence_state.h"
 

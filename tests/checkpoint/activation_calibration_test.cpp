@@ -17,7 +17,7 @@
 #include "checkpoint/test_model.h"
 #include "checkpoint_test_support.h"
 #include "formats/weight_quantization.h"
-#include "kernels/cpu/linear.h"
+#include "backend/cpu/linear.h"
 
 namespace fp4serve {
 namespace {

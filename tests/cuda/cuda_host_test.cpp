@@ -10,12 +10,12 @@
 #include "base/error.h"
 #include "base/tensor.h"
 #include "formats/linear_weight.h"
-#include "kernels/cuda_probe.h"
+#include "backend/cuda_probe.h"
 
 #ifdef FP4SERVE_HAVE_CUDA
-#include "kernels/cuda/kernel_launchers.h"
-#include "kernels/cuda/linear_cuda.h"
-#include "kernels/cuda/moe_cuda.h"
+#include "backend/cuda/kernel_launchers.h"
+#include "backend/cuda/linear_cuda.h"
+#include "backend/cuda/moe_cuda.h"
 #endif
 
 namespace fp4serve {

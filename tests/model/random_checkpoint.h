@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
-#include "kernels/cpu/numeric_formats.h"
+#include "backend/cpu/numeric_formats.h"
 
 namespace fp4serve::testing {
 
