@@ -17,7 +17,7 @@
 #include <vector>
 
 #include "checkpoint/expected_tensors.h"
-#include "backend/cpu/linear.h"
+#include "formats/activation_observer.h"
 
 namespace fp4serve {
 
@@ -27,8 +27,9 @@ struct ObservedInput {
   int64_t non_finite = 0;  // NaN / Inf elements seen (they leave amax alone)
 };
 
-// Records max |x| per linear (canonical name) while installed as cpu::linear's observer.
-class InputAmaxRecorder : public cpu::ActivationObserver {
+// Records max |x| per linear (canonical name) while installed as a backend's activation
+// observer (Backend::set_activation_observer).
+class InputAmaxRecorder : public ActivationObserver {
  public:
   void observe(const LinearWeight& weight, const float* x, int64_t rows, int64_t x_stride) override;
   std::map<std::string, ObservedInput> observed() const;
@@ -36,15 +37,6 @@ class InputAmaxRecorder : public cpu::ActivationObserver {
  private:
   mutable std::mutex mutex_;
   std::map<std::string, ObservedInput> observed_;
-};
-
-// Installs a recorder as cpu::linear's observer for its lifetime.
-class ScopedActivationObserver {
- public:
-  explicit ScopedActivationObserver(cpu::ActivationObserver& observer) { cpu::set_activation_observer(&observer); }
-  ~ScopedActivationObserver() { cpu::set_activation_observer(nullptr); }
-  ScopedActivationObserver(const ScopedActivationObserver&) = delete;
-  ScopedActivationObserver& operator=(const ScopedActivationObserver&) = delete;
 };
 
 inline constexpr float kUncalibratedLayerAmax = 0.5f;  // ModelOpt's fallback_value

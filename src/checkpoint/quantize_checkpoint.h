@@ -35,8 +35,8 @@ class CheckpointMasters : public MasterSource {
 // Float32 copy of any float tensor (F32, BF16, F16) or index tensor (I64, I32).
 std::vector<float> tensor_to_f32(const TensorView& tensor);
 
-// Runs the loaded source model over calibration text and returns what cpu::linear's
-// observer saw (quantize --calibrate-tokens; the runner lives with the CLI, downstream of
+// Runs the loaded source model over calibration text and returns what the backend's
+// activation observer saw (quantize --calibrate-tokens; the runner lives with the CLI, downstream of
 // model/).
 using ActivationCalibrator = std::function<std::map<std::string, ObservedInput>(const Checkpoint& source)>;
 

@@ -9,13 +9,14 @@
 #include <numeric>
 #include <vector>
 
+#include "backend/backend.h"
+#include "backend/cpu/thread_pool.h"
 #include "base/error.h"
 #include "cli/command.h"
-#include "backend/cpu/cpu_isa.h"
-#include "backend/cpu/linear.h"
-#include "backend/cpu/thread_pool.h"
+#include "cli/engine_flags.h"
 #include "model/model.h"
 #include "model/synthetic_checkpoint.h"
+#include "runtime/memory_plan.h"
 
 namespace fp4serve::cli {
 namespace {
@@ -27,7 +28,17 @@ struct BenchDecodeOptions {
   int64_t prompt = 16;
   int64_t tokens = 8;
   double bandwidth_gb = 1.0;  // size of the bandwidth probe buffer
+  EngineFlags engine;
 };
+
+std::unique_ptr<Backend> start_backend(DeviceChoice choice) {
+  switch (choice) {
+    case DeviceChoice::kCpu: return make_backend(DeviceKind::kCpu);
+    case DeviceChoice::kCuda: return make_backend(DeviceKind::kCuda);
+    case DeviceChoice::kAuto: break;
+  }
+  return make_auto_backend();
+}
 
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
@@ -86,8 +97,11 @@ size_t bytes_per_token(const Checkpoint& c) {
 
 int bench_decode(const BenchDecodeOptions& o) {
   FP4SERVE_CHECK(o.tokens > 0 && o.prompt > 0, "--tokens and --prompt must be positive");
-  auto& pool = cpu::ThreadPool::global();
-  std::printf("bench decode: %s kernels, %d threads\n", std::string(cpu::isa_name(cpu::active_isa())).c_str(), pool.size());
+  EngineOptions flags;
+  o.engine.apply(flags);
+  const std::unique_ptr<Backend> backend = start_backend(flags.device);
+  std::fprintf(stderr, "device: %s\n", backend->description().c_str());
+  std::printf("bench decode: %s\n", backend->description().c_str());
 
   const ModelConfig config = synthetic_config(o.shape);
   auto t0 = Clock::now();
@@ -99,19 +113,24 @@ int bench_decode(const BenchDecodeOptions& o) {
               static_cast<long long>(config.num_layers), static_cast<long long>(config.hidden_size),
               static_cast<long long>(config.n_routed_experts), static_cast<long long>(config.experts_per_token),
               static_cast<long long>(config.vocab_size), static_cast<double>(weights) / 1e9, seconds_since(t0));
-  Model model(ckpt, ModelOptions{ActQuantMode::kAuto, o.prompt + o.tokens + 8});
+  const int64_t context = o.prompt + o.tokens + 8;
+  const MemoryPlan plan = plan_memory(*backend, config, ckpt.linears, ckpt.tensors, state_layout(config, context).slot_bytes(), 1,
+                                      o.prompt, flags.memory_utilization);
+  check_fits(plan, backend->description(), 1, context, flags.memory_utilization);
+  Model model(*backend, config, ckpt.linears, ckpt.tensors, ModelOptions{flags.act_quant, context});
   const size_t per_token = bytes_per_token(ckpt);
 
   const double bandwidth = measure_read_bandwidth(static_cast<size_t>(o.bandwidth_gb * 1e9));
   const double floor_tps = bandwidth / static_cast<double>(per_token);
 
-  auto seq = model.new_sequence();
+  constexpr SequenceId kSequence = 0;
+  model.create_sequence(kSequence);
   std::vector<int32_t> prompt(static_cast<size_t>(o.prompt));
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 11) % static_cast<size_t>(config.vocab_size));
   std::vector<float> logits;
   t0 = Clock::now();
-  SequenceInput in{seq.get(), prompt, false};
-  model.forward(std::span<const SequenceInput>(&in, 1), logits);
+  StepItem in{kSequence, 0, prompt, LogitsMode::kLast};
+  model.forward(std::span<const StepItem>(&in, 1), logits);
   const double prefill_s = seconds_since(t0);
   auto next_token = [&] {
     const auto last = logits.end() - config.vocab_size;
@@ -120,16 +139,16 @@ int bench_decode(const BenchDecodeOptions& o) {
   int32_t token = next_token();
   for (int warm = 0; warm < 2; ++warm) {  // first steps page in and size scratch buffers
     logits.clear();
-    in = SequenceInput{seq.get(), std::span<const int32_t>(&token, 1), false};
-    model.forward(std::span<const SequenceInput>(&in, 1), logits);
+    in = StepItem{kSequence, model.position(kSequence), std::span<const int32_t>(&token, 1), LogitsMode::kLast};
+    model.forward(std::span<const StepItem>(&in, 1), logits);
     token = next_token();
   }
   std::vector<double> step_s;
   for (int64_t i = 0; i < o.tokens; ++i) {
     logits.clear();
-    in = SequenceInput{seq.get(), std::span<const int32_t>(&token, 1), false};
+    in = StepItem{kSequence, model.position(kSequence), std::span<const int32_t>(&token, 1), LogitsMode::kLast};
     t0 = Clock::now();
-    model.forward(std::span<const SequenceInput>(&in, 1), logits);
+    model.forward(std::span<const StepItem>(&in, 1), logits);
     step_s.push_back(seconds_since(t0));
     token = next_token();
   }
@@ -143,19 +162,23 @@ int bench_decode(const BenchDecodeOptions& o) {
     const auto at = name.find(".ffn.experts.");
     if (at == std::string::npos || std::stoll(name.substr(at + 13)) < config.experts_per_token) projections.push_back(&w);
   }
-  std::vector<float> x(65536, 0.0f), y(static_cast<size_t>(std::max<int64_t>(config.vocab_size, 65536)));
-  for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(static_cast<int>(i % 7) - 3) * 0.25f;
+  std::vector<float> host_x(65536, 0.0f);
+  for (size_t i = 0; i < host_x.size(); ++i) host_x[i] = static_cast<float>(static_cast<int>(i % 7) - 3) * 0.25f;
+  const DeviceBuffer x = backend->allocate(host_x.size() * sizeof(float));
+  const DeviceBuffer y = backend->allocate(static_cast<size_t>(std::max<int64_t>(config.vocab_size, 65536)) * sizeof(float));
+  backend->copy_to_device(x.data(), host_x.data(), host_x.size() * sizeof(float));
   std::vector<double> alone_s;
   for (int rep = 0; rep < 5; ++rep) {
     t0 = Clock::now();
     for (const LinearWeight* w : projections) {
-      cpu::LinearJob job;
+      LinearJob job;
       job.weight = w;
-      job.x = x.data();
+      job.x = x.as<float>();
       job.rows = 1;
-      job.y = y.data();
-      cpu::linear(job);
+      job.y = y.as<float>();
+      backend->linear(std::span<const LinearJob>(&job, 1));
     }
+    backend->synchronize();
     alone_s.push_back(seconds_since(t0));
   }
   std::sort(alone_s.begin(), alone_s.end());
@@ -185,6 +208,7 @@ const RegisterBenchmark bench_decode_command{Command{
       sub.add_option("--prompt", o->prompt, "Prompt tokens prefilled (timed) before decoding (default 16)");
       sub.add_option("--tokens", o->tokens, "Decode tokens timed (default 8)");
       sub.add_option("--bandwidth-gb", o->bandwidth_gb, "Bandwidth probe buffer in GB (default 1)");
+      o->engine.add_to(sub);
       return [o] { return bench_decode(*o); };
     }}};
 

@@ -14,6 +14,7 @@
 
 #include "base/error.h"
 #include "cli/command.h"
+#include "cli/engine_flags.h"
 #include "io/token_ids_file.h"
 #include "runtime/engine.h"
 
@@ -25,7 +26,7 @@ struct PerplexityArgs {
   std::string tokens_path;
   int64_t window = 512;
   int64_t max_windows = 0;  // 0 = all
-  std::string act_quant = "auto";
+  EngineFlags engine;
   std::string json_path;
 };
 
@@ -39,13 +40,12 @@ double negative_log_likelihood(const float* logits, int64_t vocab, int32_t targe
 }
 
 int run_perplexity(const PerplexityArgs& a) {
-  if (a.act_quant != "auto" && a.act_quant != "off") fail("--act-quant {}: expected off (or auto)", a.act_quant);
   const std::vector<int32_t> tokens = read_u16_token_ids(a.tokens_path);
   std::vector<std::span<const int32_t>> windows = token_windows(tokens, a.window);
   if (a.max_windows > 0 && static_cast<size_t>(a.max_windows) < windows.size()) windows.resize(static_cast<size_t>(a.max_windows));
 
   EngineOptions options;
-  options.act_quant = a.act_quant == "off" ? ActQuantMode::kOff : ActQuantMode::kAuto;
+  a.engine.apply(options);
   options.reserve_tokens = a.window;
   options.show_progress = false;
   auto engine = Engine::open(a.model_dir, options);
@@ -60,10 +60,12 @@ int run_perplexity(const PerplexityArgs& a) {
   std::vector<float> logits;
   for (const auto& w : windows) {
     if (w.size() < 2) continue;  // nothing to predict
-    auto seq = engine->new_sequence();
+    constexpr SequenceId kWindow = 0;
+    engine->create_sequence(kWindow);
     logits.clear();
-    const StepRequest request{seq.get(), w, /*all_logits=*/true};
-    engine->step(std::span<const StepRequest>(&request, 1), logits);
+    const StepItem item{kWindow, 0, w, LogitsMode::kAll};
+    engine->step(std::span<const StepItem>(&item, 1), logits);
+    engine->free_sequence(kWindow);
     double nll = 0;
     for (size_t t = 0; t + 1 < w.size(); ++t) nll += negative_log_likelihood(logits.data() + t * V, V, w[t + 1]);
     total_nll += nll;
@@ -75,11 +77,11 @@ int run_perplexity(const PerplexityArgs& a) {
   const double loss = total_nll / double(predicted);
   std::printf("%s: %zu windows of up to %lld tokens, %lld predicted tokens\n", a.model_dir.c_str(), per_window.size(),
               static_cast<long long>(a.window), static_cast<long long>(predicted));
-  std::printf("loss %.5f nats/token, perplexity %.3f (act-quant %s)\n", loss, std::exp(loss), a.act_quant.c_str());
+  std::printf("loss %.5f nats/token, perplexity %.3f (act-quant %s)\n", loss, std::exp(loss), a.engine.act_quant.c_str());
   std::printf("%.2f s, %.0f tokens/s\n", seconds, double(predicted + static_cast<int64_t>(per_window.size())) / seconds);
   if (!a.json_path.empty()) {
     const nlohmann::json j = {{"model_dir", a.model_dir}, {"tokens_file", a.tokens_path}, {"window", a.window},
-                              {"act_quant", a.act_quant}, {"predicted_tokens", predicted}, {"loss", loss},
+                              {"act_quant", a.engine.act_quant}, {"device", engine->backend().description()}, {"predicted_tokens", predicted}, {"loss", loss},
                               {"perplexity", std::exp(loss)}, {"seconds", seconds}, {"windows", per_window}};
     std::ofstream out(a.json_path);
     out << j.dump(2) << "\n";
@@ -96,7 +98,7 @@ const RegisterBenchmark perplexity{Command{
       sub.add_option("--tokens", a->tokens_path, "Token ids, raw uint16 little-endian (e.g. heldout_tokens.u16)")->required();
       sub.add_option("--window", a->window, "Tokens per window; each window starts at position 0")->capture_default_str();
       sub.add_option("--max-windows", a->max_windows, "Only the first N windows (0 = all)")->capture_default_str();
-      sub.add_option("--act-quant", a->act_quant, "off: no activation quantization or QAT simulation")->capture_default_str();
+      a->engine.add_to(sub);
       sub.add_option("--json", a->json_path, "Also write the result and per-window NLL sums to this JSON file");
       return [a] { return run_perplexity(*a); };
     }}};

@@ -113,7 +113,7 @@ Sample stream_one(const std::string& host, int port, const std::string& body) {
 void engine_batch(runtime::EngineStepModel& model, const std::vector<std::vector<int32_t>>& prompts,
                   const BenchOptions& o) {
   const size_t vocab = static_cast<size_t>(model.vocab_size());
-  const runtime::SequenceId first_id = 1;
+  const SequenceId first_id = 1;
   std::vector<runtime::SequenceSampler> samplers;
   for (size_t i = 0; i < prompts.size(); ++i) {
     model.create_sequence(first_id + i);
@@ -123,13 +123,13 @@ void engine_batch(runtime::EngineStepModel& model, const std::vector<std::vector
   }
   std::vector<int32_t> last(prompts.size());
   std::vector<float> logits;
-  std::vector<runtime::SequenceWork> work;
+  std::vector<StepItem> work;
   // Prefill, whole prompts packed into steps of the token budget.
   for (size_t i = 0; i < prompts.size();) {
     work.clear();
     int64_t budget = o.max_batched_tokens;
     for (; i < prompts.size() && (work.empty() || static_cast<int64_t>(prompts[i].size()) <= budget); ++i) {
-      work.push_back({first_id + i, 0, prompts[i], true});
+      work.push_back({first_id + i, 0, prompts[i], LogitsMode::kLast});
       budget -= static_cast<int64_t>(prompts[i].size());
     }
     logits.resize(work.size() * vocab);
@@ -142,7 +142,7 @@ void engine_batch(runtime::EngineStepModel& model, const std::vector<std::vector
   for (int t = 1; t < o.max_tokens; ++t) {
     work.clear();
     for (size_t i = 0; i < prompts.size(); ++i) {
-      work.push_back({first_id + i, static_cast<int64_t>(prompts[i].size()) + t - 1, std::span<const int32_t>(&last[i], 1), true});
+      work.push_back({first_id + i, static_cast<int64_t>(prompts[i].size()) + t - 1, std::span<const int32_t>(&last[i], 1), LogitsMode::kLast});
     }
     logits.resize(work.size() * vocab);
     model.step(work, logits);

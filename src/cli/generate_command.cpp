@@ -12,6 +12,7 @@
 
 #include "base/error.h"
 #include "cli/command.h"
+#include "cli/engine_flags.h"
 #include "runtime/engine.h"
 #include "runtime/sampler.h"
 #include "runtime/token_list.h"
@@ -27,6 +28,7 @@ struct GenerateArgs {
   double temperature = 0.0, top_p = 1.0, min_p = 0.0;
   int top_k = 0;
   uint64_t seed = 0;
+  EngineFlags engine;
 };
 
 int run_generate(const GenerateArgs& a) {
@@ -51,6 +53,7 @@ int run_generate(const GenerateArgs& a) {
     prompt = parse_token_list(a.tokens);
   }
   EngineOptions options;
+  a.engine.apply(options);
   options.reserve_tokens = static_cast<int64_t>(prompt.size() + a.prompt.size()) + 1 + a.max_tokens;  // bytes >= tokens
   auto engine = Engine::open(a.model_dir, options);
   if (tokenizer) {
@@ -60,13 +63,14 @@ int run_generate(const GenerateArgs& a) {
   std::optional<text::IncrementalDecoder> stream;
   if (tokenizer) stream.emplace(*tokenizer, true);
   runtime::SequenceSampler sampler(sampling, prompt);
-  auto seq = engine->new_sequence();
+  constexpr SequenceId kSequence = 0;
+  engine->create_sequence(kSequence);
   const int64_t V = engine->config().vocab_size;
   std::vector<float> logits;
   std::vector<int32_t> generated;
   const auto t0 = std::chrono::steady_clock::now();
-  StepRequest r{seq.get(), prompt, false};
-  engine->step(std::span<const StepRequest>(&r, 1), logits);
+  StepItem item{kSequence, 0, prompt, LogitsMode::kLast};
+  engine->step(std::span<const StepItem>(&item, 1), logits);
   const auto t1 = std::chrono::steady_clock::now();
   int32_t next = 0;
   for (int64_t i = 0; i < a.max_tokens; ++i) {
@@ -80,8 +84,9 @@ int run_generate(const GenerateArgs& a) {
     std::fflush(stdout);
     if (next == engine->config().eos_token_id || i + 1 == a.max_tokens) break;
     logits.clear();
-    r = StepRequest{seq.get(), std::span<const int32_t>(&generated.back(), 1), false};
-    engine->step(std::span<const StepRequest>(&r, 1), logits);
+    item = StepItem{kSequence, static_cast<int64_t>(prompt.size() + generated.size()) - 1,
+                    std::span<const int32_t>(&generated.back(), 1), LogitsMode::kLast};
+    engine->step(std::span<const StepItem>(&item, 1), logits);
   }
   if (stream) std::fputs(stream->finish().c_str(), stdout);
   std::printf("\n");
@@ -106,6 +111,7 @@ const RegisterCommand generate_command{Command{
       sub.add_option("--seed", a->seed, "Sampling seed (default 0)");
       sub.add_option("--top-k", a->top_k, "Keep the k most likely tokens (default 0: off)");
       sub.add_option("--min-p", a->min_p, "Drop tokens less likely than min_p times the most likely (default 0)");
+      a->engine.add_to(sub);
       return [a] { return run_generate(*a); };
     }}};
 

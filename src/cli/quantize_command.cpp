@@ -12,6 +12,7 @@
 #include "checkpoint/quantize_checkpoint.h"
 #include "cli/command.h"
 #include "io/token_ids_file.h"
+#include "backend/backend.h"
 #include "model/model.h"
 #include "text/tokenizer.h"
 
@@ -56,17 +57,22 @@ std::map<std::string, ObservedInput> run_calibration(const Checkpoint& source, c
     FP4SERVE_CHECK(tokens[i] >= 0 && tokens[i] < source.config.vocab_size,
                    "calibration token {} is id {}, outside the model's vocabulary [0, {})", i, tokens[i],
                    source.config.vocab_size);
-  Model model(source, ModelOptions{ActQuantMode::kAuto, window});
+  // On the CPU: its observer sees every linear's input on the host, in the source's own numerics.
+  const std::unique_ptr<Backend> backend = make_backend(DeviceKind::kCpu);
+  Model model(*backend, source.config, source.linears, source.tensors, ModelOptions{ActQuantMode::kAuto, window});
   InputAmaxRecorder recorder;
-  const ScopedActivationObserver observing(recorder);
+  backend->set_activation_observer(&recorder);
   std::vector<float> logits;
   const auto windows = token_windows(tokens, window);
   for (const auto& w : windows) {
-    auto sequence = model.new_sequence();
-    const SequenceInput input{sequence.get(), w, false};
+    constexpr SequenceId kWindow = 0;
+    model.create_sequence(kWindow);
+    const StepItem item{kWindow, 0, w, LogitsMode::kLast};  // the head is a linear to calibrate too
     logits.clear();
-    model.forward(std::span<const SequenceInput>(&input, 1), logits);
+    model.forward(std::span<const StepItem>(&item, 1), logits);
+    model.free_sequence(kWindow);
   }
+  backend->set_activation_observer(nullptr);
   std::printf("calibrated on %zu tokens in %zu windows of up to %lld\n", tokens.size(), windows.size(),
               static_cast<long long>(window));
   return recorder.observed();

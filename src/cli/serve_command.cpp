@@ -11,6 +11,7 @@
 
 #include "base/error.h"
 #include "cli/command.h"
+#include "cli/engine_flags.h"
 #include "runtime/engine_fake_model.h"
 #include "runtime/engine_step_model.h"
 #include "runtime/scheduler.h"
@@ -29,7 +30,7 @@ struct ServeOptions {
   int port = 8000;
   std::string served_model_name;
   int64_t max_model_len = 0;  // 0: the model's, capped (runtime::kDefaultMaxContext)
-  std::string act_quant = "auto";
+  EngineFlags engine;
   int max_num_seqs = 64;
   int64_t max_num_batched_tokens = 512;
   int max_waiting_requests = 256;
@@ -80,8 +81,12 @@ ServedModel load_checkpoint_model(const ServeOptions& o) {
   ServedModel served;
   served.text = std::make_unique<server::DeepSeekText>(tokenizer_path);
   runtime::EngineModelOptions options;
-  options.act_quant = o.act_quant == "off" ? ActQuantMode::kOff : ActQuantMode::kAuto;
+  options.device = o.engine.device_choice();
+  options.act_quant = o.engine.act_quant_mode();
+  options.memory_utilization = o.engine.gpu_memory_utilization;
   options.max_context = o.max_model_len;
+  options.max_sequences = o.max_num_seqs;
+  options.max_step_tokens = o.max_num_batched_tokens;
   auto model = runtime::EngineStepModel::open(o.model_dir, options);
   const ModelConfig& config = model->engine().config();
   FP4SERVE_CHECK(served.text->vocab_size() <= model->vocab_size(),
@@ -219,11 +224,7 @@ const RegisterCommand serve{Command{
                      "Context length: prompt + completion tokens; each sequence reserves its state for it "
                      "(default: the model's max_position_embeddings, at most 4096)")
           ->check(CLI::Range(int64_t{1}, int64_t{1} << 40));
-      sub.add_option("--act-quant", o->act_quant,
-                     "auto: the checkpoint's activation quantization (DeepSeek numerics for native FP8/MXFP4); "
-                     "off: none (transformers' semantics)")
-          ->capture_default_str()
-          ->check(CLI::IsMember({"auto", "off"}));
+      o->engine.add_to(sub);
       sub.add_option("--max-num-seqs", o->max_num_seqs, "Sequences in the running batch")
           ->capture_default_str()
           ->check(CLI::Range(1, 65536));

@@ -1,211 +1,341 @@
 #include "model/model.h"
 
-#include <cstring>
+#include <set>
 
 #include "base/error.h"
-#include "model/scratch.h"
-#include "checkpoint/checkpoint.h"
-#include "backend/cpu/linear.h"
-#include "backend/cpu/numeric_formats.h"
-#include "model/mhc.h"
-#include "model/norms.h"
-#include "model/parallel.h"
+#include "model/rope.h"
 
 namespace fp4serve {
+
+// Step buffers: host tables built per step, and their device copies.
+struct Model::Buffers {
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> positions, logit_rows;
+  std::vector<SequenceSlice> slices;
+  std::vector<SequenceId> seen;
+  DeviceArray<int32_t> device_tokens;
+  DeviceArray<int64_t> device_positions, device_logit_rows;
+  DeviceArray<SequenceSlice> device_slices;
+  DeviceArray<float> X, u, xn, block_out, mixes, pre, post, comb, y, logits, embedded, projected, streams;
+  AttentionBuffers attention;
+};
+
 namespace {
 
-void embed_row(const TensorView& embed, int64_t token, int64_t D, float* out) {
-  switch (embed.dtype) {
-    case DType::BF16:
-      for (int64_t d = 0; d < D; ++d) out[d] = cpu::bf16_to_float(embed.as<uint16_t>()[token * D + d]);
-      break;
-    case DType::F16:
-      for (int64_t d = 0; d < D; ++d) out[d] = cpu::round_bf16(cpu::half_to_float(embed.as<uint16_t>()[token * D + d]));
-      break;
-    default:
-      for (int64_t d = 0; d < D; ++d) out[d] = cpu::round_bf16(embed.as<float>()[token * D + d]);
-      break;
-  }
+std::set<WeightEncoding> encodings_of(const LinearMap& linears) {
+  std::set<WeightEncoding> out;
+  for (const auto& [name, w] : linears) out.insert(w.encoding);
+  return out;
 }
 
-// y[t] = rms_norm(x[t]) * weight for each of `rows` rows of n.
-void rms_norm_rows(const float* x, const float* weight, int64_t rows, int64_t n, float eps, float* y) {
-  parallel_units(rows, rows * n * 4, [&](int64_t t0, int64_t t1) {
-    for (int64_t t = t0; t < t1; ++t) rms_norm(x + t * n, weight, n, eps, y + t * n);
-  });
+// Every projection of a block, for placement.
+template <typename Fn>
+void for_each_linear(const BlockWeights& b, const Fn& fn) {
+  fn(b.hc_attn.fn);
+  fn(b.hc_ffn.fn);
+  const AttentionWeights& a = b.attn;
+  for (const LinearWeight* w : {a.wq_a, a.wq_b, a.wkv, a.wo_a, a.wo_b}) fn(*w);
+  if (a.compressor) {
+    fn(*a.compressor->wkv);
+    fn(*a.compressor->wgate);
+  }
+  if (a.indexer) {
+    for (const LinearWeight* w : {a.indexer->wq_b, a.indexer->weights_proj, a.indexer->compressor.wkv, a.indexer->compressor.wgate})
+      fn(*w);
+  }
+  fn(*b.ffn.gate);
+  for (const ExpertWeights& e : b.ffn.experts)
+    for (const LinearWeight* w : {e.w1, e.w2, e.w3}) fn(*w);
+  for (const LinearWeight* w : {b.ffn.shared.w1, b.ffn.shared.w2, b.ffn.shared.w3}) fn(*w);
 }
 
 }  // namespace
 
-struct Model::Scratch {
-  std::vector<float> X, u, xn, block_out, mixes, pre, post, comb, y, embedded, projected;
-  std::vector<int32_t> tokens;
-  std::vector<int64_t> logit_rows;
-  std::vector<RowSegment> segments;
-  AttentionScratch attention;
-  MoeScratch moe;
-};
+Model::Model(Backend& backend, const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors,
+             const ModelOptions& options)
+    : backend_(backend),
+      config_(config),
+      numerics_(numerics_for(encodings_of(linears), options.act_quant)),
+      weights_(resolve_weights(config, linears, tensors)),
+      layout_(fp4serve::state_layout(config, options.context)),
+      pool_(backend, layout_.slot_floats, layout_.initial_values),
+      buffers_(std::make_unique<Buffers>()) {
+  // Projections first (the bulk of the bytes), then the small parameters.
+  auto place_linear = [&](const LinearWeight& w) { backend_.place(w); };
+  place_linear(*weights_.head);
+  for (const BlockWeights& b : weights_.layers) for_each_linear(b, place_linear);
+  for (const MtpWeights& m : weights_.mtp) {
+    place_linear(*m.e_proj);
+    place_linear(*m.h_proj);
+    place_linear(m.hc_head.fn);
+    for_each_linear(m.block, place_linear);
+  }
+  place_linear(weights_.hc_head.fn);
+  embed_table_ = backend_.place(weights_.embed);
 
-Model::Model(const Checkpoint& checkpoint, const ModelOptions& options)
-    : config_(checkpoint.config),
-      numerics_(numerics_for(checkpoint, options.act_quant)),
-      options_(options),
-      weights_(resolve_weights(checkpoint)),
-      scratch_(std::make_unique<Scratch>()) {
-  auto make_block = [&](const BlockWeights& bw, int64_t ratio) {
-    Block b{&bw, AttentionLayer{&config_, &bw.attn, &numerics_, rope_for_layer(config_, ratio)}, MoeLayer{&config_, &bw.ffn, &numerics_}};
-    return b;
-  };
-  for (int64_t i = 0; i < config_.num_layers; ++i) blocks_.push_back(make_block(weights_.layers[i], config_.compress_ratio(i)));
-  for (int64_t j = 0; j < config_.num_mtp_layers; ++j)
-    blocks_.push_back(make_block(weights_.mtp[j].block, config_.compress_ratio(config_.num_layers + j)));
-  for (const Block& b : blocks_) b.attention.reserve_scratch(scratch_->attention, options_.reserve_tokens);
+  rope_tables_.push_back(rope_frequencies_for_layer(config_, 0));
+  rope_tables_.push_back(rope_frequencies_for_layer(config_, 1));
+  rope_freqs_[0] = backend_.place(rope_tables_[0]);
+  rope_freqs_[1] = backend_.place(rope_tables_[1]);
+
+  head_ = Head{place_site(weights_.hc_head), backend_.place(weights_.norm)};
+  for (int64_t i = 0; i < config_.num_layers; ++i) blocks_.push_back(make_block(weights_.layers[static_cast<size_t>(i)], i));
+  for (int64_t j = 0; j < config_.num_mtp_layers; ++j) {
+    const MtpWeights& m = weights_.mtp[static_cast<size_t>(j)];
+    blocks_.push_back(make_block(m.block, config_.num_layers + j));
+    mtp_heads_.push_back(Head{place_site(m.hc_head), backend_.place(m.norm)});
+    mtp_enorm_.push_back(backend_.place(m.enorm));
+    mtp_hnorm_.push_back(backend_.place(m.hnorm));
+  }
 }
 
 Model::~Model() = default;
 
-std::unique_ptr<SequenceState> Model::new_sequence() const {
-  auto state = std::make_unique<SequenceState>();
-  state->layers_.resize(blocks_.size());
-  for (size_t i = 0; i < blocks_.size(); ++i) blocks_[i].attention.reset_state(state->layers_[i], options_.reserve_tokens);
-  return state;
+HcSite Model::place_site(const HyperConnectionWeights& site) {
+  return HcSite{&site.fn, backend_.place(site.base), backend_.place(site.scale)};
 }
 
-void Model::run_block(const Block& block, float* X, int64_t rows, const int32_t* tokens, std::span<const RowSegment> segments) {
-  Scratch& s = *scratch_;
-  const int64_t D = config_.hidden_size, hc = config_.hc_mult;
+Model::Block Model::make_block(const BlockWeights& w, int64_t layer) {
+  Block b;
+  b.weights = &w;
+  b.hc_attn = place_site(w.hc_attn);
+  b.hc_ffn = place_site(w.hc_ffn);
+  b.attn_norm = backend_.place(w.attn_norm);
+  b.ffn_norm = backend_.place(w.ffn_norm);
+  const float* freqs = rope_freqs_[config_.compress_ratio(layer) > 0 ? 1 : 0];
+  b.attention = std::make_unique<AttentionLayer>(backend_, config_, w.attn, numerics_, freqs,
+                                                 layout_.layers[static_cast<size_t>(layer)]);
+  b.moe = std::make_unique<MoeLayer>(backend_, config_, w.ffn, numerics_);
+  return b;
+}
+
+void Model::create_sequence(SequenceId id) {
+  FP4SERVE_CHECK(!sequences_.count(id), "model: sequence {} already exists", id);
+  Sequence s;
+  s.slot = pool_.acquire();
+  sequences_.emplace(id, std::move(s));
+}
+
+void Model::free_sequence(SequenceId id) {
+  auto it = sequences_.find(id);
+  FP4SERVE_CHECK(it != sequences_.end(), "model: free of unknown sequence {}", id);
+  sequences_.erase(it);
+}
+
+Model::Sequence& Model::sequence(SequenceId id, const char* what) {
+  auto it = sequences_.find(id);
+  FP4SERVE_CHECK(it != sequences_.end(), "{}: unknown sequence {}", what, id);
+  return it->second;
+}
+
+int64_t Model::position(SequenceId id) const {
+  auto it = sequences_.find(id);
+  FP4SERVE_CHECK(it != sequences_.end(), "model: unknown sequence {}", id);
+  return it->second.position;
+}
+
+int64_t Model::mtp_position(SequenceId id) const {
+  auto it = sequences_.find(id);
+  FP4SERVE_CHECK(it != sequences_.end(), "model: unknown sequence {}", id);
+  return it->second.mtp_position;
+}
+
+StepRows Model::upload_step() {
+  Buffers& b = *buffers_;
+  const int64_t rows = static_cast<int64_t>(b.tokens.size()), n = static_cast<int64_t>(b.slices.size());
+  StepRows step;
+  step.rows = rows;
+  step.slices = b.slices;
+  int32_t* tokens = b.device_tokens.reserve(backend_, rows);
+  int64_t* positions = b.device_positions.reserve(backend_, rows);
+  SequenceSlice* slices = b.device_slices.reserve(backend_, n);
+  backend_.copy_to_device(tokens, b.tokens.data(), b.tokens.size() * sizeof(int32_t));
+  backend_.copy_to_device(positions, b.positions.data(), b.positions.size() * sizeof(int64_t));
+  backend_.copy_to_device(slices, b.slices.data(), b.slices.size() * sizeof(SequenceSlice));
+  step.tokens = tokens;
+  step.positions = positions;
+  step.device_slices = slices;
+  for (int64_t p : b.positions) step.max_position = std::max(step.max_position, p);
+  return step;
+}
+
+void Model::run_block(const Block& block, float* X, const StepRows& rows) {
+  Buffers& b = *buffers_;
+  const int64_t n = rows.rows, D = config_.hidden_size, hc = config_.hc_mult;
   const float eps = static_cast<float>(config_.rms_norm_eps), hc_eps = static_cast<float>(config_.hc_eps);
-  float* u = grow_scratch(s.u, rows * D);
-  float* xn = grow_scratch(s.xn, rows * D);
-  float* out = grow_scratch(s.block_out, rows * D);
-  float* mixes = grow_scratch(s.mixes, rows * (2 + hc) * hc);
-  HcMixing mixing{hc, grow_scratch(s.pre, rows * hc), grow_scratch(s.post, rows * hc), grow_scratch(s.comb, rows * hc * hc)};
+  float* u = b.u.reserve(backend_, n * D);
+  float* xn = b.xn.reserve(backend_, n * D);
+  float* out = b.block_out.reserve(backend_, n * D);
+  HcPreParams pre;
+  pre.rows = n;
+  pre.dim = D;
+  pre.hc = hc;
+  pre.sinkhorn_iters = config_.hc_sinkhorn_iters;
+  pre.norm_eps = eps;
+  pre.hc_eps = hc_eps;
+  pre.X = X;
+  pre.mixes = b.mixes.reserve(backend_, n * (2 + hc) * hc);
+  pre.u = u;
+  pre.pre = b.pre.reserve(backend_, n * hc);
+  pre.post = b.post.reserve(backend_, n * hc);
+  pre.comb = b.comb.reserve(backend_, n * hc * hc);
+  const HcPostParams post{n, D, hc, out, X, pre.post, pre.comb};
 
-  hc_pre(block.weights->hc_attn, X, rows, D, hc, config_.hc_sinkhorn_iters, eps, hc_eps, mixes, u, mixing);
-  rms_norm_rows(u, block.weights->attn_norm.data(), rows, D, eps, xn);
-  block.attention.forward(xn, rows, segments, s.attention, out);
-  hc_post(out, X, rows, D, mixing);
+  pre.site = block.hc_attn;
+  backend_.hc_pre(pre);
+  backend_.rms_norm(RmsNormParams{n, D, eps, u, block.attn_norm, xn});
+  block.attention->forward(backend_, xn, rows, b.attention, out);
+  backend_.hc_post(post);
 
-  hc_pre(block.weights->hc_ffn, X, rows, D, hc, config_.hc_sinkhorn_iters, eps, hc_eps, mixes, u, mixing);
-  rms_norm_rows(u, block.weights->ffn_norm.data(), rows, D, eps, xn);
-  block.moe.forward(xn, tokens, rows, s.moe, out);
-  hc_post(out, X, rows, D, mixing);
+  pre.site = block.hc_ffn;
+  backend_.hc_pre(pre);
+  backend_.rms_norm(RmsNormParams{n, D, eps, u, block.ffn_norm, xn});
+  block.moe->forward(backend_, xn, rows.tokens, n, out);
+  backend_.hc_post(post);
 }
 
-void Model::head_logits(const HyperConnectionWeights& hc_head_weights, const std::vector<float>& norm, const float* X,
-                        std::span<const int64_t> rows, std::vector<float>& logits) {
-  Scratch& s = *scratch_;
-  const int64_t D = config_.hidden_size, hc = config_.hc_mult, V = config_.vocab_size, n = static_cast<int64_t>(rows.size());
+void Model::head_logits(const Head& head, const float* X, std::vector<float>& logits) {
+  Buffers& b = *buffers_;
+  const int64_t D = config_.hidden_size, hc = config_.hc_mult, V = config_.vocab_size;
+  const int64_t n = static_cast<int64_t>(b.logit_rows.size());
+  if (n == 0) return;
+  int64_t* row_ids = b.device_logit_rows.reserve(backend_, n);
+  backend_.copy_to_device(row_ids, b.logit_rows.data(), b.logit_rows.size() * sizeof(int64_t));
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  float* picked = grow_scratch(s.embedded, n * hc * D);
-  for (int64_t i = 0; i < n; ++i) std::memcpy(picked + i * hc * D, X + rows[i] * hc * D, static_cast<size_t>(hc * D) * sizeof(float));
-  float* y = grow_scratch(s.y, n * D);
-  hc_head(hc_head_weights, picked, n, D, hc, eps, static_cast<float>(config_.hc_eps), grow_scratch(s.mixes, n * hc),
-          grow_scratch(s.pre, n * hc), y);
-  rms_norm_rows(y, norm.data(), n, D, eps, y);
-  const size_t at = logits.size();
-  logits.resize(at + static_cast<size_t>(n * V));
-  cpu::LinearJob job;
+  float* y = b.y.reserve(backend_, n * D);
+  HcHeadParams p;
+  p.site = head.hc;
+  p.rows = n;
+  p.dim = D;
+  p.hc = hc;
+  p.norm_eps = eps;
+  p.hc_eps = static_cast<float>(config_.hc_eps);
+  p.X = X;
+  p.row_ids = row_ids;
+  p.y = y;
+  backend_.hc_head(p);
+  backend_.rms_norm(RmsNormParams{n, D, eps, y, head.norm, y});
+  float* device_logits = b.logits.reserve(backend_, n * V);
+  LinearJob job;
   job.weight = weights_.head;
   job.x = y;
   job.rows = n;
-  job.y = logits.data() + at;
-  cpu::linear(job);
+  job.y = device_logits;
+  backend_.linear(std::span<const LinearJob>(&job, 1));
+  const size_t at = logits.size();
+  logits.resize(at + static_cast<size_t>(n * V));
+  backend_.copy_to_host(logits.data() + at, device_logits, static_cast<size_t>(n * V) * sizeof(float));
 }
 
-void Model::forward(std::span<const SequenceInput> inputs, std::vector<float>& logits, std::vector<float>* final_streams) {
-  Scratch& s = *scratch_;
+void Model::forward(std::span<const StepItem> items, std::vector<float>& logits, std::vector<float>* final_streams) {
+  Buffers& b = *buffers_;
   const int64_t D = config_.hidden_size, hc = config_.hc_mult;
-  int64_t rows = 0;
-  for (const SequenceInput& in : inputs) {
-    FP4SERVE_CHECK(in.state != nullptr, "forward: input without a sequence");
-    FP4SERVE_CHECK(!in.tokens.empty(), "forward: a sequence with no new tokens");
-    rows += static_cast<int64_t>(in.tokens.size());
-  }
-  int32_t* tokens = grow_scratch(s.tokens, rows);
-  float* X = grow_scratch(s.X, rows * hc * D);
-  s.logit_rows.clear();
-  int64_t r = 0;
-  for (const SequenceInput& in : inputs) {
-    for (int32_t tok : in.tokens) {
+  b.tokens.clear();
+  b.positions.clear();
+  b.slices.clear();
+  b.logit_rows.clear();
+  b.seen.clear();
+  // Every check before the first op, which would leave states half-advanced.
+  for (const StepItem& item : items) {
+    Sequence& s = sequence(item.sequence, "forward");
+    for (SequenceId earlier : b.seen) FP4SERVE_CHECK(earlier != item.sequence, "forward: sequence {} appears twice in one step", item.sequence);
+    b.seen.push_back(item.sequence);
+    FP4SERVE_CHECK(item.position == s.position, "forward: sequence {} is at position {}, the step says {}", item.sequence,
+                   s.position, item.position);
+    FP4SERVE_CHECK(!item.tokens.empty(), "forward: sequence {} has no new tokens", item.sequence);
+    const int64_t n = static_cast<int64_t>(item.tokens.size());
+    FP4SERVE_CHECK(s.position + n <= layout_.context, "forward: sequence {} would reach {} tokens, its state holds {}",
+                   item.sequence, s.position + n, layout_.context);
+    const int64_t first = static_cast<int64_t>(b.tokens.size());
+    b.slices.push_back({first, first + n, s.position, s.slot.data()});
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t tok = item.tokens[static_cast<size_t>(i)];
       FP4SERVE_CHECK(tok >= 0 && tok < config_.vocab_size, "token id {} outside the vocabulary [0, {})", tok, config_.vocab_size);
-      tokens[r] = tok;
-      embed_row(weights_.embed, tok, D, X + r * hc * D);
-      for (int64_t j = 1; j < hc; ++j) std::memcpy(X + (r * hc + j) * D, X + r * hc * D, static_cast<size_t>(D) * sizeof(float));
-      if (in.all_logits) s.logit_rows.push_back(r);
-      ++r;
+      b.tokens.push_back(tok);
+      b.positions.push_back(s.position + i);
+      if (item.logits == LogitsMode::kAll) b.logit_rows.push_back(first + i);
     }
-    if (!in.all_logits) s.logit_rows.push_back(r - 1);
+    if (item.logits == LogitsMode::kLast) b.logit_rows.push_back(first + n - 1);
   }
-  for (size_t L = 0; L < static_cast<size_t>(config_.num_layers); ++L) {
-    s.segments.clear();
-    int64_t row = 0;
-    for (const SequenceInput& in : inputs) {
-      const int64_t n = static_cast<int64_t>(in.tokens.size());
-      s.segments.push_back({&in.state->layers_[L], row, row + n, in.state->position_});
-      row += n;
-    }
-    run_block(blocks_[L], X, rows, tokens, s.segments);
+  const StepRows rows = upload_step();
+  float* X = b.X.reserve(backend_, rows.rows * hc * D);
+  backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, config_.vocab_size, D, hc, rows.tokens, rows.rows, X});
+  for (int64_t L = 0; L < config_.num_layers; ++L) run_block(blocks_[static_cast<size_t>(L)], X, rows);
+  for (const StepItem& item : items) sequences_.at(item.sequence).position += static_cast<int64_t>(item.tokens.size());
+  if (final_streams) {
+    final_streams->resize(static_cast<size_t>(rows.rows * hc * D));
+    backend_.copy_to_host(final_streams->data(), X, final_streams->size() * sizeof(float));
   }
-  for (const SequenceInput& in : inputs) in.state->position_ += static_cast<int64_t>(in.tokens.size());
-  if (final_streams) final_streams->assign(X, X + rows * hc * D);
-  head_logits(weights_.hc_head, weights_.norm, X, s.logit_rows, logits);
+  head_logits(head_, X, logits);
 }
 
-void Model::forward_mtp(std::span<const MtpInput> inputs, std::vector<float>& logits, int64_t index) {
+void Model::forward_mtp(std::span<const MtpItem> items, std::vector<float>& logits, int64_t index) {
   FP4SERVE_CHECK(index >= 0 && index < config_.num_mtp_layers, "MTP block {} requested; the checkpoint has {}", index,
                  config_.num_mtp_layers);
-  Scratch& s = *scratch_;
+  Buffers& b = *buffers_;
   const MtpWeights& m = weights_.mtp[static_cast<size_t>(index)];
   const Block& block = blocks_[static_cast<size_t>(config_.num_layers + index)];
   const int64_t D = config_.hidden_size, hc = config_.hc_mult;
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  int64_t rows = 0;
-  for (const MtpInput& in : inputs) rows += static_cast<int64_t>(in.next_tokens.size());
-  int32_t* tokens = grow_scratch(s.tokens, rows);
-  float* e = grow_scratch(s.u, rows * D);
-  float* hn = grow_scratch(s.projected, rows * hc * D);
-  float* X = grow_scratch(s.X, rows * hc * D);
-  s.logit_rows.clear();
-  int64_t r = 0;
-  for (const MtpInput& in : inputs) {
-    FP4SERVE_CHECK(in.state != nullptr && in.streams != nullptr, "forward_mtp: input without a sequence or streams");
-    for (size_t i = 0; i < in.next_tokens.size(); ++i, ++r) {
-      const int32_t tok = in.next_tokens[i];
+  b.tokens.clear();
+  b.positions.clear();
+  b.slices.clear();
+  b.logit_rows.clear();
+  b.seen.clear();
+  for (const MtpItem& item : items) {
+    Sequence& s = sequence(item.sequence, "forward_mtp");
+    for (SequenceId earlier : b.seen)
+      FP4SERVE_CHECK(earlier != item.sequence, "forward_mtp: sequence {} appears twice in one step", item.sequence);
+    b.seen.push_back(item.sequence);
+    FP4SERVE_CHECK(item.streams != nullptr, "forward_mtp: sequence {} without streams", item.sequence);
+    FP4SERVE_CHECK(!item.next_tokens.empty(), "forward_mtp: sequence {} has no tokens", item.sequence);
+    const int64_t n = static_cast<int64_t>(item.next_tokens.size());
+    FP4SERVE_CHECK(s.mtp_position + n <= layout_.context, "forward_mtp: sequence {} would reach {} tokens, its state holds {}",
+                   item.sequence, s.mtp_position + n, layout_.context);
+    const int64_t first = static_cast<int64_t>(b.tokens.size());
+    b.slices.push_back({first, first + n, s.mtp_position, s.slot.data()});
+    for (int64_t i = 0; i < n; ++i) {
+      const int32_t tok = item.next_tokens[static_cast<size_t>(i)];
       FP4SERVE_CHECK(tok >= 0 && tok < config_.vocab_size, "token id {} outside the vocabulary [0, {})", tok, config_.vocab_size);
-      tokens[r] = tok;
-      embed_row(weights_.embed, tok, D, e + r * D);
-      rms_norm(e + r * D, m.enorm.data(), D, eps, e + r * D);
-      for (int64_t j = 0; j < hc; ++j)
-        rms_norm(in.streams + (static_cast<int64_t>(i) * hc + j) * D, m.hnorm.data(), D, eps, hn + (r * hc + j) * D);
-      if (in.all_logits) s.logit_rows.push_back(r);
+      b.tokens.push_back(tok);
+      b.positions.push_back(s.mtp_position + i);
+      if (item.logits == LogitsMode::kAll) b.logit_rows.push_back(first + i);
     }
-    if (!in.all_logits) s.logit_rows.push_back(r - 1);
+    if (item.logits == LogitsMode::kLast) b.logit_rows.push_back(first + n - 1);
   }
+  const StepRows rows = upload_step();
+  const int64_t n = rows.rows;
+  // e = enorm(embed(token)); h = hnorm(streams) per stream.
+  float* e = b.embedded.reserve(backend_, n * D);
+  backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, config_.vocab_size, D, 1, rows.tokens, n, e});
+  backend_.rms_norm(RmsNormParams{n, D, eps, e, mtp_enorm_[static_cast<size_t>(index)], e});
+  float* h = b.streams.reserve(backend_, n * hc * D);
+  {
+    int64_t r = 0;
+    for (const MtpItem& item : items) {
+      const size_t floats = item.next_tokens.size() * static_cast<size_t>(hc * D);
+      backend_.copy_to_device(h + r * hc * D, item.streams, floats * sizeof(float));
+      r += static_cast<int64_t>(item.next_tokens.size());
+    }
+  }
+  float* hn = b.projected.reserve(backend_, n * hc * D);
+  backend_.rms_norm(RmsNormParams{n * hc, D, eps, h, mtp_hnorm_[static_cast<size_t>(index)], hn});
   // X = e_proj(e) broadcast over streams + h_proj(hnorm(streams)), each bf16.
-  float* ep = grow_scratch(s.block_out, rows * D);
+  float* ep = b.block_out.reserve(backend_, n * D);
+  float* X = b.X.reserve(backend_, n * hc * D);
   auto act = [&](const LinearWeight* w) {
-    return numerics_.quantizes_input(w->encoding) ? cpu::ActivationQuant::kFP8Block128 : cpu::ActivationQuant::kNone;
+    return numerics_.quantizes_input(w->encoding) ? ActivationQuant::kFP8Block128 : ActivationQuant::kNone;
   };
-  cpu::LinearJob je, jh;
-  je.weight = m.e_proj, je.x = e, je.rows = rows, je.y = ep, je.act = act(m.e_proj), je.round_bf16 = true;
-  jh.weight = m.h_proj, jh.x = hn, jh.rows = rows * hc, jh.y = X, jh.act = act(m.h_proj), jh.round_bf16 = true;
-  const cpu::LinearJob jobs[] = {je, jh};
-  cpu::linear(jobs);
-  for (int64_t t = 0; t < rows; ++t)
-    for (int64_t j = 0; j < hc; ++j)
-      for (int64_t d = 0; d < D; ++d) X[(t * hc + j) * D + d] = cpu::round_bf16(X[(t * hc + j) * D + d] + ep[t * D + d]);
+  LinearJob je, jh;
+  je.weight = m.e_proj, je.x = e, je.rows = n, je.y = ep, je.act = act(m.e_proj), je.round_bf16 = true;
+  jh.weight = m.h_proj, jh.x = hn, jh.rows = n * hc, jh.y = X, jh.act = act(m.h_proj), jh.round_bf16 = true;
+  const LinearJob jobs[] = {je, jh};
+  backend_.linear(jobs);
+  backend_.add_to_streams(AddToStreamsParams{n, D, hc, ep, X});
 
-  s.segments.clear();
-  int64_t row = 0;
-  for (const MtpInput& in : inputs) {
-    const int64_t n = static_cast<int64_t>(in.next_tokens.size());
-    s.segments.push_back({&in.state->layers_[static_cast<size_t>(config_.num_layers + index)], row, row + n, in.state->mtp_position_});
-    row += n;
-  }
-  run_block(block, X, rows, tokens, s.segments);
-  for (const MtpInput& in : inputs) in.state->mtp_position_ += static_cast<int64_t>(in.next_tokens.size());
-  head_logits(m.hc_head, m.norm, X, s.logit_rows, logits);
+  run_block(block, X, rows);
+  for (const MtpItem& item : items) sequences_.at(item.sequence).mtp_position += static_cast<int64_t>(item.next_tokens.size());
+  head_logits(mtp_heads_[static_cast<size_t>(index)], X, logits);
 }
 
 }  // namespace fp4serve

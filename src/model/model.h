@@ -1,82 +1,122 @@
-// DeepSeek-V4 on the CPU (dsv4-architecture.md §3): embedding, hc_mult residual
-// streams through every block (mHC around attention and MoE), the final collapse,
-// norm and head; plus the MTP block. One forward call runs a batch of independent
+// DeepSeek-V4's forward pass, described over a Backend (DeepSeek's inference/model.py,
+// Transformer.forward and MTPBlock): embedding, hc_mult residual streams through every
+// block (mHC around attention and MoE), the final collapse, norm and head; plus the
+// MTP block. The model decides which op runs on which buffers with which weights; the
+// backend (backend/backend.h) executes. One forward call runs a batch of independent
 // sequences, each continuing from its own position with any number of new tokens
-// (chunked prefill, one-token decode, or both in one batch).
+// (chunked prefill, one-token decode, or both in one batch). Everything a step needs
+// is checked on the host before the first op, and the only copy back is the logits.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <span>
+#include <unordered_map>
 #include <vector>
 
-#include "model/attention.h"
-#include "model/moe.h"
-#include "model/numerics.h"
-#include "model/sequence_state.h"
+#include "backend/backend.h"
+#include "backend/state_pool.h"
+#include "model/attention_layer.h"
+#include "model/device_array.h"
+#include "model/moe_layer.h"
+#include "model/state_layout.h"
+#include "model/step_item.h"
 #include "model/weights.h"
 
 namespace fp4serve {
 
-struct Checkpoint;
-
 struct ModelOptions {
   ActQuantMode act_quant = ActQuantMode::kAuto;
-  int64_t reserve_tokens = 4096;  // sequence state sized for this many positions up front
-};
-
-struct SequenceInput {
-  SequenceState* state = nullptr;
-  std::span<const int32_t> tokens;
-  bool all_logits = false;  // logits of every new position, else of the last one
+  int64_t context = 4096;  // positions each sequence's state is sized for, up front
 };
 
 // For the MTP block: the main model's final residual streams of some positions of a
 // sequence, and for each the next token id (DeepSeek's MTP pairs h_i with token i+1).
-struct MtpInput {
-  SequenceState* state = nullptr;
+struct MtpItem {
+  SequenceId sequence = 0;
   std::span<const int32_t> next_tokens;
-  const float* streams = nullptr;  // [next_tokens.size(), hc_mult * hidden_size]
-  bool all_logits = false;
+  const float* streams = nullptr;  // host [next_tokens.size(), hc_mult * hidden_size]
+  LogitsMode logits = LogitsMode::kLast;
 };
 
 class Model {
  public:
-  // The checkpoint must outlive the model (weights are views into it).
-  Model(const Checkpoint& checkpoint, const ModelOptions& options = {});
+  // Places every weight on `backend` once. The backend and the maps' weights must
+  // outlive the model. Throws Error naming the first missing or misshapen tensor.
+  Model(Backend& backend, const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors,
+        const ModelOptions& options = {});
   ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
 
   const ModelConfig& config() const { return config_; }
   const Numerics& numerics() const { return numerics_; }
+  const StateLayout& state_layout() const { return layout_; }
+  int64_t context() const { return layout_.context; }
 
-  std::unique_ptr<SequenceState> new_sequence() const;
+  // Sequences: each owns one state slot from creation to free_sequence.
+  void create_sequence(SequenceId id);
+  void free_sequence(SequenceId id);
+  bool has_sequence(SequenceId id) const { return sequences_.count(id) != 0; }
+  int64_t position(SequenceId id) const;      // tokens the sequence has consumed
+  int64_t mtp_position(SequenceId id) const;  // tokens the MTP block has consumed
+  size_t live_state_bytes() const { return pool_.live_bytes(); }
 
-  // Appends to `logits` one row of vocab_size floats per requested position, inputs in
+  // Appends to `logits` vocab_size floats per requested row (logit_rows), items in
   // order. If `final_streams` is given it receives every new position's residual
   // streams before the head [rows, hc_mult * hidden_size] (the MTP block's input).
-  void forward(std::span<const SequenceInput> inputs, std::vector<float>& logits, std::vector<float>* final_streams = nullptr);
+  // Throws Error before running anything on a broken request (unknown or repeated
+  // sequence, wrong position, no tokens, token outside the vocabulary, context overflow).
+  void forward(std::span<const StepItem> items, std::vector<float>& logits, std::vector<float>* final_streams = nullptr);
 
   // Runs MTP block `index` (throws Error if the checkpoint has none).
-  void forward_mtp(std::span<const MtpInput> inputs, std::vector<float>& logits, int64_t index = 0);
+  void forward_mtp(std::span<const MtpItem> items, std::vector<float>& logits, int64_t index = 0);
 
  private:
+  struct Sequence {
+    StateSlot slot;
+    int64_t position = 0;
+    int64_t mtp_position = 0;
+  };
   struct Block {
     const BlockWeights* weights = nullptr;
-    AttentionLayer attention;
-    MoeLayer moe;
+    HcSite hc_attn, hc_ffn;
+    const float* attn_norm = nullptr;
+    const float* ffn_norm = nullptr;
+    std::unique_ptr<AttentionLayer> attention;
+    std::unique_ptr<MoeLayer> moe;
   };
-  struct Scratch;
+  // The placed parameters of a head (the main model's, or an MTP block's).
+  struct Head {
+    HcSite hc;
+    const float* norm = nullptr;
+  };
+  struct Buffers;
 
-  void run_block(const Block& block, float* X, int64_t rows, const int32_t* tokens, std::span<const RowSegment> segments);
-  void head_logits(const HyperConnectionWeights& hc_head, const std::vector<float>& norm, const float* X,
-                   std::span<const int64_t> rows, std::vector<float>& logits);
+  Sequence& sequence(SequenceId id, const char* what);
+  Block make_block(const BlockWeights& weights, int64_t layer);
+  HcSite place_site(const HyperConnectionWeights& site);
+  // Uploads the step's row table the caller filled in buffers_ (tokens, positions,
+  // slices, logit rows).
+  StepRows upload_step();
+  void run_block(const Block& block, float* X, const StepRows& rows);
+  void head_logits(const Head& head, const float* X, std::vector<float>& logits);
 
+  Backend& backend_;
   ModelConfig config_;
   Numerics numerics_;
-  ModelOptions options_;
   ModelWeights weights_;
+  StateLayout layout_;
+  StatePool pool_;
+  std::vector<std::vector<float>> rope_tables_;  // [0]: sliding-window layers, [1]: compressed layers
+  const float* rope_freqs_[2] = {nullptr, nullptr};
+  const void* embed_table_ = nullptr;
+  Head head_;
+  std::vector<Head> mtp_heads_;
+  std::vector<const float*> mtp_enorm_, mtp_hnorm_;
   std::vector<Block> blocks_;  // main layers, then MTP blocks
-  std::unique_ptr<Scratch> scratch_;
+  std::unordered_map<SequenceId, Sequence> sequences_;
+  std::unique_ptr<Buffers> buffers_;
 };
 
 }  // namespace fp4serve

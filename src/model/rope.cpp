@@ -4,17 +4,15 @@
 #include <cmath>
 #include <numbers>
 
-#include "backend/cpu/numeric_formats.h"
-
 namespace fp4serve {
 
-RopeTable::RopeTable(int64_t rope_dim, double base, const YarnConfig* yarn) : dim_(rope_dim) {
+std::vector<float> rope_frequencies(int64_t rope_dim, double base, const YarnConfig* yarn) {
   const int64_t half = rope_dim / 2;
-  freqs_.resize(static_cast<size_t>(half));
+  std::vector<float> freqs(static_cast<size_t>(half));
   // As the reference computes them: fp32 exponents, fp32 powers.
   for (int64_t i = 0; i < half; ++i) {
     const float exponent = static_cast<float>(2 * i) / static_cast<float>(rope_dim);
-    freqs_[i] = 1.0f / std::pow(static_cast<float>(base), exponent);
+    freqs[i] = 1.0f / std::pow(static_cast<float>(base), exponent);
   }
   if (yarn != nullptr && yarn->original_max_position > 0) {
     auto correction_dim = [&](double rotations) {
@@ -28,38 +26,15 @@ RopeTable::RopeTable(int64_t rope_dim, double base, const YarnConfig* yarn) : di
     for (int64_t i = 0; i < half; ++i) {
       const float ramp = std::clamp((static_cast<float>(i) - static_cast<float>(low)) / static_cast<float>(high - low), 0.0f, 1.0f);
       const float smooth = 1.0f - ramp;
-      freqs_[i] = freqs_[i] / factor * (1.0f - smooth) + freqs_[i] * smooth;
+      freqs[i] = freqs[i] / factor * (1.0f - smooth) + freqs[i] * smooth;
     }
   }
+  return freqs;
 }
 
-void RopeTable::angles(int64_t position, float* cos, float* sin) const {
-  const float p = static_cast<float>(position);
-  for (int64_t i = 0; i < dim_ / 2; ++i) {
-    const float angle = p * freqs_[i];
-    cos[i] = std::cos(angle);
-    sin[i] = std::sin(angle);
-  }
-}
-
-void RopeTable::rotate(float* v, const float* cos, const float* sin, bool inverse) const {
-  for (int64_t i = 0; i < dim_ / 2; ++i) {
-    const float c = cos[i], s = inverse ? -sin[i] : sin[i];
-    const float a = v[2 * i], b = v[2 * i + 1];
-    v[2 * i] = cpu::round_bf16(a * c - b * s);
-    v[2 * i + 1] = cpu::round_bf16(a * s + b * c);
-  }
-}
-
-void RopeTable::apply(float* v, int64_t position, bool inverse) const {
-  float c[256], s[256];
-  angles(position, c, s);
-  rotate(v, c, s, inverse);
-}
-
-RopeTable rope_for_layer(const ModelConfig& config, int64_t ratio) {
-  if (ratio > 0) return RopeTable(config.rope_head_dim, config.compress_rope_theta, &config.yarn);
-  return RopeTable(config.rope_head_dim, config.rope_theta, nullptr);
+std::vector<float> rope_frequencies_for_layer(const ModelConfig& config, int64_t ratio) {
+  if (ratio > 0) return rope_frequencies(config.rope_head_dim, config.compress_rope_theta, &config.yarn);
+  return rope_frequencies(config.rope_head_dim, config.rope_theta, nullptr);
 }
 
 }  // namespace fp4serve

@@ -1,25 +1,25 @@
 #include "model/weights.h"
 
 #include "base/error.h"
-#include "checkpoint/checkpoint.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 
 namespace fp4serve {
 namespace {
 
 class Resolver {
  public:
-  explicit Resolver(const Checkpoint& c) : ckpt_(c), cfg_(c.config) {}
+  Resolver(const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors)
+      : linears_(linears), tensors_(tensors), cfg_(config) {}
 
   const TensorView& tensor(const std::string& name) const {
-    auto it = ckpt_.tensors.find(name);
-    FP4SERVE_CHECK(it != ckpt_.tensors.end(), "checkpoint has no tensor {} (the model needs it)", name);
+    auto it = tensors_.find(name);
+    FP4SERVE_CHECK(it != tensors_.end(), "checkpoint has no tensor {} (the model needs it)", name);
     return it->second;
   }
 
   const LinearWeight* linear(const std::string& name, int64_t out, int64_t in) const {
-    auto it = ckpt_.linears.find(name);
-    FP4SERVE_CHECK(it != ckpt_.linears.end(), "checkpoint has no projection {} (the model needs it)", name);
+    auto it = linears_.find(name);
+    FP4SERVE_CHECK(it != linears_.end(), "checkpoint has no projection {} (the model needs it)", name);
     const LinearWeight& w = it->second;
     FP4SERVE_CHECK(w.out_features == out && w.in_features == in, "{}: projection is [{}, {}], the config implies [{}, {}]",
                    name, w.out_features, w.in_features, out, in);
@@ -33,8 +33,8 @@ class Resolver {
     for (size_t i = 0; i < out.size(); ++i) {
       switch (t.dtype) {
         case DType::F32: out[i] = t.as<float>()[i]; break;
-        case DType::BF16: out[i] = cpu::bf16_to_float(t.as<uint16_t>()[i]); break;
-        case DType::F16: out[i] = cpu::half_to_float(t.as<uint16_t>()[i]); break;
+        case DType::BF16: out[i] = decode_bf16(t.as<uint16_t>()[i]); break;
+        case DType::F16: out[i] = decode_f16(t.as<uint16_t>()[i]); break;
         default: fail("{}: dtype {} where a floating-point tensor is expected", name, dtype_name(t.dtype));
       }
     }
@@ -138,7 +138,8 @@ class Resolver {
   }
 
  private:
-  const Checkpoint& ckpt_;
+  const LinearMap& linears_;
+  const TensorMap& tensors_;
   const ModelConfig& cfg_;
 };
 
@@ -185,10 +186,9 @@ void validate_config(const ModelConfig& c) {
   }
 }
 
-ModelWeights resolve_weights(const Checkpoint& checkpoint) {
-  const ModelConfig& cfg = checkpoint.config;
+ModelWeights resolve_weights(const ModelConfig& cfg, const LinearMap& linears, const TensorMap& tensors) {
   validate_config(cfg);
-  Resolver r(checkpoint);
+  Resolver r(cfg, linears, tensors);
   ModelWeights w;
   w.embed = r.tensor("embed.weight");
   FP4SERVE_CHECK(w.embed.shape == std::vector<int64_t>({cfg.vocab_size, cfg.hidden_size}), "embed.weight: shape {}, expected [{}, {}]",

@@ -1,10 +1,12 @@
 // The model's view of a checkpoint: every tensor of DeepSeek-V4 resolved once from
-// the Checkpoint's canonical names, shape-checked against the config (errors name
+// the canonical names (checkpoint/ produces the two maps; the model never sees how
+// they were stored), shape-checked against the config (errors name
 // the tensor), small vectors widened to fp32, projections kept as LinearWeights in
 // whatever encoding they were stored.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -15,7 +17,9 @@
 
 namespace fp4serve {
 
-struct Checkpoint;
+// Canonical name -> projection / other tensor (Checkpoint::linears, Checkpoint::tensors).
+using LinearMap = std::map<std::string, LinearWeight>;
+using TensorMap = std::map<std::string, TensorView>;
 
 // mHC parameters of one site: fn [rows, hc*D] as a linear (rows = (2+hc)*hc, or hc for
 // the head), base [rows], scale [3] (or [1] for the head).
@@ -95,7 +99,7 @@ struct ModelWeights {
 };
 
 // Throws Error naming the first missing or misshapen tensor.
-ModelWeights resolve_weights(const Checkpoint& checkpoint);
+ModelWeights resolve_weights(const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors);
 
 // Checks the config values the forward pass relies on (positive sizes, divisibility).
 void validate_config(const ModelConfig& config);

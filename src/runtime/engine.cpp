@@ -1,65 +1,85 @@
 #include "runtime/engine.h"
 
+#include <cstdio>
+
 #include "base/error.h"
 #include "checkpoint/checkpoint.h"
+#include "checkpoint/progress_bar.h"
 #include "model/model.h"
+#include "model/state_layout.h"
+#include "runtime/memory_plan.h"
 
 namespace fp4serve {
 
+bool parse_device_choice(std::string_view text, DeviceChoice* out) {
+  if (text == "auto") *out = DeviceChoice::kAuto;
+  else if (text == "cpu") *out = DeviceChoice::kCpu;
+  else if (text == "cuda") *out = DeviceChoice::kCuda;
+  else return false;
+  return true;
+}
+
 struct Engine::Impl {
-  int64_t reserve_tokens = 0;
+  // Destroyed in reverse: the model (its slots and buffers) before the backend, the
+  // backend (its copies of the weights) before the checkpoint's mapped files.
   Checkpoint checkpoint;
+  std::unique_ptr<Backend> backend;
   std::unique_ptr<Model> model;
-  std::vector<SequenceInput> inputs;
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Engine::~Engine() = default;
 
 std::unique_ptr<Engine> Engine::open(const std::string& model_dir, const EngineOptions& options) {
-  auto impl = std::make_unique<Impl>();
   FP4SERVE_CHECK(options.reserve_tokens >= 1, "engine: reserve_tokens {} must be >= 1", options.reserve_tokens);
-  impl->reserve_tokens = options.reserve_tokens;
+  FP4SERVE_CHECK(options.memory_utilization > 0.0 && options.memory_utilization <= 1.0,
+                 "--gpu-memory-utilization {} must be in (0, 1]", options.memory_utilization);
+  auto impl = std::make_unique<Impl>();
+  switch (options.device) {
+    case DeviceChoice::kAuto: impl->backend = make_auto_backend(); break;
+    case DeviceChoice::kCpu: impl->backend = make_backend(DeviceKind::kCpu); break;
+    case DeviceChoice::kCuda: impl->backend = make_backend(DeviceKind::kCuda); break;
+  }
+  if (options.announce_device) std::fprintf(stderr, "device: %s\n", impl->backend->description().c_str());
+
   LoadOptions lo;
   lo.show_progress = options.show_progress;
   impl->checkpoint = load_checkpoint(model_dir, lo);
-  impl->model = std::make_unique<Model>(impl->checkpoint, ModelOptions{options.act_quant, options.reserve_tokens});
+  const Checkpoint& ckpt = impl->checkpoint;
+
+  const StateLayout layout = state_layout(ckpt.config, options.reserve_tokens);
+  const int64_t step_tokens = options.max_step_tokens > 0 ? options.max_step_tokens : options.reserve_tokens;
+  const MemoryPlan plan = plan_memory(*impl->backend, ckpt.config, ckpt.linears, ckpt.tensors, layout.slot_bytes(),
+                                      options.max_sequences, step_tokens, options.memory_utilization);
+  check_fits(plan, impl->backend->description(), options.max_sequences, options.reserve_tokens, options.memory_utilization);
+
+  // Weights a backend copies are shown as they go (CPU placement copies nothing).
+  std::unique_ptr<ProgressBar> bar;
+  uint64_t placed = 0;
+  if (plan.weight_bytes > 0) {
+    bar = std::make_unique<ProgressBar>("placing weights", plan.weight_bytes, options.show_progress);
+    impl->backend->set_placement_progress([&](uint64_t bytes) { bar->update(placed += bytes); });
+  }
+  impl->model = std::make_unique<Model>(*impl->backend, ckpt.config, ckpt.linears, ckpt.tensors,
+                                        ModelOptions{options.act_quant, options.reserve_tokens});
+  if (bar) {
+    bar->finish();
+    impl->backend->set_placement_progress(nullptr);
+  }
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
 const ModelConfig& Engine::config() const { return impl_->model->config(); }
-
-std::unique_ptr<SequenceState> Engine::new_sequence() const { return impl_->model->new_sequence(); }
-
-int64_t Engine::reserve_tokens() const { return impl_->reserve_tokens; }
-
-// Mirrors what Model::new_sequence allocates (AttentionLayer::reset_state and
-// CompressorState::reset); tests/runtime checks it against the heap's own count.
-size_t Engine::sequence_state_bytes() const {
-  const ModelConfig& c = config();
-  const int64_t reserve = impl_->reserve_tokens;
-  // A compressor's partial windows (kv and score, coff*ratio x coff*dim each) and
-  // its emitted entries, reserved for `entries` of them.
-  auto compressor_floats = [](int64_t ratio, int64_t dim, int64_t entries) {
-    const int64_t coff = ratio == 4 ? 2 : 1;
-    return 2 * (coff * ratio) * (coff * dim) + entries * dim;
-  };
-  const int64_t blocks = c.num_layers + c.num_mtp_layers;
-  int64_t floats = 0;
-  for (int64_t i = 0; i < blocks; ++i) {
-    const int64_t ratio = c.compress_ratio(i);
-    floats += c.sliding_window * c.head_dim;
-    if (ratio > 0) floats += compressor_floats(ratio, c.head_dim, reserve / ratio + 1);
-    if (ratio == 4) floats += compressor_floats(4, c.index_head_dim, reserve / 4 + 1);
-  }
-  return sizeof(SequenceState) + static_cast<size_t>(blocks) * sizeof(AttentionState) +
-         static_cast<size_t>(floats) * sizeof(float);
-}
-
-void Engine::step(std::span<const StepRequest> requests, std::vector<float>& logits) {
-  impl_->inputs.clear();
-  for (const StepRequest& r : requests) impl_->inputs.push_back({r.sequence, r.tokens, r.all_logits});
-  impl_->model->forward(impl_->inputs, logits);
-}
+const Backend& Engine::backend() const { return *impl_->backend; }
+const Numerics& Engine::numerics() const { return impl_->model->numerics(); }
+void Engine::create_sequence(SequenceId id) { impl_->model->create_sequence(id); }
+void Engine::free_sequence(SequenceId id) { impl_->model->free_sequence(id); }
+bool Engine::has_sequence(SequenceId id) const { return impl_->model->has_sequence(id); }
+int64_t Engine::position(SequenceId id) const { return impl_->model->position(id); }
+size_t Engine::sequence_state_bytes() const { return impl_->model->state_layout().slot_bytes(); }
+size_t Engine::live_state_bytes() const { return impl_->model->live_state_bytes(); }
+int64_t Engine::reserve_tokens() const { return impl_->model->context(); }
+void Engine::step(std::span<const StepItem> items, std::vector<float>& logits) { impl_->model->forward(items, logits); }
+Model& Engine::model() { return *impl_->model; }
 
 }  // namespace fp4serve

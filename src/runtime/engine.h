@@ -1,6 +1,8 @@
 // The narrow interface between the model and everything that drives it (CLI,
-// server): open a model directory, create sequences, and run a batched step, a list
-// of (sequence, new tokens) -> logits of the last position or of every position.
+// server): open a model directory on a device, create sequences, and run a batched
+// step (StepItems -> logits). The engine joins checkpoint/ (the loader) and model/
+// (the forward pass over a Backend); it picks the backend, checks that the model
+// and the requested state fit before placing anything, and owns both.
 #pragma once
 
 #include <cstdint>
@@ -9,39 +11,59 @@
 #include <string>
 #include <vector>
 
+#include "backend/activation_policy.h"
+#include "backend/backend.h"
 #include "config/model_config.h"
-#include "model/numerics.h"
-#include "model/sequence_state.h"
+#include "model/step_item.h"
 
 namespace fp4serve {
 
+class Model;
+
+// --device: cpu, cuda, or auto (cuda when the build has the CUDA backend, a GPU is
+// visible and the backend starts; else cpu).
+enum class DeviceChoice { kAuto, kCpu, kCuda };
+bool parse_device_choice(std::string_view text, DeviceChoice* out);
+
 struct EngineOptions {
+  DeviceChoice device = DeviceChoice::kAuto;
   ActQuantMode act_quant = ActQuantMode::kAuto;
   int64_t reserve_tokens = 4096;  // per-sequence state sized up front for this many positions
-  bool show_progress = true;      // while loading
-};
-
-struct StepRequest {
-  SequenceState* sequence = nullptr;
-  std::span<const int32_t> tokens;  // new tokens, continuing the sequence
-  bool all_logits = false;          // logits of every new position, else only of the last
+  // For the fit check: sequences whose state must fit beside the weights, and the most
+  // tokens one step runs.
+  int64_t max_sequences = 1;
+  int64_t max_step_tokens = 0;  // 0: reserve_tokens
+  double memory_utilization = 0.9;  // --gpu-memory-utilization, in (0, 1]
+  bool show_progress = true;  // while loading
+  bool announce_device = true;  // "device: ..." on stderr at start
 };
 
 class Engine {
  public:
-  // Loads and validates the checkpoint, then builds the model. Throws Error.
+  // Loads and validates the checkpoint, starts the backend, checks the fit, then
+  // builds the model on it. Throws Error.
   static std::unique_ptr<Engine> open(const std::string& model_dir, const EngineOptions& options = {});
   ~Engine();
 
   const ModelConfig& config() const;
-  std::unique_ptr<SequenceState> new_sequence() const;
-  // Bytes one sequence's state holds: everything new_sequence() sizes up front for
-  // reserve_tokens positions (sliding-window ring, compressor windows and entries).
-  // Within reserve_tokens positions a state never grows.
+  const Backend& backend() const;
+  const Numerics& numerics() const;
+
+  void create_sequence(SequenceId id);
+  void free_sequence(SequenceId id);
+  bool has_sequence(SequenceId id) const;
+  int64_t position(SequenceId id) const;
+  // Bytes one sequence's state holds: its slot, sized up front for reserve_tokens
+  // positions (sliding-window ring, compressor windows and entries). It never grows.
   size_t sequence_state_bytes() const;
+  // Bytes the live sequences' states hold.
+  size_t live_state_bytes() const;
   int64_t reserve_tokens() const;
-  // Appends vocab_size floats per requested position to `logits`, requests in order.
-  void step(std::span<const StepRequest> requests, std::vector<float>& logits);
+  // Appends vocab_size floats per requested row (logit_rows) to `logits`, items in order.
+  void step(std::span<const StepItem> items, std::vector<float>& logits);
+
+  // The model itself (MTP, final streams).
+  Model& model();
 
  private:
   struct Impl;

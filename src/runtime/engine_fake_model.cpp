@@ -99,13 +99,13 @@ size_t FakeStepModel::sequence_state_bytes() const {
   return tokens * options_.state_bytes_per_token;
 }
 
-void FakeStepModel::step(std::span<const SequenceWork> work, std::span<float> logits) {
+void FakeStepModel::step(std::span<const StepItem> work, std::span<float> logits) {
   const size_t vocab = static_cast<size_t>(options_.vocab_size);
   FP4SERVE_CHECK(logits.size() >= work.size() * vocab, "fake model: logits buffer of {} floats for {} rows of {}",
                  logits.size(), work.size(), vocab);
   std::lock_guard lock(mutex_);
   for (size_t i = 0; i < work.size(); ++i) {
-    const SequenceWork& w = work[i];
+    const StepItem& w = work[i];
     auto it = sequences_.find(w.sequence);
     FP4SERVE_CHECK(it != sequences_.end(), "fake model: step on unknown sequence {}", w.sequence);
     Sequence& s = *it->second;
@@ -125,7 +125,7 @@ void FakeStepModel::step(std::span<const SequenceWork> work, std::span<float> lo
       s.history.push_back(token);
       s.hash = extend_hash(s.hash, token);
     }
-    if (w.want_logits) write_logits(s, logits.subspan(i * vocab, vocab));
+    if (w.logits != LogitsMode::kNone) write_logits(s, logits.subspan(i * vocab, vocab));
   }
   if (options_.step_delay.count() > 0) std::this_thread::sleep_for(options_.step_delay);
 }

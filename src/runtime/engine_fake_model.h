@@ -50,7 +50,7 @@ class FakeStepModel : public StepModel {
   int64_t max_context() const override { return options_.max_context; }
   void create_sequence(SequenceId id) override;
   void free_sequence(SequenceId id) override;
-  void step(std::span<const SequenceWork> work, std::span<float> logits) override;
+  void step(std::span<const StepItem> work, std::span<float> logits) override;
   size_t sequence_state_bytes() const override;
 
   size_t live_sequences() const;

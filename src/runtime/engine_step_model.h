@@ -1,13 +1,11 @@
-// The real model behind the scheduler: adapts runtime::Engine (a checkpoint on the
-// CPU forward pass) to runtime::StepModel. Each sequence id owns one
-// SequenceState, sized up front for the whole context (so decoding never
-// allocates, and its bytes are known exactly); free_sequence drops it at once.
+// The real model behind the scheduler: adapts runtime::Engine (a checkpoint on a
+// backend) to runtime::StepModel. Each sequence id owns one state slot, sized up
+// front for the whole context (so decoding never allocates, and its bytes are known
+// exactly); free_sequence returns it at once.
 #pragma once
 
-#include <atomic>
 #include <memory>
 #include <mutex>
-#include <unordered_map>
 #include <vector>
 
 #include "runtime/engine.h"
@@ -16,10 +14,16 @@
 namespace fp4serve::runtime {
 
 struct EngineModelOptions {
+  DeviceChoice device = DeviceChoice::kAuto;
   ActQuantMode act_quant = ActQuantMode::kAuto;
   // Context length (prompt + completion). 0: the model's max_position_embeddings,
   // capped at kDefaultMaxContext, because every sequence reserves its state for it.
   int64_t max_context = 0;
+  // For the fit check: sequences running at once (--max-num-seqs), tokens of one step
+  // (--max-num-batched-tokens), and the device's share (--gpu-memory-utilization).
+  int64_t max_sequences = 1;
+  int64_t max_step_tokens = 0;  // 0: the context
+  double memory_utilization = 0.9;
   bool show_progress = true;  // while loading
 };
 
@@ -42,21 +46,19 @@ class EngineStepModel : public StepModel {
   int64_t max_context() const override { return max_context_; }
   void create_sequence(SequenceId id) override;
   void free_sequence(SequenceId id) override;
-  void step(std::span<const SequenceWork> work, std::span<float> logits) override;
-  size_t sequence_state_bytes() const override { return live_.load() * bytes_per_sequence_; }
+  void step(std::span<const StepItem> work, std::span<float> logits) override;
+  size_t sequence_state_bytes() const override { return engine_->live_state_bytes(); }
 
   const Engine& engine() const { return *engine_; }
 
  private:
   std::unique_ptr<Engine> engine_;
   int64_t max_context_ = 0;
-  size_t bytes_per_sequence_ = 0;
   // Sequences are created, stepped and freed by the scheduler thread; the mutex
-  // keeps a stray caller from corrupting the map, the counter serves /metrics.
+  // keeps a stray caller from corrupting the model's table (/metrics reads the
+  // pool's atomic counter).
   std::mutex mutex_;
-  std::unordered_map<SequenceId, std::unique_ptr<SequenceState>> sequences_;
-  std::atomic<size_t> live_{0};
-  std::vector<StepRequest> requests_;
+  std::vector<StepItem> items_;
   std::vector<float> engine_logits_;
 };
 

@@ -222,13 +222,13 @@ void Scheduler::admit_waiting() {
 }
 
 void Scheduler::run_one_step() {
-  std::vector<SequenceWork> work;
+  std::vector<StepItem> work;
   std::vector<Sequence*> owners;
   int64_t budget = config_.max_batched_tokens;
   // Decodes first: one token each keeps every running stream moving.
   for (auto& s : running_) {
     if (!s->decoding()) continue;
-    SequenceWork w;
+    StepItem w;
     w.sequence = s->id;
     w.position = static_cast<int64_t>(s->request.prompt.size()) + s->generated - 1;
     w.tokens = std::span<const int32_t>(&s->last_token, 1);
@@ -243,11 +243,11 @@ void Scheduler::run_one_step() {
     if (s->decoding() || budget <= 0) continue;
     const auto& prompt = s->request.prompt;
     int64_t chunk = std::min<int64_t>(budget, static_cast<int64_t>(prompt.size()) - s->prefilled);
-    SequenceWork w;
+    StepItem w;
     w.sequence = s->id;
     w.position = s->prefilled;
     w.tokens = std::span<const int32_t>(prompt.data() + s->prefilled, static_cast<size_t>(chunk));
-    w.want_logits = s->prefilled + chunk == static_cast<int64_t>(prompt.size());
+    w.logits = s->prefilled + chunk == static_cast<int64_t>(prompt.size()) ? LogitsMode::kLast : LogitsMode::kNone;
     work.push_back(w);
     owners.push_back(s.get());
     budget -= chunk;
@@ -274,7 +274,7 @@ void Scheduler::run_one_step() {
     if (!s.decoding()) {
       s.prefilled += static_cast<int64_t>(work[i].tokens.size());
       metrics_.add_prompt_tokens(work[i].tokens.size());
-      if (!work[i].want_logits) continue;
+      if (work[i].logits == LogitsMode::kNone) continue;
     }
     if (!s.stream->cancelled()) to_sample.push_back(i);  // cancelled ones are retired next iteration
   }

@@ -1,4 +1,4 @@
-// quantize --calibrate-tokens: the observer at cpu::linear's entry, ModelOpt's rule for
+// quantize --calibrate-tokens: the observer at a backend's linear entry, ModelOpt's rule for
 // experts calibration never reached (values typed here from layer_utils.set_expert_quantizer_amax:
 // max of the layer's reached experts per projection, else 0.5), and the whole CLI path.
 #include <gmock/gmock.h>
@@ -17,7 +17,7 @@
 #include "checkpoint/test_model.h"
 #include "checkpoint_test_support.h"
 #include "formats/weight_quantization.h"
-#include "backend/cpu/linear.h"
+#include "backend/backend.h"
 
 namespace fp4serve {
 namespace {
@@ -37,30 +37,32 @@ std::string error_of(const std::function<void()>& action) {
   return "(no error)";
 }
 
-TEST(InputAmaxRecorder, SeesEveryLinearInputThroughTheObserverOnlyWhileInstalled) {
+TEST(InputAmaxRecorder, SeesEveryLinearInputOfItsBackendOnlyWhileInstalled) {
   const LinearWeight w = quantize_weight(std::vector<float>(8, 0.25f), 2, 4, WeightEncoding::kBF16, "layers.0.attn.wq_a");
   // 3 rows of 4 inputs at a stride of 6: columns 4 and 5 are not the linear's and must be ignored.
   const std::vector<float> x = {1, -2, 0.5f, 3, 100, 100,  //
                                 -4.5f, 1, 0, 2, 100, 100,  //
                                 0.25f, NAN, -1, 1, 100, 100};
   std::vector<float> y(6);
-  cpu::LinearJob job;
+  LinearJob job;
   job.weight = &w;
   job.x = x.data();
   job.x_stride = 6;
   job.rows = 3;
   job.y = y.data();
+  const auto backend = make_backend(DeviceKind::kCpu), other = make_backend(DeviceKind::kCpu);
+  const std::span<const LinearJob> one(&job, 1);
   InputAmaxRecorder recorder;
-  {
-    const ScopedActivationObserver observing(recorder);
-    cpu::linear(job);
-    job.rows = 1;  // a second call: amax is a running max, rows add up
-    cpu::linear(job);
-  }
+  backend->set_activation_observer(&recorder);
+  backend->linear(one);
+  job.rows = 1;  // a second call: amax is a running max, rows add up
+  backend->linear(one);
   const std::vector<float> big(4, 1000.0f);
   job.x = big.data();
   job.x_stride = 0;
-  cpu::linear(job);  // no observer any more
+  other->linear(one);  // another backend's linears are not this observer's
+  backend->set_activation_observer(nullptr);
+  backend->linear(one);  // no observer any more
   const auto seen = recorder.observed();
   ASSERT_EQ(seen.size(), 1u);
   const ObservedInput& o = seen.at("layers.0.attn.wq_a");

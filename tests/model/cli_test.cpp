@@ -14,7 +14,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "backend/cuda_probe.h"
 #include "checkpoint/checkpoint.h"
+#include "cpu_model.h"
 #include "io/safetensors.h"
 #include "model/model.h"
 #include "text/byte_level.h"
@@ -49,11 +51,11 @@ std::vector<float> in_process(const std::vector<int32_t>& tokens, ActQuantMode m
   LoadOptions lo;
   lo.show_progress = false;
   const Checkpoint ckpt = load_checkpoint(kModel, lo);
-  Model model(ckpt, ModelOptions{mode, 64});
-  auto seq = model.new_sequence();
+  testing::CpuModel m(ckpt, ModelOptions{mode, 64});
+  m.model.create_sequence(0);
   std::vector<float> logits;
-  SequenceInput in{seq.get(), tokens, true};
-  model.forward(std::span<const SequenceInput>(&in, 1), logits);
+  const StepItem in{0, 0, tokens, LogitsMode::kAll};
+  m.model.forward(std::span<const StepItem>(&in, 1), logits);
   return logits;
 }
 
@@ -79,6 +81,35 @@ TEST(Cli, LogitsPrefillDecodeAndActQuantOff) {
   const auto off = read_logits(out, 12);
   EXPECT_EQ(off, in_process(tokens, ActQuantMode::kOff));
   EXPECT_NE(off, prefill);
+}
+
+// --act-quant and --device mean the same on every command that runs the model.
+TEST(Cli, DeviceAndActQuantFlags) {
+  const std::string list = "3,14,15,92,65,35";
+  const std::vector<int32_t> tokens{3, 14, 15, 92, 65, 35};
+  const std::string out = temp_file("logits_flags.safetensors");
+  const Result cpu = run_cli("logits " + kModel + " --tokens " + list + " --out " + out + " --device cpu --act-quant fp8");
+  ASSERT_EQ(cpu.status, 0) << cpu.output;
+  EXPECT_NE(cpu.output.find("device: cpu"), std::string::npos) << "the choice is printed at start: " << cpu.output;
+  EXPECT_EQ(read_logits(out, 6), in_process(tokens, ActQuantMode::kFp8));
+  const Result bad_quant = run_cli("logits " + kModel + " --tokens 1 --out " + out + " --act-quant fp4");
+  EXPECT_NE(bad_quant.status, 0);
+  EXPECT_NE(bad_quant.output.find("--act-quant fp4"), std::string::npos) << bad_quant.output;
+  const Result bad_device = run_cli("generate " + kModel + " --tokens 1 --max-tokens 1 --device tpu");
+  EXPECT_NE(bad_device.status, 0);
+  EXPECT_NE(bad_device.output.find("--device tpu"), std::string::npos) << bad_device.output;
+  const Result share = run_cli("logits " + kModel + " --tokens 1 --out " + out + " --gpu-memory-utilization 1.5");
+  EXPECT_NE(share.status, 0);
+  EXPECT_NE(share.output.find("--gpu-memory-utilization"), std::string::npos) << share.output;
+  if (cuda_device_count() == 0) {
+    // Without a GPU (or without CUDA in the build) --device cuda is a clear error, and auto runs on the CPU.
+    const Result cuda = run_cli("logits " + kModel + " --tokens 1 --out " + out + " --device cuda");
+    EXPECT_NE(cuda.status, 0);
+    EXPECT_NE(cuda.output.find("--device cuda"), std::string::npos) << cuda.output;
+    const Result automatic = run_cli("logits " + kModel + " --tokens 1 --out " + out);
+    ASSERT_EQ(automatic.status, 0) << automatic.output;
+    EXPECT_NE(automatic.output.find("device: cpu"), std::string::npos) << automatic.output;
+  }
 }
 
 TEST(Cli, GenerateGreedyFollowsTheArgmaxChain) {

@@ -8,14 +8,23 @@
 #include <cmath>
 
 #include "base/error.h"
+#include "backend/cpu/parallel.h"
+#include "cpu_model.h"
 #include "model/model.h"
-#include "model/parallel.h"
 #include "random_checkpoint.h"
 
 namespace fp4serve {
 namespace {
 
+using cpu::parallel_min_cost;
+using cpu::set_parallel_min_cost;
+using testing::CpuModel;
 using testing::RandomEncoding;
+
+SequenceId new_id() {
+  static SequenceId next = 1000;
+  return next++;
+}
 
 std::vector<int32_t> test_tokens(int n, int seed) {
   std::vector<int32_t> t;
@@ -47,16 +56,19 @@ std::vector<float> slice(const std::vector<float>& v, int64_t from, int64_t coun
 }
 
 std::vector<float> run_chunks(Model& model, const std::vector<int32_t>& tokens, const std::vector<int>& chunks) {
-  auto seq = model.new_sequence();
+  const SequenceId seq = new_id();
+  model.create_sequence(seq);
   std::vector<float> logits;
   size_t at = 0;
   for (int n : chunks) {
-    SequenceInput in{seq.get(), std::span<const int32_t>(tokens.data() + at, static_cast<size_t>(n)), true};
-    model.forward(std::span<const SequenceInput>(&in, 1), logits);
+    const StepItem in{seq, static_cast<int64_t>(at), std::span<const int32_t>(tokens.data() + at, static_cast<size_t>(n)),
+                      LogitsMode::kAll};
+    model.forward(std::span<const StepItem>(&in, 1), logits);
     at += static_cast<size_t>(n);
   }
   EXPECT_EQ(at, tokens.size());
-  EXPECT_EQ(seq->position(), static_cast<int64_t>(tokens.size()));
+  EXPECT_EQ(model.position(seq), static_cast<int64_t>(tokens.size()));
+  model.free_sequence(seq);
   return logits;
 }
 
@@ -66,7 +78,8 @@ TEST_P(Consistency, PrefillDecodeChunkedAndBatchAgree) {
   // Flash-like pattern with scaled-down ratios: SWA, CSA, HCA (8), CSA; window 8, top-3.
   const ModelConfig config = testing::tiny_config({0, 4, 8, 4}, 2, 0);
   const Checkpoint ckpt = testing::random_checkpoint(config, GetParam(), 7);
-  Model model(ckpt);
+  CpuModel m(ckpt);
+  Model& model = m.model;
   const int n = 37;
   const auto tokens = test_tokens(n, 3);
   const auto prefill = run_chunks(model, tokens, {n});
@@ -80,18 +93,19 @@ TEST_P(Consistency, PrefillDecodeChunkedAndBatchAgree) {
   // Batch of two different sequences at different positions equals two singles.
   const auto other = test_tokens(20, 11);
   const auto single_other = run_chunks(model, other, {9, 11});
-  auto a = model.new_sequence();
-  auto b = model.new_sequence();
+  const SequenceId a = new_id(), b = new_id();
+  model.create_sequence(a);
+  model.create_sequence(b);
   std::vector<float> first;
   {
-    SequenceInput ins[] = {{a.get(), std::span<const int32_t>(tokens.data(), 16), true},
-                           {b.get(), std::span<const int32_t>(other.data(), 9), true}};
+    const StepItem ins[] = {{a, 0, std::span<const int32_t>(tokens.data(), 16), LogitsMode::kAll},
+                            {b, 0, std::span<const int32_t>(other.data(), 9), LogitsMode::kAll}};
     model.forward(ins, first);
   }
   std::vector<float> second;
   {
-    SequenceInput ins[] = {{b.get(), std::span<const int32_t>(other.data() + 9, 11), true},
-                           {a.get(), std::span<const int32_t>(tokens.data() + 16, 21), false}};
+    const StepItem ins[] = {{b, 9, std::span<const int32_t>(other.data() + 9, 11), LogitsMode::kAll},
+                            {a, 16, std::span<const int32_t>(tokens.data() + 16, 21), LogitsMode::kLast}};
     model.forward(ins, second);
   }
   expect_same_logits(slice(first, 0, 16, V), slice(prefill, 0, 16, V), V, "batch, sequence a");
@@ -106,7 +120,8 @@ TEST_P(Consistency, PrefillDecodeChunkedAndBatchAgree) {
 TEST_P(Consistency, LoopsOnThePoolAgreeWithOneThread) {
   const ModelConfig config = testing::tiny_config({0, 4, 8, 4}, 2, 0);
   const Checkpoint ckpt = testing::random_checkpoint(config, GetParam(), 7);
-  Model model(ckpt);
+  CpuModel m(ckpt);
+  Model& model = m.model;
   const int n = 37;
   const auto tokens = test_tokens(n, 3);
   const auto serial = run_chunks(model, tokens, {n});
@@ -125,30 +140,32 @@ INSTANTIATE_TEST_SUITE_P(Encodings, Consistency,
 TEST(Consistency, ProLikePatternAndMtpBlock) {
   const ModelConfig config = testing::tiny_config({16, 16, 4, 16}, 3, 1);
   const Checkpoint ckpt = testing::random_checkpoint(config, RandomEncoding::kNative, 9);
-  Model model(ckpt);
+  CpuModel m(ckpt);
+  Model& model = m.model;
   const auto tokens = test_tokens(40, 5);
   const auto prefill = run_chunks(model, tokens, {40});
   expect_same_logits(run_chunks(model, tokens, std::vector<int>(40, 1)), prefill, config.vocab_size, "decode");
 
   // MTP: streams of positions 0..n-2 with next tokens 1..n-1, all at once or one at a time.
-  auto seq = model.new_sequence();
+  const SequenceId seq = new_id();
+  model.create_sequence(seq);
   std::vector<float> logits, streams;
-  SequenceInput in{seq.get(), tokens, true};
-  model.forward(std::span<const SequenceInput>(&in, 1), logits, &streams);
+  const StepItem in{seq, 0, tokens, LogitsMode::kAll};
+  model.forward(std::span<const StepItem>(&in, 1), logits, &streams);
   const int64_t width = config.hc_mult * config.hidden_size;
   std::vector<float> mtp_all;
-  MtpInput all{seq.get(), std::span<const int32_t>(tokens.data() + 1, 39), streams.data(), true};
-  model.forward_mtp(std::span<const MtpInput>(&all, 1), mtp_all);
+  const MtpItem all{seq, std::span<const int32_t>(tokens.data() + 1, 39), streams.data(), LogitsMode::kAll};
+  model.forward_mtp(std::span<const MtpItem>(&all, 1), mtp_all);
   ASSERT_EQ(mtp_all.size(), static_cast<size_t>(39 * config.vocab_size));
   for (float v : mtp_all) ASSERT_TRUE(std::isfinite(v));
-  auto seq2 = model.new_sequence();
+  const SequenceId seq2 = new_id();
+  model.create_sequence(seq2);
   std::vector<float> discard, mtp_steps;
-  model.forward(std::span<const SequenceInput>(&in, 1), discard);
-  SequenceInput in2{seq2.get(), tokens, true};
-  model.forward(std::span<const SequenceInput>(&in2, 1), discard);
+  const StepItem in2{seq2, 0, tokens, LogitsMode::kAll};
+  model.forward(std::span<const StepItem>(&in2, 1), discard);
   for (int i = 0; i < 39; ++i) {
-    MtpInput one{seq2.get(), std::span<const int32_t>(tokens.data() + 1 + i, 1), streams.data() + i * width, false};
-    model.forward_mtp(std::span<const MtpInput>(&one, 1), mtp_steps);
+    const MtpItem one{seq2, std::span<const int32_t>(tokens.data() + 1 + i, 1), streams.data() + i * width, LogitsMode::kLast};
+    model.forward_mtp(std::span<const MtpItem>(&one, 1), mtp_steps);
   }
   expect_same_logits(mtp_steps, mtp_all, config.vocab_size, "MTP one at a time");
 }
@@ -156,16 +173,26 @@ TEST(Consistency, ProLikePatternAndMtpBlock) {
 TEST(Consistency, BadInputsAreErrors) {
   const ModelConfig config = testing::tiny_config({0, 4}, 1, 0);
   Checkpoint ckpt = testing::random_checkpoint(config, RandomEncoding::kBF16, 1);
-  Model model(ckpt);
-  auto seq = model.new_sequence();
+  CpuModel m(ckpt);
+  Model& model = m.model;
+  const SequenceId seq = new_id();
+  model.create_sequence(seq);
   std::vector<float> logits;
   const int32_t bad[] = {3, 256};
-  SequenceInput in{seq.get(), bad, false};
-  EXPECT_THROW(model.forward(std::span<const SequenceInput>(&in, 1), logits), Error);
+  const StepItem in{seq, 0, bad, LogitsMode::kLast};
+  EXPECT_THROW(model.forward(std::span<const StepItem>(&in, 1), logits), Error);
+  EXPECT_EQ(model.position(seq), 0) << "a refused step moved the sequence";
   EXPECT_THROW(model.forward_mtp({}, logits), Error);
+  const int32_t good[] = {3};
+  const StepItem wrong_position{seq, 1, good, LogitsMode::kLast};
+  EXPECT_THROW(model.forward(std::span<const StepItem>(&wrong_position, 1), logits), Error);
+  const StepItem twice[] = {{seq, 0, good, LogitsMode::kLast}, {seq, 0, good, LogitsMode::kLast}};
+  EXPECT_THROW(model.forward(twice, logits), Error);
+  const StepItem unknown{seq + 1, 0, good, LogitsMode::kLast};
+  EXPECT_THROW(model.forward(std::span<const StepItem>(&unknown, 1), logits), Error);
   ckpt.linears.erase("layers.1.attn.indexer.wq_b");
   try {
-    Model broken(ckpt);
+    CpuModel broken(ckpt);
     FAIL() << "no error for a missing projection";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("layers.1.attn.indexer.wq_b"), std::string::npos) << e.what();

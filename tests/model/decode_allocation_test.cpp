@@ -1,6 +1,6 @@
 // Decode allocates nothing once warmed up (issue 4): every scratch buffer is sized by
-// the model's reserve_tokens up front or by the first steps, the pool's threads use
-// stack buffers. Counted by replacing the global operator new (every form) in this
+// the model's context up front or by the first steps, the pool's threads use stack
+// buffers, and the CPU backend's device buffers are host allocations counted here too. Counted by replacing the global operator new (every form) in this
 // test binary: every std::vector and std::string allocation goes through it, on all
 // threads.
 #include <gtest/gtest.h>
@@ -9,8 +9,9 @@
 #include <cstdlib>
 #include <new>
 
+#include "backend/cpu/parallel.h"
+#include "cpu_model.h"
 #include "model/model.h"
-#include "model/parallel.h"
 #include "random_checkpoint.h"
 
 namespace {
@@ -78,16 +79,18 @@ using testing::RandomEncoding;
 // Decodes `steps` tokens after a prompt and two warm-up steps; returns the operator new
 // calls made during those steps.
 int64_t allocations_while_decoding(Model& model, int64_t steps) {
-  auto seq = model.new_sequence();
+  static SequenceId next_id = 1;
+  const SequenceId seq = next_id++;
+  model.create_sequence(seq);
   std::vector<float> logits;
   const std::vector<int32_t> prompt = {5, 17, 99, 3, 250};
-  SequenceInput in{seq.get(), prompt, false};
-  model.forward(std::span<const SequenceInput>(&in, 1), logits);
+  const StepItem in{seq, 0, prompt, LogitsMode::kLast};
+  model.forward(std::span<const StepItem>(&in, 1), logits);
   int32_t token = 7;
   auto step = [&] {
     logits.clear();
-    SequenceInput one{seq.get(), std::span<const int32_t>(&token, 1), false};
-    model.forward(std::span<const SequenceInput>(&one, 1), logits);
+    const StepItem one{seq, model.position(seq), std::span<const int32_t>(&token, 1), LogitsMode::kLast};
+    model.forward(std::span<const StepItem>(&one, 1), logits);
     token = static_cast<int32_t>((token * 31 + 11) % model.config().vocab_size);
   };
   step();
@@ -96,6 +99,7 @@ int64_t allocations_while_decoding(Model& model, int64_t steps) {
   counting.store(true);
   for (int64_t i = 0; i < steps; ++i) step();
   counting.store(false);
+  model.free_sequence(seq);
   return allocations.load();
 }
 
@@ -106,7 +110,8 @@ class DecodeAllocation : public ::testing::TestWithParam<RandomEncoding> {};
 TEST_P(DecodeAllocation, NoAllocationAfterWarmUp) {
   const ModelConfig config = testing::tiny_config({0, 4, 8, 4}, 2, 0);
   const Checkpoint ckpt = testing::random_checkpoint(config, GetParam(), 7);
-  Model model(ckpt, ModelOptions{ActQuantMode::kAuto, 64});
+  testing::CpuModel m(ckpt, ModelOptions{ActQuantMode::kAuto, 64});
+  Model& model = m.model;
   // The counter itself: one vector allocation is seen.
   counting.store(true);
   allocations.store(0);
@@ -116,10 +121,10 @@ TEST_P(DecodeAllocation, NoAllocationAfterWarmUp) {
 
   EXPECT_EQ(allocations_while_decoding(model, 50), 0);
   // Every loop on the pool (its threads' first tasks included).
-  const int64_t saved = parallel_min_cost();
-  set_parallel_min_cost(0);
+  const int64_t saved = cpu::parallel_min_cost();
+  cpu::set_parallel_min_cost(0);
   EXPECT_EQ(allocations_while_decoding(model, 50), 0);
-  set_parallel_min_cost(saved);
+  cpu::set_parallel_min_cost(saved);
 }
 
 INSTANTIATE_TEST_SUITE_P(Encodings, DecodeAllocation,

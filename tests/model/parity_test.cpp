@@ -16,6 +16,7 @@
 
 #include "checkpoint/checkpoint.h"
 #include "io/safetensors.h"
+#include "cpu_model.h"
 #include "model/model.h"
 
 namespace fp4serve {
@@ -88,14 +89,15 @@ std::vector<float> run(const std::string& dir, ActQuantMode mode, const std::vec
   LoadOptions lo;
   lo.show_progress = false;
   const Checkpoint ckpt = load_checkpoint(kFixtures + dir, lo);
-  Model model(ckpt, ModelOptions{mode, 64});
-  auto seq = model.new_sequence();
+  testing::CpuModel m(ckpt, ModelOptions{mode, 64});
+  constexpr SequenceId kSequence = 0;
+  m.model.create_sequence(kSequence);
   std::vector<float> logits;
   size_t at = 0;
   while (at < tokens.size()) {
     const size_t n = at == 0 ? static_cast<size_t>(prefill) : 1;
-    SequenceInput in{seq.get(), std::span<const int32_t>(tokens.data() + at, n), true};
-    model.forward(std::span<const SequenceInput>(&in, 1), logits);
+    const StepItem in{kSequence, static_cast<int64_t>(at), std::span<const int32_t>(tokens.data() + at, n), LogitsMode::kAll};
+    m.model.forward(std::span<const StepItem>(&in, 1), logits);
     at += n;
   }
   return logits;

@@ -63,16 +63,17 @@ std::vector<float> engine_alone(const std::vector<int32_t>& prompt, int decode, 
   o.show_progress = false;
   auto engine = Engine::open(kModelDir, o);
   const size_t V = static_cast<size_t>(engine->config().vocab_size);
-  auto state = engine->new_sequence();
+  constexpr SequenceId kSequence = 0;
+  engine->create_sequence(kSequence);
   std::vector<float> all, logits;
-  StepRequest r{state.get(), prompt, false};
-  engine->step(std::span<const StepRequest>(&r, 1), logits);
+  StepItem r{kSequence, 0, prompt, LogitsMode::kLast};
+  engine->step(std::span<const StepItem>(&r, 1), logits);
   all.insert(all.end(), logits.begin(), logits.end());
   for (int i = 0; i < decode; ++i) {
     const int32_t next = argmax(std::span<const float>(logits.data(), V));
     logits.clear();
-    r = StepRequest{state.get(), std::span<const int32_t>(&next, 1), false};
-    engine->step(std::span<const StepRequest>(&r, 1), logits);
+    r = StepItem{kSequence, engine->position(kSequence), std::span<const int32_t>(&next, 1), LogitsMode::kLast};
+    engine->step(std::span<const StepItem>(&r, 1), logits);
     all.insert(all.end(), logits.begin(), logits.end());
   }
   return all;
@@ -98,19 +99,19 @@ TEST(EngineStepModel, BatchedChunkedStepsEqualEachSequenceAlone) {
   for (int s = 0; s < kSequences; ++s) model->create_sequence(100 + s);
   std::vector<float> logits;
   for (int round = 0;; ++round) {
-    std::vector<SequenceWork> work;
+    std::vector<StepItem> work;
     std::vector<int> owner;
     std::vector<int32_t> decode_tokens(kSequences);
     for (int s = 0; s < kSequences; ++s) {
       Live& l = live[s];
       const auto& p = prompts[s];
-      SequenceWork w;
+      StepItem w;
       w.sequence = 100 + s;
       w.position = static_cast<int64_t>(l.fed.size());
       if (l.prefilled < p.size()) {
         const size_t chunk = std::min(p.size() - l.prefilled, 1 + (static_cast<size_t>(round) * 7 + s * 5) % 23);
         w.tokens = std::span<const int32_t>(p.data() + l.prefilled, chunk);
-        w.want_logits = l.prefilled + chunk == p.size();
+        w.logits = l.prefilled + chunk == p.size() ? LogitsMode::kLast : LogitsMode::kNone;
       } else if (static_cast<int>(l.logits.size() / vocab) <= kDecode) {
         decode_tokens[s] = argmax(std::span<const float>(l.logits.data() + l.logits.size() - vocab, vocab));
         w.tokens = std::span<const int32_t>(&decode_tokens[s], 1);
@@ -127,7 +128,7 @@ TEST(EngineStepModel, BatchedChunkedStepsEqualEachSequenceAlone) {
       Live& l = live[owner[i]];
       l.fed.insert(l.fed.end(), work[i].tokens.begin(), work[i].tokens.end());
       if (l.prefilled < prompts[owner[i]].size()) l.prefilled += work[i].tokens.size();
-      if (work[i].want_logits) l.logits.insert(l.logits.end(), logits.begin() + i * vocab, logits.begin() + (i + 1) * vocab);
+      if (work[i].logits != LogitsMode::kNone) l.logits.insert(l.logits.end(), logits.begin() + i * vocab, logits.begin() + (i + 1) * vocab);
     }
   }
   for (int s = 0; s < kSequences; ++s) {
@@ -145,10 +146,10 @@ TEST(EngineStepModel, UnwantedLogitsLeaveTheirRowsUntouched) {
   model->create_sequence(1);
   model->create_sequence(2);
   const std::vector<int32_t> a{5, 6, 7}, b{8, 9};
-  const SequenceWork work[] = {{1, 0, a, false}, {2, 0, b, true}};
+  const StepItem work[] = {{1, 0, a, LogitsMode::kNone}, {2, 0, b, LogitsMode::kLast}};
   std::vector<float> logits(2 * vocab, 12345.0f);
   model->step(work, logits);
-  for (int v = 0; v < vocab; ++v) ASSERT_EQ(logits[v], 12345.0f) << "row of an item without want_logits, token " << v;
+  for (int v = 0; v < vocab; ++v) ASSERT_EQ(logits[v], 12345.0f) << "row of an item without logits, token " << v;
   EXPECT_EQ(std::vector<float>(logits.begin() + vocab, logits.end()), engine_alone(b, 0, 64));
 }
 
@@ -157,7 +158,7 @@ TEST(EngineStepModel, RejectsBrokenContractsNamingTheCulprit) {
   EXPECT_EQ(model->max_context(), 16);
   model->create_sequence(3);
   std::vector<float> logits(2 * model->vocab_size());
-  auto step_error = [&](std::vector<SequenceWork> work) {
+  auto step_error = [&](std::vector<StepItem> work) {
     try {
       model->step(work, logits);
     } catch (const Error& e) {
@@ -178,8 +179,8 @@ TEST(EngineStepModel, RejectsBrokenContractsNamingTheCulprit) {
   EXPECT_THROW(model->create_sequence(3), Error);
   EXPECT_THROW(model->free_sequence(4), Error);
   std::vector<float> small(10);
-  const SequenceWork w{3, 1, one};
-  EXPECT_THROW(model->step(std::span<const SequenceWork>(&w, 1), small), Error);
+  const StepItem w{3, 1, one};
+  EXPECT_THROW(model->step(std::span<const StepItem>(&w, 1), small), Error);
 }
 
 TEST(EngineStepModel, StateBytesAreWhatTheHeapHoldsAndFreeReturnsThemAtOnce) {

@@ -62,10 +62,12 @@ std::vector<double> next_token_probabilities(const std::vector<int32_t>& tokens,
     o.show_progress = false;
     return Engine::open(kModelDir, o);
   }();
-  auto state = engine->new_sequence();
+  constexpr SequenceId kSequence = 0;
+  engine->create_sequence(kSequence);
   std::vector<float> logits;
-  const StepRequest r{state.get(), tokens, false};
-  engine->step(std::span<const StepRequest>(&r, 1), logits);
+  const StepItem r{kSequence, 0, tokens, LogitsMode::kLast};
+  engine->step(std::span<const StepItem>(&r, 1), logits);
+  engine->free_sequence(kSequence);
   const double mx = *std::max_element(logits.begin(), logits.end());
   std::vector<double> p(logits.size());
   double total = 0;

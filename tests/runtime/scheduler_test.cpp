@@ -50,16 +50,16 @@ std::vector<int32_t> reference_generation(const FakeModelOptions& options, const
   std::vector<int32_t> out;
   int64_t position = 0;
   for (size_t i = 0; i < r.prompt.size(); ++i) {
-    SequenceWork w{7, position++, std::span<const int32_t>(&r.prompt[i], 1), i + 1 == r.prompt.size()};
-    model.step(std::span<const SequenceWork>(&w, 1), logits);
+    StepItem w{7, position++, std::span<const int32_t>(&r.prompt[i], 1), i + 1 == r.prompt.size() ? LogitsMode::kLast : LogitsMode::kNone};
+    model.step(std::span<const StepItem>(&w, 1), logits);
   }
   while (static_cast<int64_t>(out.size()) < r.max_new_tokens) {
     int32_t t = sampler.sample(logits).token;
     out.push_back(t);
     if (std::find(r.stop_token_ids.begin(), r.stop_token_ids.end(), t) != r.stop_token_ids.end()) break;
     if (position + 1 >= options.max_context) break;
-    SequenceWork w{7, position++, std::span<const int32_t>(&out.back(), 1), true};
-    model.step(std::span<const SequenceWork>(&w, 1), logits);
+    StepItem w{7, position++, std::span<const int32_t>(&out.back(), 1), LogitsMode::kLast};
+    model.step(std::span<const StepItem>(&w, 1), logits);
   }
   return out;
 }
@@ -109,13 +109,13 @@ class RecordingModel : public StepModel {
   void create_sequence(SequenceId id) override { inner_.create_sequence(id); }
   void free_sequence(SequenceId id) override { inner_.free_sequence(id); }
   size_t sequence_state_bytes() const override { return inner_.sequence_state_bytes(); }
-  void step(std::span<const SequenceWork> work, std::span<float> logits) override {
+  void step(std::span<const StepItem> work, std::span<float> logits) override {
     {
       std::lock_guard lock(mutex);
       StepShape shape;
       for (const auto& w : work) {
         shape.sequences.insert(w.sequence);
-        (w.tokens.size() == 1 && w.want_logits ? shape.single_token_items : shape.chunk_items)++;
+        (w.tokens.size() == 1 && w.logits != LogitsMode::kNone ? shape.single_token_items : shape.chunk_items)++;
         shape.tokens += static_cast<int64_t>(w.tokens.size());
       }
       steps.push_back(shape);
@@ -306,7 +306,7 @@ TEST(Scheduler, DrainRefusesNewWorkAndFinishesOld) {
 class FailingModel : public FakeStepModel {
  public:
   using FakeStepModel::FakeStepModel;
-  void step(std::span<const SequenceWork> work, std::span<float> logits) override {
+  void step(std::span<const StepItem> work, std::span<float> logits) override {
     if (++steps == 3) fail("simulated step failure");
     FakeStepModel::step(work, logits);
   }
@@ -328,10 +328,10 @@ TEST(Scheduler, StepFailureEndsTheBatchWithAnError) {
 class PoisonedModel : public FakeStepModel {
  public:
   using FakeStepModel::FakeStepModel;
-  void step(std::span<const SequenceWork> work, std::span<float> logits) override {
+  void step(std::span<const StepItem> work, std::span<float> logits) override {
     FakeStepModel::step(work, logits);
     for (size_t i = 0; i < work.size(); ++i) {
-      if (work[i].sequence == poisoned && work[i].want_logits) {
+      if (work[i].sequence == poisoned && work[i].logits != LogitsMode::kNone) {
         std::fill_n(logits.begin() + i * vocab_size(), vocab_size(), std::numeric_limits<float>::quiet_NaN());
       }
     }
@@ -371,14 +371,14 @@ TEST(FakeModel, RejectsBrokenContracts) {
   FakeStepModel model(small_model());
   std::vector<float> logits(97);
   int32_t t = 5;
-  SequenceWork w{42, 0, std::span<const int32_t>(&t, 1), true};
-  EXPECT_THROW(model.step(std::span<const SequenceWork>(&w, 1), logits), Error);  // unknown sequence
+  StepItem w{42, 0, std::span<const int32_t>(&t, 1), LogitsMode::kLast};
+  EXPECT_THROW(model.step(std::span<const StepItem>(&w, 1), logits), Error);  // unknown sequence
   model.create_sequence(42);
   w.position = 3;
-  EXPECT_THROW(model.step(std::span<const SequenceWork>(&w, 1), logits), Error);  // wrong position
+  EXPECT_THROW(model.step(std::span<const StepItem>(&w, 1), logits), Error);  // wrong position
   w.position = 0;
   t = 97;
-  EXPECT_THROW(model.step(std::span<const SequenceWork>(&w, 1), logits), Error);  // token out of range
+  EXPECT_THROW(model.step(std::span<const StepItem>(&w, 1), logits), Error);  // token out of range
   EXPECT_THROW(model.free_sequence(43), Error);
 }
 
@@ -389,9 +389,9 @@ TEST(FakeModel, GreedyNextTokenDependsOnTheWholeHistory) {
   int32_t pa[] = {10, 20, 30}, pb[] = {11, 20, 30};
   model.create_sequence(1);
   model.create_sequence(2);
-  SequenceWork wa{1, 0, pa, true}, wb{2, 0, pb, true};
-  model.step(std::span<const SequenceWork>(&wa, 1), a);
-  model.step(std::span<const SequenceWork>(&wb, 1), b);
+  StepItem wa{1, 0, pa, true}, wb{2, 0, pb, true};
+  model.step(std::span<const StepItem>(&wa, 1), a);
+  model.step(std::span<const StepItem>(&wb, 1), b);
   EXPECT_NE(a, b);
 }
 

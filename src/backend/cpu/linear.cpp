@@ -269,14 +269,10 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
   }
 }
 
-std::atomic<ActivationObserver*> activation_observer{nullptr};
-
 }  // namespace
 
-void set_activation_observer(ActivationObserver* observer) { activation_observer.store(observer); }
-
-void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
-  if (ActivationObserver* observer = activation_observer.load(std::memory_order_relaxed))
+void linear(std::span<const LinearJob> jobs, ActivationObserver* observer, ThreadPool& pool) {
+  if (observer != nullptr)
     for (const LinearJob& job : jobs)
       if (job.weight && job.x && job.rows > 0)
         observer->observe(*job.weight, job.x, job.rows, job.x_stride > 0 ? job.x_stride : job.weight->in_features);
@@ -395,6 +391,8 @@ void linear(std::span<const LinearJob> jobs, ThreadPool& pool) {
   });
 }
 
-void linear(const LinearJob& job, ThreadPool& pool) { linear(std::span<const LinearJob>(&job, 1), pool); }
+void linear(const LinearJob& job, ActivationObserver* observer, ThreadPool& pool) {
+  linear(std::span<const LinearJob>(&job, 1), observer, pool);
+}
 
 }  // namespace fp4serve::cpu

@@ -1,8 +1,8 @@
-#include "model/parallel.h"
+#include "backend/cpu/parallel.h"
 
 #include <atomic>
 
-namespace fp4serve {
+namespace fp4serve::cpu {
 namespace {
 
 std::atomic<int64_t> min_cost{int64_t{1} << 14};
@@ -12,4 +12,4 @@ std::atomic<int64_t> min_cost{int64_t{1} << 14};
 int64_t parallel_min_cost() { return min_cost.load(std::memory_order_relaxed); }
 void set_parallel_min_cost(int64_t cost) { min_cost.store(cost, std::memory_order_relaxed); }
 
-}  // namespace fp4serve
+}  // namespace fp4serve::cpu

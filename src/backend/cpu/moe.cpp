@@ -1,21 +1,18 @@
-#include "model/moe.h"
+#include "backend/cpu/moe.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <numeric>
 
-#include "base/error.h"
-#include "model/scratch.h"
+#include "backend/cpu/linear.h"
 #include "backend/cpu/numeric_formats.h"
-#include "model/parallel.h"
+#include "backend/cpu/parallel.h"
+#include "backend/cpu/scratch.h"
+#include "base/error.h"
 
-namespace fp4serve {
+namespace fp4serve::cpu {
 namespace {
-
-using cpu::ActivationQuant;
-using cpu::LinearJob;
-using cpu::round_bf16;
 
 float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }  // PyTorch's threshold 20
 float silu(float x) { return x / (1.0f + std::exp(-x)); }
@@ -58,29 +55,26 @@ void route_token(const float* logits, int64_t experts, int64_t k, const float* b
   for (int64_t i = 0; i < k; ++i) weights[i] = weights[i] / sum * route_scale;
 }
 
-void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeScratch& sc, float* out) const {
-  const ModelConfig& c = *config;
-  const MoeWeights& w = *weights;
-  const int64_t D = c.hidden_size, I = c.moe_intermediate_size, E = c.n_routed_experts, k = c.experts_per_token;
-  const float limit = static_cast<float>(c.swiglu_limit);
+void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
+  const int64_t D = p.dim, I = p.intermediate, E = p.experts, k = p.experts_per_token, rows = p.rows;
+  const float limit = p.swiglu_limit;
+  const float* x = p.x;
+  float* out = p.out;
   auto act = [&](const LinearWeight* lw) {
-    return numerics->quantizes_input(lw->encoding) ? ActivationQuant::kFP8Block128 : ActivationQuant::kNone;
+    return p.numerics.quantizes_input(lw->encoding) ? ActivationQuant::kFP8Block128 : ActivationQuant::kNone;
   };
 
   float* logits = grow_scratch(sc.logits, rows * E);
-  cpu::linear(job(w.gate, x, rows, logits, ActivationQuant::kNone, false));
+  linear(job(p.gate, x, rows, logits, ActivationQuant::kNone, false), observer);
   int32_t* selected = grow_scratch(sc.selected, rows * k);
   float* route = grow_scratch(sc.route_weights, rows * k);
   // Checked here, not on the pool's threads (route_token checks too, for direct callers).
   FP4SERVE_CHECK(E <= 1024, "MoE with {} experts: more than the 1024 supported", E);
-  for (int64_t t = 0; t < rows; ++t)
-    FP4SERVE_CHECK(!w.hash || (tokens[t] >= 0 && tokens[t] < c.vocab_size), "token id {} outside the vocabulary [0, {})",
-                   tokens[t], c.vocab_size);
+  FP4SERVE_CHECK(static_cast<int64_t>(p.routed.size()) == E, "MoE: {} routed experts given, {} configured", p.routed.size(), E);
   parallel_units(rows, rows * E * 32, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
-      const int32_t* hashed = w.hash ? w.tid2eid.data() + static_cast<int64_t>(tokens[t]) * k : nullptr;
-      route_token(logits + t * E, E, k, w.bias.data(), hashed, static_cast<float>(c.routed_scaling_factor), selected + t * k,
-                  route + t * k);
+      const int32_t* hashed = p.tid2eid ? p.tid2eid + static_cast<int64_t>(p.tokens[t]) * k : nullptr;
+      route_token(logits + t * E, E, k, p.bias, hashed, p.route_scale, selected + t * k, route + t * k);
     }
   });
 
@@ -114,13 +108,13 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
   for (int64_t e = 0; e < E; ++e) {
     const int64_t n = begin[e + 1] - begin[e];
     if (n == 0) continue;
-    const ExpertWeights& ex = w.experts[static_cast<size_t>(e)];
+    const ExpertLinears& ex = p.routed[static_cast<size_t>(e)];
     sc.jobs.push_back(job(ex.w1, expert_input(e), n, h1 + begin[e] * I, act(ex.w1), true));
     sc.jobs.push_back(job(ex.w3, expert_input(e), n, h3 + begin[e] * I, act(ex.w3), true));
   }
-  sc.jobs.push_back(job(w.shared.w1, x, rows, h1 + assigned * I, act(w.shared.w1), true));
-  sc.jobs.push_back(job(w.shared.w3, x, rows, h3 + assigned * I, act(w.shared.w3), true));
-  cpu::linear(sc.jobs);
+  sc.jobs.push_back(job(p.shared.w1, x, rows, h1 + assigned * I, act(p.shared.w1), true));
+  sc.jobs.push_back(job(p.shared.w3, x, rows, h3 + assigned * I, act(p.shared.w3), true));
+  linear(sc.jobs, observer);
 
   float* mid = grow_scratch(sc.mid, total * I);
   const int64_t i_blocks = (I + kColumnsPerUnit - 1) / kColumnsPerUnit;
@@ -144,11 +138,11 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
   for (int64_t e = 0; e < E; ++e) {
     const int64_t n = begin[e + 1] - begin[e];
     if (n == 0) continue;
-    const ExpertWeights& ex = w.experts[static_cast<size_t>(e)];
+    const ExpertLinears& ex = p.routed[static_cast<size_t>(e)];
     sc.jobs.push_back(job(ex.w2, mid + begin[e] * I, n, down + begin[e] * D, act(ex.w2), true));
   }
-  sc.jobs.push_back(job(w.shared.w2, mid + assigned * I, rows, down + assigned * D, act(w.shared.w2), true));
-  cpu::linear(sc.jobs);
+  sc.jobs.push_back(job(p.shared.w2, mid + assigned * I, rows, down + assigned * D, act(p.shared.w2), true));
+  linear(sc.jobs, observer);
 
   // Each token's routed outputs in ascending expert id (the order of the assignments),
   // then the shared expert's.
@@ -174,4 +168,4 @@ void MoeLayer::forward(const float* x, const int32_t* tokens, int64_t rows, MoeS
   });
 }
 
-}  // namespace fp4serve
+}  // namespace fp4serve::cpu

@@ -1,6 +1,7 @@
-// The model's building blocks against naive float64 implementations written from
-// dsv4-architecture.md §3: Sinkhorn (mHC), RoPE with YaRN, compressor pooling (both
-// window layouts), indexer scoring and top-k, MoE routing.
+// The CPU backend's building blocks against naive float64 implementations written from
+// DeepSeek's inference/model.py: Sinkhorn (hc_split_sinkhorn), RoPE with YaRN
+// (precompute_freqs_cis, apply_rotary_emb), compressor pooling (both window layouts),
+// indexer scoring and top-k, MoE routing (Gate).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -9,13 +10,14 @@
 #include <random>
 #include <vector>
 
-#include "model/compressor.h"
-#include "model/indexer.h"
-#include "model/mhc.h"
-#include "model/moe.h"
+#include "backend/cpu/compressor.h"
+#include "backend/cpu/indexer.h"
+#include "backend/cpu/mhc.h"
+#include "backend/cpu/moe.h"
+#include "backend/cpu/rope.h"
 #include "model/rope.h"
 
-namespace fp4serve {
+namespace fp4serve::cpu {
 namespace {
 
 std::vector<float> randoms(size_t n, uint32_t seed, float scale = 1.0f) {
@@ -68,15 +70,16 @@ TEST(Ops, SinkhornMatchesFloat64) {
 TEST(Ops, RopeYarnFrequenciesAndRotation) {
   // §3.1: base 160000, dim 64, factor 16, original 65536, beta 32/1 -> low 15, high 25.
   const YarnConfig yarn{16.0, 65536, 32.0, 1.0};
-  const RopeTable table(64, 160000.0, &yarn), plain(64, 10000.0, nullptr);
+  const std::vector<float> freqs = rope_frequencies(64, 160000.0, &yarn), plain_freqs = rope_frequencies(64, 10000.0, nullptr);
+  const Rope table(freqs.data(), 64);
   for (int i = 0; i < 32; ++i) {
     const double f = 1.0 / std::pow(160000.0, 2.0 * i / 64.0);
     const double ramp = std::clamp((i - 15.0) / (25.0 - 15.0), 0.0, 1.0);
     const double want = f / 16.0 * ramp + f * (1.0 - ramp);
-    EXPECT_NEAR(table.frequencies()[i], want, 2e-7 * f) << i;
-    EXPECT_NEAR(plain.frequencies()[i], 1.0 / std::pow(10000.0, 2.0 * i / 64.0), 2e-7) << i;
+    EXPECT_NEAR(freqs[i], want, 2e-7 * f) << i;
+    EXPECT_NEAR(plain_freqs[i], 1.0 / std::pow(10000.0, 2.0 * i / 64.0), 2e-7) << i;
   }
-  EXPECT_FLOAT_EQ(table.frequencies()[10], static_cast<float>(1.0 / std::pow(160000.0, 20.0 / 64.0)));  // below low: unchanged
+  EXPECT_FLOAT_EQ(freqs[10], static_cast<float>(1.0 / std::pow(160000.0, 20.0 / 64.0)));  // below low: unchanged
   // Interleaved pairs, forward then inverse, against a float64 rotation.
   for (int64_t pos : {0, 1, 7, 1000, 65535}) {
     auto v = randoms(64, static_cast<uint32_t>(pos + 3));
@@ -84,7 +87,7 @@ TEST(Ops, RopeYarnFrequenciesAndRotation) {
     auto r = v;
     table.apply(r.data(), pos, false);
     for (int i = 0; i < 32; ++i) {
-      const double angle = static_cast<double>(static_cast<float>(pos) * table.frequencies()[i]);
+      const double angle = static_cast<double>(static_cast<float>(pos) * freqs[i]);
       const double a = v[2 * i], b = v[2 * i + 1];
       EXPECT_NEAR(r[2 * i], a * std::cos(angle) - b * std::sin(angle), 1e-2 * (std::fabs(a) + std::fabs(b)) + 1e-6);
       EXPECT_NEAR(r[2 * i + 1], a * std::sin(angle) + b * std::cos(angle), 1e-2 * (std::fabs(a) + std::fabs(b)) + 1e-6);
@@ -96,24 +99,30 @@ TEST(Ops, RopeYarnFrequenciesAndRotation) {
 
 TEST(Ops, CompressorPoolingBothLayouts) {
   for (int64_t ratio : {4, 8}) {
-    CompressorWeights w;
+    CompressorParams w;
     w.ratio = ratio;
     w.dim = 128;
     w.overlap = ratio == 4;
-    const int64_t width = w.coff() * w.dim;
-    w.ape = randoms(static_cast<size_t>(ratio * width), 5, 0.1f);
-    w.norm.assign(128, 1.0f);
-    const RopeTable rope(64, 160000.0, nullptr);
-    CompressorContext ctx{&w, &rope, 64, 1e-6f, false, CompressorKind::kMain};
-    CompressorState state;
-    state.reset(w, 16);
+    const int64_t coff = w.overlap ? 2 : 1, width = coff * w.dim;
+    const std::vector<float> ape = randoms(static_cast<size_t>(ratio * width), 5, 0.1f), norm(128, 1.0f);
+    w.ape = ape.data();
+    w.norm = norm.data();
+    // A slot laid out as model/state_layout.cpp lays it out: kv, score (at -inf), entries.
+    const int64_t cells = coff * ratio * width;
+    w.state = CompressorStateLayout{0, cells, 2 * cells, 16};
+    std::vector<float> slot(static_cast<size_t>(2 * cells + 16 * w.dim), 0.0f);
+    std::fill(slot.begin() + cells, slot.begin() + 2 * cells, -INFINITY);
+    const std::vector<float> freqs = rope_frequencies(64, 160000.0, nullptr);
+    const Rope rope(freqs.data(), 64);
+    const CompressorContext ctx{&w, rope, 1e-6f, false, CompressorKind::kMain};
     const int64_t tokens = 3 * ratio;
     const auto a = randoms(static_cast<size_t>(tokens * width), 11), z = randoms(static_cast<size_t>(tokens * width), 12);
     for (int64_t p = 0; p < tokens; ++p) {
-      const bool emitted = compressor_ingest(ctx, state, p, a.data() + p * width, z.data() + p * width);
+      const bool emitted = compressor_ingest(ctx, slot.data(), p, a.data() + p * width, z.data() + p * width);
       ASSERT_EQ(emitted, (p + 1) % ratio == 0);
     }
-    ASSERT_EQ(state.count, 3);
+    ASSERT_EQ(compressed_entries(ratio, tokens - 1), 3);
+    const float* entries = slot.data() + w.state.entries;
     for (int64_t e = 0; e < 3; ++e) {
       // float64 pooling from the definition, then the same bf16 / RMSNorm / RoPE steps.
       std::vector<double> pooled(128);
@@ -121,10 +130,10 @@ TEST(Ops, CompressorPoolingBothLayouts) {
         std::vector<std::pair<double, double>> cand;  // (score, value)
         if (w.overlap && e > 0)
           for (int64_t t = (e - 1) * ratio; t < e * ratio; ++t)
-            cand.push_back({z[t * width + f] + double(w.ape[(t % ratio) * width + f]), a[t * width + f]});
+            cand.push_back({z[t * width + f] + double(ape[(t % ratio) * width + f]), a[t * width + f]});
         for (int64_t t = e * ratio; t < (e + 1) * ratio; ++t) {
           const int64_t g = w.overlap ? 128 + f : f;
-          cand.push_back({z[t * width + g] + double(w.ape[(t % ratio) * width + g]), a[t * width + g]});
+          cand.push_back({z[t * width + g] + double(ape[(t % ratio) * width + g]), a[t * width + g]});
         }
         double mx = -1e300, sum = 0, acc = 0;
         for (auto& c : cand) mx = std::max(mx, c.first);
@@ -139,7 +148,7 @@ TEST(Ops, CompressorPoolingBothLayouts) {
       for (int f = 0; f < 128; ++f) want[f] = static_cast<float>(pooled[f] * r);
       rope.apply(want.data() + 64, e * ratio, false);
       for (int f = 0; f < 128; ++f)
-        EXPECT_NEAR(state.entries[e * 128 + f], want[f], 2e-2 * std::fabs(want[f]) + 1e-2) << ratio << " entry " << e << " f " << f;
+        EXPECT_NEAR(entries[e * 128 + f], want[f], 2e-2 * std::fabs(want[f]) + 1e-2) << ratio << " entry " << e << " f " << f;
     }
   }
 }
@@ -203,4 +212,4 @@ TEST(Ops, RoutingMatchesFloat64) {
 }
 
 }  // namespace
-}  // namespace fp4serve
+}  // namespace fp4serve::cpu

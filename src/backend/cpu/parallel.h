@@ -1,4 +1,4 @@
-// The model's element-wise and per-head work over the thread pool: between the
+// The CPU backend's element-wise and per-head work over the thread pool: between the
 // projections of a decode step these parts would otherwise run on one core while the
 // others wait. Small loops stay on the calling thread, where waking the pool (a few
 // microseconds) would cost more than it saves.
@@ -8,7 +8,7 @@
 
 #include "backend/cpu/thread_pool.h"
 
-namespace fp4serve {
+namespace fp4serve::cpu {
 
 // About this many simple float operations before a loop goes parallel (by default
 // 2^14); tests set 0 to run every loop on the pool.
@@ -24,7 +24,7 @@ void parallel_units(int64_t units, int64_t cost, const Fn& fn) {
     fn(int64_t{0}, units);
     return;
   }
-  cpu::ThreadPool::global().parallel_for(units, 1, fn);
+  ThreadPool::global().parallel_for(units, 1, fn);
 }
 
-}  // namespace fp4serve
+}  // namespace fp4serve::cpu

@@ -1,25 +1,17 @@
-#include "model/compressor.h"
+#include "backend/cpu/compressor.h"
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 
 #include "backend/cpu/activation_quant.h"
+#include "backend/cpu/norms.h"
+#include "backend/cpu/parallel.h"
+#include "base/error.h"
 #include "backend/cpu/hadamard.h"
 #include "backend/cpu/numeric_formats.h"
-#include "model/norms.h"
-#include "model/parallel.h"
 
-namespace fp4serve {
-
-void CompressorState::reset(const CompressorWeights& w, int64_t reserve_entries) {
-  const size_t cells = static_cast<size_t>(w.coff() * w.ratio * w.coff() * w.dim);
-  kv.assign(cells, 0.0f);
-  score.assign(cells, -INFINITY);
-  entries.clear();
-  entries.reserve(static_cast<size_t>(reserve_entries * w.dim));
-  count = 0;
-}
+namespace fp4serve::cpu {
 
 namespace {
 
@@ -50,23 +42,27 @@ void softmax_pool(const float* kv, const float* score, int64_t candidates, int64
   });
 }
 
-bool compressor_ingest(const CompressorContext& ctx, CompressorState& state, int64_t position, const float* a, const float* z) {
-  const CompressorWeights& w = *ctx.weights;
-  const int64_t r = w.ratio, d = w.dim, width = w.coff() * d, slot = position % r;
-  const float* ape = w.ape.data() + slot * width;
-  const int64_t row = w.overlap ? r + slot : slot;
-  std::memcpy(state.kv.data() + row * width, a, static_cast<size_t>(width) * sizeof(float));
-  float* zrow = state.score.data() + row * width;
+bool compressor_ingest(const CompressorContext& ctx, float* slot, int64_t position, const float* a, const float* z) {
+  const CompressorParams& w = *ctx.params;
+  const int64_t coff = w.overlap ? 2 : 1;
+  const int64_t r = w.ratio, d = w.dim, width = coff * d, slot_row = position % r;
+  float* kv_state = slot + w.state.kv;
+  float* score_state = slot + w.state.score;
+  const float* ape = w.ape + slot_row * width;
+  const int64_t row = w.overlap ? r + slot_row : slot_row;
+  std::memcpy(kv_state + row * width, a, static_cast<size_t>(width) * sizeof(float));
+  float* zrow = score_state + row * width;
   for (int64_t f = 0; f < width; ++f) zrow[f] = z[f] + ape[f];
   if ((position + 1) % r != 0) return false;
 
-  const size_t at = state.entries.size();
-  state.entries.resize(at + static_cast<size_t>(d));
-  float* entry = state.entries.data() + at;
+  const int64_t index = compressed_entries(r, position) - 1;
+  FP4SERVE_CHECK(index < w.state.capacity, "compressor: entry {} beyond the state's {} (position {} past the context)", index,
+                 w.state.capacity, position);
+  float* entry = slot + w.state.entries + index * d;
   if (w.overlap) {
     // Candidates in the reference's order: previous window's first half, then this window's second half.
-    const float* kv = state.kv.data();
-    const float* score = state.score.data();
+    const float* kv = kv_state;
+    const float* score = score_state;
     over_features(d, 2 * r, [&](int64_t f0, int64_t f1) {
       for (int64_t f = f0; f < f1; ++f) {
         float mx = -INFINITY;
@@ -82,26 +78,26 @@ bool compressor_ingest(const CompressorContext& ctx, CompressorState& state, int
       }
     });
     // The current window becomes the previous one.
-    std::memcpy(state.kv.data(), state.kv.data() + r * width, static_cast<size_t>(r * width) * sizeof(float));
-    std::memcpy(state.score.data(), state.score.data() + r * width, static_cast<size_t>(r * width) * sizeof(float));
+    std::memcpy(kv_state, kv_state + r * width, static_cast<size_t>(r * width) * sizeof(float));
+    std::memcpy(score_state, score_state + r * width, static_cast<size_t>(r * width) * sizeof(float));
   } else {
-    softmax_pool(state.kv.data(), state.score.data(), r, width, d, entry);
+    softmax_pool(kv_state, score_state, r, width, d, entry);
   }
 
-  for (int64_t f = 0; f < d; ++f) entry[f] = cpu::round_bf16(entry[f]);
-  rms_norm(entry, w.norm.data(), d, ctx.norm_eps, entry);
-  ctx.rope->apply(entry + d - ctx.rope_dim, position + 1 - r, false);
+  for (int64_t f = 0; f < d; ++f) entry[f] = round_bf16(entry[f]);
+  rms_norm(entry, w.norm, d, ctx.norm_eps, entry);
+  const int64_t rd = ctx.rope.dim();
+  ctx.rope.apply(entry + d - rd, position + 1 - r, false);
   if (ctx.qat_simulation) {
     if (ctx.kind == CompressorKind::kIndexer) {
-      cpu::hadamard_rotate(entry, d);
-      cpu::fp4_quantize_dequantize(entry, d, 32, entry);
+      hadamard_rotate(entry, d);
+      fp4_quantize_dequantize(entry, d, 32, entry);
     } else {
-      cpu::fp8_quantize_dequantize(entry, d - ctx.rope_dim, 64, entry);
+      fp8_quantize_dequantize(entry, d - rd, 64, entry);
     }
-    for (int64_t f = 0; f < d; ++f) entry[f] = cpu::round_bf16(entry[f]);
+    for (int64_t f = 0; f < d; ++f) entry[f] = round_bf16(entry[f]);
   }
-  ++state.count;
   return true;
 }
 
-}  // namespace fp4serve
+}  // namespace fp4serve::cpu

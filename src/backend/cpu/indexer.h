@@ -1,4 +1,4 @@
-// The lightning indexer's scoring and selection (dsv4-architecture.md §3.4): for one
+// The lightning indexer's scoring and selection (DeepSeek's inference/model.py, Indexer): for one
 // query, score[c] = sum_h w_h * relu(q_h . K_c) over the visible index keys, in the
 // reference's bf16 rounding points, then the top-k entries (ties: lower index first).
 #pragma once
@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-namespace fp4serve {
+namespace fp4serve::cpu {
 
 // q [heads, dim] (roped, rotated), weights [heads] (already scaled), keys [count, dim].
 // scores [count] receives bf16-valued scores.
@@ -16,4 +16,4 @@ void index_scores(const float* q, const float* weights, int64_t heads, int64_t d
 // The indices of the k largest scores, best first; k = min(topk, count).
 void top_k(const float* scores, int64_t count, int64_t topk, std::vector<int32_t>& out);
 
-}  // namespace fp4serve
+}  // namespace fp4serve::cpu

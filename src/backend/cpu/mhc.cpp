@@ -1,14 +1,15 @@
-#include "model/mhc.h"
+#include "backend/cpu/mhc.h"
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
+#include <cstring>
 
 #include "backend/cpu/linear.h"
 #include "backend/cpu/numeric_formats.h"
-#include "model/parallel.h"
+#include "backend/cpu/parallel.h"
+#include "backend/cpu/scratch.h"
 
-namespace fp4serve {
+namespace fp4serve::cpu {
 namespace {
 
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
@@ -17,9 +18,10 @@ float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 constexpr int64_t kColumnsPerUnit = 512;
 
 // mixes[r] = (X[r] @ fn^T) * rsqrt(mean(X[r]^2) + eps): the linear first, then the scale.
-void scaled_mixes(const HyperConnectionWeights& site, const float* X, int64_t rows, int64_t width, float eps, float* mixes) {
-  const int64_t m = site.fn.out_features;
-  cpu::linear(cpu::LinearJob{&site.fn, X, width, rows, mixes, m});
+void scaled_mixes(const HcSite& site, const float* X, int64_t rows, int64_t width, float eps, float* mixes,
+                  ActivationObserver* observer) {
+  const int64_t m = site.fn->out_features;
+  linear(LinearJob{site.fn, X, width, rows, mixes, m}, observer);
   parallel_units(rows, rows * width, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float* x = X + r * width;
@@ -42,7 +44,7 @@ void collapse(const float* X, const float* pre, int64_t rows, int64_t D, int64_t
       for (int64_t d = d0; d < d1; ++d) {
         float s = 0.0f;
         for (int64_t j = 0; j < hc; ++j) s += p[j] * x[j * D + d];
-        u[r * D + d] = cpu::round_bf16(s);
+        u[r * D + d] = round_bf16(s);
       }
     }
   });
@@ -85,33 +87,32 @@ void hc_split_sinkhorn(const float* mixes, const float* scale, const float* base
   }
 }
 
-void hc_pre(const HyperConnectionWeights& site, const float* X, int64_t rows, int64_t D, int64_t hc, int64_t iters,
-            float norm_eps, float hc_eps, float* mixes, float* u, HcMixing mixing) {
-  const int64_t m = (2 + hc) * hc;
-  scaled_mixes(site, X, rows, hc * D, norm_eps, mixes);
-  parallel_units(rows, rows * iters * hc * hc * 4, [&](int64_t r0, int64_t r1) {
+void hc_pre(const HcPreParams& p, ActivationObserver* observer) {
+  const int64_t hc = p.hc, m = (2 + hc) * hc;
+  scaled_mixes(p.site, p.X, p.rows, hc * p.dim, p.norm_eps, p.mixes, observer);
+  parallel_units(p.rows, p.rows * p.sinkhorn_iters * hc * hc * 4, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r)
-      hc_split_sinkhorn(mixes + r * m, site.scale.data(), site.base.data(), hc, iters, hc_eps, mixing.pre + r * hc,
-                        mixing.post + r * hc, mixing.comb + r * hc * hc);
+      hc_split_sinkhorn(p.mixes + r * m, p.site.scale, p.site.base, hc, p.sinkhorn_iters, p.hc_eps, p.pre + r * hc,
+                        p.post + r * hc, p.comb + r * hc * hc);
   });
-  collapse(X, mixing.pre, rows, D, hc, u);
+  collapse(p.X, p.pre, p.rows, p.dim, hc, p.u);
 }
 
-void hc_post(const float* y, float* X, int64_t rows, int64_t D, const HcMixing& mixing) {
-  const int64_t hc = mixing.hc;
+void hc_post(const HcPostParams& p) {
+  const int64_t hc = p.hc, D = p.dim, rows = p.rows;
   const int64_t blocks = (D + kColumnsPerUnit - 1) / kColumnsPerUnit;
   parallel_units(rows * blocks, rows * D * hc * (hc + 1) * 2, [&](int64_t u0, int64_t u1) {
     float out[16];
     for (int64_t unit = u0; unit < u1; ++unit) {
       const int64_t r = unit / blocks, d0 = (unit % blocks) * kColumnsPerUnit, d1 = std::min(D, d0 + kColumnsPerUnit);
-      float* x = X + r * hc * D;
-      const float* post = mixing.post + r * hc;
-      const float* comb = mixing.comb + r * hc * hc;
+      float* x = p.X + r * hc * D;
+      const float* post = p.post + r * hc;
+      const float* comb = p.comb + r * hc * hc;
       for (int64_t d = d0; d < d1; ++d) {
         for (int64_t k = 0; k < hc; ++k) {
           float s = 0.0f;
           for (int64_t j = 0; j < hc; ++j) s += comb[j * hc + k] * x[j * D + d];
-          out[k] = cpu::round_bf16(post[k] * y[r * D + d] + s);
+          out[k] = round_bf16(post[k] * p.y[r * D + d] + s);
         }
         for (int64_t k = 0; k < hc; ++k) x[k * D + d] = out[k];
       }
@@ -119,12 +120,17 @@ void hc_post(const float* y, float* X, int64_t rows, int64_t D, const HcMixing& 
   });
 }
 
-void hc_head(const HyperConnectionWeights& site, const float* X, int64_t rows, int64_t D, int64_t hc, float norm_eps,
-             float hc_eps, float* mixes, float* pre, float* y) {
-  scaled_mixes(site, X, rows, hc * D, norm_eps, mixes);
+void hc_head(const HcHeadParams& p, HcHeadScratch& scratch, ActivationObserver* observer) {
+  const int64_t hc = p.hc, D = p.dim, rows = p.rows;
+  float* picked = grow_scratch(scratch.gathered, rows * hc * D);
+  for (int64_t i = 0; i < rows; ++i)
+    std::memcpy(picked + i * hc * D, p.X + p.row_ids[i] * hc * D, static_cast<size_t>(hc * D) * sizeof(float));
+  float* mixes = grow_scratch(scratch.mixes, rows * hc);
+  float* pre = grow_scratch(scratch.pre, rows * hc);
+  scaled_mixes(p.site, picked, rows, hc * D, p.norm_eps, mixes, observer);
   for (int64_t r = 0; r < rows; ++r)
-    for (int64_t j = 0; j < hc; ++j) pre[r * hc + j] = sigmoid(mixes[r * hc + j] * site.scale[0] + site.base[j]) + hc_eps;
-  collapse(X, pre, rows, D, hc, y);
+    for (int64_t j = 0; j < hc; ++j) pre[r * hc + j] = sigmoid(mixes[r * hc + j] * p.site.scale[0] + p.site.base[j]) + p.hc_eps;
+  collapse(picked, pre, rows, D, hc, p.y);
 }
 
-}  // namespace fp4serve
+}  // namespace fp4serve::cpu

@@ -1,14 +1,12 @@
-#include "model/indexer.h"
+#include "backend/cpu/indexer.h"
 
 #include <algorithm>
 #include <numeric>
 
 #include "backend/cpu/numeric_formats.h"
-#include "model/parallel.h"
+#include "backend/cpu/parallel.h"
 
-namespace fp4serve {
-
-using cpu::round_bf16;
+namespace fp4serve::cpu {
 
 void index_scores(const float* q, const float* weights, int64_t heads, int64_t dim, const float* keys, int64_t count,
                   float* scores) {
@@ -39,4 +37,4 @@ void top_k(const float* scores, int64_t count, int64_t topk, std::vector<int32_t
   out.resize(static_cast<size_t>(k));
 }
 
-}  // namespace fp4serve
+}  // namespace fp4serve::cpu
