@@ -40,12 +40,12 @@ double negative_log_likelihood(const float* logits, int64_t vocab, int32_t targe
 }
 
 int run_perplexity(const PerplexityArgs& a) {
+  EngineOptions options;
+  a.engine.apply(options);  // bad flags before any file is read
   const std::vector<int32_t> tokens = read_u16_token_ids(a.tokens_path);
   std::vector<std::span<const int32_t>> windows = token_windows(tokens, a.window);
   if (a.max_windows > 0 && static_cast<size_t>(a.max_windows) < windows.size()) windows.resize(static_cast<size_t>(a.max_windows));
 
-  EngineOptions options;
-  a.engine.apply(options);
   options.reserve_tokens = a.window;
   options.show_progress = false;
   auto engine = Engine::open(a.model_dir, options);

@@ -97,9 +97,9 @@ TEST(BenchPerplexity, ErrorsNameTheCulprit) {
   r = fp4serve("bench perplexity " + (dir / "model") + " --tokens " + (dir / "one.u16"));
   EXPECT_NE(r.status, 0);
   EXPECT_THAT(r.output, HasSubstr("nothing to predict"));
-  r = fp4serve("bench perplexity " + (dir / "model") + " --tokens " + (dir / "big.u16") + " --act-quant fp8");
+  r = fp4serve("bench perplexity " + (dir / "model") + " --tokens " + (dir / "big.u16") + " --act-quant fp4");
   EXPECT_NE(r.status, 0);
-  EXPECT_THAT(r.output, HasSubstr("--act-quant fp8"));
+  EXPECT_THAT(r.output, HasSubstr("--act-quant fp4"));
 }
 
 }  // namespace

@@ -46,10 +46,13 @@ std::string prompt_list() {
   return s;
 }
 
-// The generated ids (the first output line of `--tokens` mode).
+// The generated ids (the first output line of `--tokens` mode after the "device: ..."
+// line every command that runs the model prints at start).
 std::vector<int32_t> generated_ids(const Result& r) {
   std::vector<int32_t> ids;
-  std::istringstream line(r.output.substr(0, r.output.find('\n')));
+  std::string output = r.output;
+  if (output.rfind("device: ", 0) == 0) output = output.substr(output.find('\n') + 1);
+  std::istringstream line(output.substr(0, output.find('\n')));
   for (std::string item; std::getline(line, item, ',');) ids.push_back(std::stoi(item));
   return ids;
 }

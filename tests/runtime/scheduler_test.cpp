@@ -389,7 +389,7 @@ TEST(FakeModel, GreedyNextTokenDependsOnTheWholeHistory) {
   int32_t pa[] = {10, 20, 30}, pb[] = {11, 20, 30};
   model.create_sequence(1);
   model.create_sequence(2);
-  StepItem wa{1, 0, pa, true}, wb{2, 0, pb, true};
+  StepItem wa{1, 0, pa, LogitsMode::kLast}, wb{2, 0, pb, LogitsMode::kLast};
   model.step(std::span<const StepItem>(&wa, 1), a);
   model.step(std::span<const StepItem>(&wb, 1), b);
   EXPECT_NE(a, b);
