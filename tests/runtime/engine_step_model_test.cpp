@@ -201,6 +201,27 @@ TEST(EngineStepModel, StateBytesAreWhatTheHeapHoldsAndFreeReturnsThemAtOnce) {
   EXPECT_LE(heap_in_use(), before + per_sequence / 100) << "freed state was not returned";
 }
 
+// The fit check runs before anything is placed: weights as the backend stores them +
+// state for every requested sequence + the step workspace, against the device's share.
+TEST(EngineStepModel, AModelThatDoesNotFitIsRefusedWithTheNumbers) {
+  EngineModelOptions o;
+  o.max_context = 4096;
+  o.max_sequences = int64_t{1} << 30;  // a billion sequences' state fits nowhere
+  o.show_progress = false;
+  try {
+    EngineStepModel::open(kModelDir, o);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("does not fit on cpu"), std::string::npos) << what;
+    EXPECT_NE(what.find("1073741824 sequence(s) of 4096 positions"), std::string::npos) << what;
+    EXPECT_NE(what.find("is available"), std::string::npos) << what;
+  }
+  o.max_sequences = 2;
+  o.memory_utilization = 1.5;
+  EXPECT_THROW(EngineStepModel::open(kModelDir, o), Error);
+}
+
 TEST(EngineStepModel, ContextComesFromTheFlagAndTheConfig) {
   ModelConfig c;
   c.max_position_embeddings = 1 << 20;
