@@ -28,6 +28,7 @@ struct QuantizeArgs {
   size_t show = 40;
   std::string calibrate_tokens;
   int64_t calibrate_window = 512;
+  std::string act_quant = "auto";  // the source model's numeric policy while calibrating
 };
 
 // Calibration tokens: a .u16 file as is, or a .txt file tokenized as one string with the
@@ -52,14 +53,14 @@ std::vector<int32_t> calibration_tokens(const std::string& path, const std::stri
 // The source model, run as it runs in fp4serve, over the calibration windows (each from
 // position 0, as the perplexity protocol), with an amax recorder on every linear's input.
 std::map<std::string, ObservedInput> run_calibration(const Checkpoint& source, const std::vector<int32_t>& tokens,
-                                                     int64_t window) {
+                                                     int64_t window, ActQuantMode act_quant) {
   for (size_t i = 0; i < tokens.size(); ++i)
     FP4SERVE_CHECK(tokens[i] >= 0 && tokens[i] < source.config.vocab_size,
                    "calibration token {} is id {}, outside the model's vocabulary [0, {})", i, tokens[i],
                    source.config.vocab_size);
   // On the CPU: its observer sees every linear's input on the host, in the source's own numerics.
   const std::unique_ptr<Backend> backend = make_backend(DeviceKind::kCpu);
-  Model model(*backend, source.config, source.linears, source.tensors, ModelOptions{ActQuantMode::kAuto, window});
+  Model model(*backend, source.config, source.linears, source.tensors, ModelOptions{act_quant, window});
   InputAmaxRecorder recorder;
   backend->set_activation_observer(&recorder);
   std::vector<float> logits;
@@ -93,6 +94,10 @@ void print_calibration(const InputCalibration& c) {
 }
 
 int run_quantize(const QuantizeArgs& a) {
+  ActQuantMode act_quant;
+  FP4SERVE_CHECK(parse_act_quant(a.act_quant, &act_quant), "--act-quant {}: expected auto, fp8 or off", a.act_quant);
+  FP4SERVE_CHECK(a.act_quant == "auto" || !a.calibrate_tokens.empty(),
+                 "--act-quant {}: quantize runs the model only with --calibrate-tokens", a.act_quant);
   WriterOptions options;
   if (a.to != "native" && a.to != "nvfp4" && a.to != "bf16")
     fail("--to '{}': expected native or nvfp4 (or bf16)", a.to);
@@ -104,7 +109,9 @@ int run_quantize(const QuantizeArgs& a) {
     const std::vector<int32_t> tokens = calibration_tokens(a.calibrate_tokens, a.source);
     const int64_t window = a.calibrate_window;
     FP4SERVE_CHECK(window > 0, "--calibrate-window {}: expected a positive number of tokens", window);
-    calibrate = [tokens, window](const Checkpoint& source) { return run_calibration(source, tokens, window); };
+    calibrate = [tokens, window, act_quant](const Checkpoint& source) {
+      return run_calibration(source, tokens, window, act_quant);
+    };
   }
   const QuantizeResult result = quantize_checkpoint(a.source, a.output, options, /*show_progress=*/true, calibrate);
   if (result.calibration) print_calibration(*result.calibration);
@@ -162,6 +169,9 @@ const RegisterCommand quantize{Command{
                      "with SRC/tokenizer.json, special tokens included) and write input_scale, quant_algo NVFP4");
       sub.add_option("--calibrate-window", args->calibrate_window,
                      "Calibration window in tokens; each window runs from position 0")->capture_default_str();
+      sub.add_option("--act-quant", args->act_quant,
+                     "The source model's numeric policy while calibrating (auto, fp8, off; docs/ARCHITECTURE.md)")
+          ->capture_default_str();
       return [args] { return run_quantize(*args); };
     }}};
 
