@@ -1,3 +1,5 @@
+#include <cstdio>
+
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda_probe.h"
@@ -28,8 +30,9 @@ std::unique_ptr<Backend> make_auto_backend() {
   if (cuda_device_count() > 0) {
     try {
       return make_cuda_backend();
-    } catch (const Error&) {
-      // A GPU that cannot run the backend (wrong architecture, driver too old): the CPU runs the model.
+    } catch (const Error& e) {
+      // A GPU that cannot run the backend (wrong architecture, driver too old): the CPU runs the model, and says why.
+      std::fprintf(stderr, "--device auto: the CUDA backend did not start (%s); using the CPU\n", e.what());
     }
   }
 #endif

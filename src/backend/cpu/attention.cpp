@@ -124,8 +124,7 @@ void attention_sequences(const AttentionSequencesParams& p, const StepRows& rows
       sc.selected.reserve(static_cast<size_t>(p.index_compressor.state.capacity));
   }
 
-  const float* ape_kv_a = comp ? comp->a : nullptr;
-  const int64_t comp_width = comp ? (comp->overlap ? 2 : 1) * comp->dim : 0;
+    const int64_t comp_width = comp ? (comp->overlap ? 2 : 1) * comp->dim : 0;
   const int64_t index_width = indexed ? (p.index_compressor.overlap ? 2 : 1) * p.index_compressor.dim : 0;
   for (const SequenceSlice& seq : rows.slices) {
     float* slot = seq.slot;
@@ -140,7 +139,7 @@ void attention_sequences(const AttentionSequencesParams& p, const StepRows& rows
         top_k(scores, count, p.index_topk, sc.selected);
       }
       std::memcpy(ring + (pos % W) * hd, p.kv + t * hd, static_cast<size_t>(hd) * sizeof(float));
-      if (comp) compressor_ingest(main_ctx, slot, pos, ape_kv_a + t * comp_width, comp->z + t * comp_width);
+      if (comp) compressor_ingest(main_ctx, slot, pos, comp->a + t * comp_width, comp->z + t * comp_width);
 
       sc.keys.clear();
       for (int64_t k = std::max<int64_t>(0, pos - W + 1); k <= pos; ++k) sc.keys.push_back(ring + (k % W) * hd);

@@ -5,14 +5,13 @@
 #include <cstring>
 
 #include "backend/cpu/activation_quant.h"
+#include "backend/cpu/hadamard.h"
 #include "backend/cpu/norms.h"
+#include "backend/cpu/numeric_formats.h"
 #include "backend/cpu/parallel.h"
 #include "base/error.h"
-#include "backend/cpu/hadamard.h"
-#include "backend/cpu/numeric_formats.h"
 
 namespace fp4serve::cpu {
-
 namespace {
 
 // Features of an entry pooled by one unit of work.
