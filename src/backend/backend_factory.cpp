@@ -1,6 +1,7 @@
+#include "backend/backend.h"
+
 #include <cstdio>
 
-#include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda_probe.h"
 #include "base/error.h"
