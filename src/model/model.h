@@ -97,7 +97,7 @@ class Model {
   Block make_block(const BlockWeights& weights, int64_t layer);
   HcSite place_site(const HyperConnectionWeights& site);
   // Uploads the step's row table the caller filled in buffers_ (tokens, positions,
-  // slices, logit rows).
+  // slices); head_logits uploads the logit rows.
   StepRows upload_step();
   void run_block(const Block& block, float* X, const StepRows& rows);
   void head_logits(const Head& head, const float* X, std::vector<float>& logits);
