@@ -1,6 +1,5 @@
 // The CUDA backend's one entry point: backend/backend_factory.cpp calls it in builds
-// where src/backend/cuda/cuda_backend.cpp or .cu defines it (CMake then sets
-// FP4SERVE_HAVE_CUDA_BACKEND). It implements backend/backend.h on the first visible
+// with CUDA (FP4SERVE_HAVE_CUDA). It implements backend/backend.h on the first visible
 // GPU and throws Error naming the reason when it cannot start (no device, driver too
 // old, not sm_90).
 #pragma once
