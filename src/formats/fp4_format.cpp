@@ -1,5 +1,4 @@
 // FP4 E2M1: bit 3 sign, bits 2..0 index eight magnitudes.
-#include <array>
 #include <cstdint>
 
 #include "formats/minifloat_rounding.h"
@@ -8,17 +7,9 @@
 namespace fp4serve {
 namespace {
 
-constexpr std::array<float, 8> kE2M1Magnitudes = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f};
 constexpr uint8_t kE2M1MaxMagnitude = 0x7;  // 6.0
 
 }  // namespace
-
-float decode_e2m1(uint8_t nibble) {
-  // Index with the 3 magnitude bits only: indexing with the whole code (0..15) is the bug the
-  // field report hit.
-  const float magnitude = kE2M1Magnitudes[nibble & 0x7];
-  return (nibble & 0x8) != 0 ? -magnitude : magnitude;
-}
 
 uint8_t encode_e2m1(float x) {
   const uint32_t magnitude = minifloat::magnitude_bits(x);

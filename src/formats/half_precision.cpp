@@ -1,4 +1,4 @@
-// BF16 and IEEE binary16 (F16) encode/decode.
+// IEEE binary16 (F16) encode/decode (BF16 is inline in number_formats.h).
 #include <bit>
 #include <cstdint>
 
@@ -6,20 +6,6 @@
 #include "formats/number_formats.h"
 
 namespace fp4serve {
-
-float decode_bf16(uint16_t bits) { return std::bit_cast<float>(uint32_t{bits} << 16); }
-
-uint16_t encode_bf16(float x) {
-  const uint32_t bits = std::bit_cast<uint32_t>(x);
-  if ((bits & 0x7FFFFFFFu) > 0x7F800000u) {
-    // Truncating a NaN could clear every payload bit left and make it Inf: set the quiet bit.
-    return static_cast<uint16_t>((bits >> 16) | 0x0040u);
-  }
-  // Adding 0x7FFF plus the kept LSB rounds the dropped half to nearest, ties to even; a carry
-  // propagates into the exponent (up to Inf), which is exactly IEEE rounding.
-  const uint32_t lsb = (bits >> 16) & 1u;
-  return static_cast<uint16_t>((bits + 0x7FFFu + lsb) >> 16);
-}
 
 float decode_f16(uint16_t bits) {
   const uint32_t sign = uint32_t{bits & 0x8000u} << 16;

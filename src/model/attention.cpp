@@ -9,7 +9,7 @@
 #include "backend/cpu/activation_quant.h"
 #include "backend/cpu/hadamard.h"
 #include "backend/cpu/linear.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/row_kernels.h"
 #include "model/indexer.h"
 #include "model/norms.h"
@@ -20,7 +20,6 @@ namespace {
 
 using cpu::ActivationQuant;
 using cpu::LinearJob;
-using cpu::round_bf16;
 
 ActivationQuant act_for(const Numerics& n, const LinearWeight* w) {
   return n.quantizes_input(w->encoding) ? ActivationQuant::kFP8Block128 : ActivationQuant::kNone;

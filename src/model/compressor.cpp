@@ -6,7 +6,7 @@
 
 #include "backend/cpu/activation_quant.h"
 #include "backend/cpu/hadamard.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "model/norms.h"
 #include "model/parallel.h"
 
@@ -88,7 +88,7 @@ bool compressor_ingest(const CompressorContext& ctx, CompressorState& state, int
     softmax_pool(state.kv.data(), state.score.data(), r, width, d, entry);
   }
 
-  for (int64_t f = 0; f < d; ++f) entry[f] = cpu::round_bf16(entry[f]);
+  for (int64_t f = 0; f < d; ++f) entry[f] = round_bf16(entry[f]);
   rms_norm(entry, w.norm.data(), d, ctx.norm_eps, entry);
   ctx.rope->apply(entry + d - ctx.rope_dim, position + 1 - r, false);
   if (ctx.qat_simulation) {
@@ -98,7 +98,7 @@ bool compressor_ingest(const CompressorContext& ctx, CompressorState& state, int
     } else {
       cpu::fp8_quantize_dequantize(entry, d - ctx.rope_dim, 64, entry);
     }
-    for (int64_t f = 0; f < d; ++f) entry[f] = cpu::round_bf16(entry[f]);
+    for (int64_t f = 0; f < d; ++f) entry[f] = round_bf16(entry[f]);
   }
   ++state.count;
   return true;

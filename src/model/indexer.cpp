@@ -3,12 +3,11 @@
 #include <algorithm>
 #include <numeric>
 
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "model/parallel.h"
 
 namespace fp4serve {
 
-using cpu::round_bf16;
 
 void index_scores(const float* q, const float* weights, int64_t heads, int64_t dim, const float* keys, int64_t count,
                   float* scores) {

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "backend/cpu/linear.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "model/parallel.h"
 
 namespace fp4serve {
@@ -42,7 +42,7 @@ void collapse(const float* X, const float* pre, int64_t rows, int64_t D, int64_t
       for (int64_t d = d0; d < d1; ++d) {
         float s = 0.0f;
         for (int64_t j = 0; j < hc; ++j) s += p[j] * x[j * D + d];
-        u[r * D + d] = cpu::round_bf16(s);
+        u[r * D + d] = round_bf16(s);
       }
     }
   });
@@ -111,7 +111,7 @@ void hc_post(const float* y, float* X, int64_t rows, int64_t D, const HcMixing& 
         for (int64_t k = 0; k < hc; ++k) {
           float s = 0.0f;
           for (int64_t j = 0; j < hc; ++j) s += comb[j * hc + k] * x[j * D + d];
-          out[k] = cpu::round_bf16(post[k] * y[r * D + d] + s);
+          out[k] = round_bf16(post[k] * y[r * D + d] + s);
         }
         for (int64_t k = 0; k < hc; ++k) x[k * D + d] = out[k];
       }

@@ -6,7 +6,7 @@
 #include "model/scratch.h"
 #include "checkpoint/checkpoint.h"
 #include "backend/cpu/linear.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "model/mhc.h"
 #include "model/norms.h"
 #include "model/parallel.h"
@@ -17,13 +17,13 @@ namespace {
 void embed_row(const TensorView& embed, int64_t token, int64_t D, float* out) {
   switch (embed.dtype) {
     case DType::BF16:
-      for (int64_t d = 0; d < D; ++d) out[d] = cpu::bf16_to_float(embed.as<uint16_t>()[token * D + d]);
+      for (int64_t d = 0; d < D; ++d) out[d] = decode_bf16(embed.as<uint16_t>()[token * D + d]);
       break;
     case DType::F16:
-      for (int64_t d = 0; d < D; ++d) out[d] = cpu::round_bf16(cpu::half_to_float(embed.as<uint16_t>()[token * D + d]));
+      for (int64_t d = 0; d < D; ++d) out[d] = round_bf16(decode_f16(embed.as<uint16_t>()[token * D + d]));
       break;
     default:
-      for (int64_t d = 0; d < D; ++d) out[d] = cpu::round_bf16(embed.as<float>()[token * D + d]);
+      for (int64_t d = 0; d < D; ++d) out[d] = round_bf16(embed.as<float>()[token * D + d]);
       break;
   }
 }
@@ -194,7 +194,7 @@ void Model::forward_mtp(std::span<const MtpInput> inputs, std::vector<float>& lo
   cpu::linear(jobs);
   for (int64_t t = 0; t < rows; ++t)
     for (int64_t j = 0; j < hc; ++j)
-      for (int64_t d = 0; d < D; ++d) X[(t * hc + j) * D + d] = cpu::round_bf16(X[(t * hc + j) * D + d] + ep[t * D + d]);
+      for (int64_t d = 0; d < D; ++d) X[(t * hc + j) * D + d] = round_bf16(X[(t * hc + j) * D + d] + ep[t * D + d]);
 
   s.segments.clear();
   int64_t row = 0;

@@ -7,7 +7,7 @@
 
 #include "base/error.h"
 #include "model/scratch.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "model/parallel.h"
 
 namespace fp4serve {
@@ -15,7 +15,6 @@ namespace {
 
 using cpu::ActivationQuant;
 using cpu::LinearJob;
-using cpu::round_bf16;
 
 float softplus(float x) { return x > 20.0f ? x : std::log1p(std::exp(x)); }  // PyTorch's threshold 20
 float silu(float x) { return x / (1.0f + std::exp(-x)); }

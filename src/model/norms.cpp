@@ -2,11 +2,10 @@
 
 #include <cmath>
 
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 
 namespace fp4serve {
 
-using cpu::round_bf16;
 
 void rms_norm(const float* x, const float* weight, int64_t n, float eps, float* y) {
   float sum = 0.0f;

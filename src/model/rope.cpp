@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numbers>
 
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 
 namespace fp4serve {
 
@@ -46,8 +46,8 @@ void RopeTable::rotate(float* v, const float* cos, const float* sin, bool invers
   for (int64_t i = 0; i < dim_ / 2; ++i) {
     const float c = cos[i], s = inverse ? -sin[i] : sin[i];
     const float a = v[2 * i], b = v[2 * i + 1];
-    v[2 * i] = cpu::round_bf16(a * c - b * s);
-    v[2 * i + 1] = cpu::round_bf16(a * s + b * c);
+    v[2 * i] = round_bf16(a * c - b * s);
+    v[2 * i + 1] = round_bf16(a * s + b * c);
   }
 }
 

@@ -2,7 +2,7 @@
 
 #include "base/error.h"
 #include "checkpoint/checkpoint.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 
 namespace fp4serve {
 namespace {
@@ -33,8 +33,8 @@ class Resolver {
     for (size_t i = 0; i < out.size(); ++i) {
       switch (t.dtype) {
         case DType::F32: out[i] = t.as<float>()[i]; break;
-        case DType::BF16: out[i] = cpu::bf16_to_float(t.as<uint16_t>()[i]); break;
-        case DType::F16: out[i] = cpu::half_to_float(t.as<uint16_t>()[i]); break;
+        case DType::BF16: out[i] = decode_bf16(t.as<uint16_t>()[i]); break;
+        case DType::F16: out[i] = decode_f16(t.as<uint16_t>()[i]); break;
         default: fail("{}: dtype {} where a floating-point tensor is expected", name, dtype_name(t.dtype));
       }
     }

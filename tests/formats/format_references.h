@@ -1,5 +1,5 @@
 // Independent references for the format tests, written from the bit-level definitions of
-// shared/spec/formats-and-kernels.md §3 in float64, by a different method than src/formats
+// the OCP Microscaling Formats (MX) v1.0 spec and IEEE 754 in float64, by a different method than src/formats
 // (value formulas and brute-force nearest search instead of bit manipulation).
 #pragma once
 

@@ -1,5 +1,5 @@
 // The model's building blocks against naive float64 implementations written from
-// dsv4-architecture.md §3: Sinkhorn (mHC), RoPE with YaRN, compressor pooling (both
+// DeepSeek's inference/model.py: Sinkhorn (mHC), RoPE with YaRN, compressor pooling (both
 // window layouts), indexer scoring and top-k, MoE routing.
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // DeepSeek-V4's activation quantization, as quantize-then-dequantize on fp32 values
-// (dsv4-architecture.md §3.1, formats-and-kernels.md §2.3-2.4):
+// (DeepSeek's inference/kernel.py act_quant and fp4_act_quant with inplace=True):
 //  - FP8 e4m3 per contiguous block with a power-of-two scale 2^ceil(log2(amax/448)),
 //    amax floored at 1e-4: the input of every FP8/FP4 GEMM (block 128) and the KV QAT
 //    simulation (block 64);
