@@ -1,5 +1,4 @@
-#ifdef FP4SERVE_HAVE_CUDA
-#include "backend/cuda/kernel_workbench.h"
+#include "kernel_workbench.h"
 
 #include <cuda_runtime_api.h>
 
@@ -11,11 +10,11 @@
 #include <set>
 
 #include "base/error.h"
-#include "backend/cuda/cublaslt_baseline.h"
+#include "cublaslt_baseline.h"
 #include "backend/cuda/gpu_context.h"
 #include "backend/cuda/linear_cuda.h"
 #include "backend/cuda/moe_cuda.h"
-#include "backend/cuda/workbench_kernels.h"
+#include "workbench_kernels.h"
 
 namespace fp4serve::cuda {
 namespace {
@@ -409,4 +408,3 @@ std::string workbench_markdown(const WorkbenchReport& r) {
 }
 
 }  // namespace fp4serve::cuda
-#endif  // FP4SERVE_HAVE_CUDA

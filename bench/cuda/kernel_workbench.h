@@ -1,4 +1,4 @@
-// The kernel workbench behind `fp4serve bench kernels` and bench/cuda/kernel_workbench:
+// The kernel workbench of build/bin/kernel_workbench (kernel_workbench_main.cpp):
 // times every encoding's GEMM at DeepSeek-V4 Flash/Pro shapes and M = 1 ... 4096 beside the
 // physical references measured in the same run (device-to-device copy bandwidth, cuBLASLt
 // BF16 and FP8 at the same shapes), and the MoE layer of V4-Flash at decode batch sizes.
