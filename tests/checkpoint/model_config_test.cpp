@@ -1,5 +1,6 @@
 // config.json parsing in all three styles, checked against values written out from
-// the spec tables (dsv4-architecture.md §1.1, §1.2, §2.4, §7), and every rejection.
+// the published configs (DeepSeek-V4's config.json and inference/config.json, transformers'
+// DeepseekV4Config) and the test presets, and every rejection.
 #include "checkpoint/model_config_json.h"
 
 #include <gmock/gmock.h>

@@ -1,5 +1,6 @@
 """The default model's DeepSeek-V4 configuration and the checks that it keeps
-every architectural feature (../shared/spec/dsv4-architecture.md §1, §7).
+every architectural feature (DeepSeek-V4's config.json; the test presets of
+src/checkpoint/test_model.cpp).
 
 Shape: D = 256, 6 layers, 4 query heads of 128 (64 of them RoPE), one shared
 K=V head, q_lora 128, 2 output groups of rank 128, 8 routed experts (2 per

@@ -1,7 +1,7 @@
 """Tiny random DeepSeek-V4 models for parity fixtures, and the weight encoders.
 
-Everything here is written from the fp4serve specs (dsv4-architecture.md §2, §7;
-formats-and-kernels.md §1-§3), independently of fp4serve's C++ code, so the
+Everything here is written from the public definitions (DeepSeek's inference/model.py and
+convert.py, the OCP MX v1.0 spec, NVIDIA ModelOpt's NVFP4 layout), independently of fp4serve's C++ code, so the
 checkpoints it writes are an outside producer for the loader and the model.
 
 Masters are drawn in fp32 and rounded to bf16 values, so every storage dtype
