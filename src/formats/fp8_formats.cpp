@@ -1,40 +1,11 @@
-// FP8 E4M3FN and E5M2, and the E8M0 scale format.
-#include <array>
+// FP8 E4M3FN and E5M2, and the E8M0 scale format: what number_formats.h does not define inline.
 #include <bit>
 #include <cstdint>
 
 #include "base/error.h"
-#include "formats/minifloat_rounding.h"
 #include "formats/number_formats.h"
 
 namespace fp4serve {
-namespace {
-
-constexpr uint8_t kE4M3MaxFinite = 0x7E;  // 448
-constexpr uint8_t kE4M3NaN = 0x7F;
-
-}  // namespace
-
-const float* e4m3_value_table() {
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> values{};
-    for (unsigned code = 0; code < 256; ++code) values[code] = decode_e4m3(static_cast<uint8_t>(code));
-    return values;
-  }();
-  return table.data();
-}
-
-uint8_t encode_e4m3(float x, E4M3Overflow overflow) {
-  const uint8_t sign = minifloat::sign_bit(x) ? 0x80 : 0x00;
-  const uint32_t magnitude = minifloat::magnitude_bits(x);
-  const bool saturate = overflow == E4M3Overflow::kSaturate;
-  if (magnitude > 0x7F800000u) return saturate ? kE4M3NaN : static_cast<uint8_t>(sign | kE4M3NaN);
-  const uint8_t too_large = saturate ? kE4M3MaxFinite : kE4M3NaN;
-  if (magnitude == 0x7F800000u) return static_cast<uint8_t>(sign | too_large);
-  // Anything that rounds past 448 (i.e. |x| > 464; 464 itself ties to the even 448) overflows.
-  const uint32_t code = minifloat::round_magnitude(magnitude, 3, -6);
-  return static_cast<uint8_t>(sign | (code > kE4M3MaxFinite ? too_large : code));
-}
 
 float decode_e5m2(uint8_t code) { return decode_f16(static_cast<uint16_t>(code << 8)); }
 

@@ -112,7 +112,7 @@ FP4SERVE_AVX2 void dot_fp8_tile(const uint8_t* w, int64_t K, const float* scales
   }
   float tail[R] = {};
   if (k < K) {
-    const float* table = e4m3_value_table();
+    const float* table = kE4M3Values.data();
     for (int64_t i = k; i < K; ++i)
       for (int r = 0; r < R; ++r) tail[r] += table[w[i]] * x[r][i];
     for (int r = 0; r < R; ++r) tail[r] *= scales[k / 128];

@@ -28,7 +28,7 @@ void axpy(float a, const float* x, int64_t n, float* y) {
 
 template <int R>
 void dot_fp8_tile(const uint8_t* w, int64_t K, const float* scales, const float* const* x, float* out) {
-  const float* table = e4m3_value_table();
+  const float* table = kE4M3Values.data();
   float total[R] = {};
   for (int64_t b = 0; b * 128 < K; ++b) {
     float s[R] = {};
