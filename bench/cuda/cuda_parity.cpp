@@ -18,6 +18,7 @@
 #include "backend/cuda/kernel_launchers.h"
 #include "backend/cuda/linear_cuda.h"
 #include "backend/cuda/moe_cuda.h"
+#include "formats/number_formats.h"
 #include "dev/decode_variants.h"
 #include "parity_reference.h"
 
@@ -58,7 +59,7 @@ std::vector<float> download_bf16(const DeviceBuffer& y, int64_t count) {
   std::vector<uint16_t> bits(static_cast<size_t>(count));
   y.download(bits.data(), bits.size() * 2);
   std::vector<float> out(bits.size());
-  for (size_t i = 0; i < bits.size(); ++i) out[i] = bf16_to_float(bits[i]);
+  for (size_t i = 0; i < bits.size(); ++i) out[i] = decode_bf16(bits[i]);
   return out;
 }
 

@@ -21,10 +21,14 @@ struct WorkbenchOptions {
   std::vector<int64_t> moe_tokens = {1, 8, 64};
   bool cublas = true;
   std::string matrix_filter;  // only matrices whose name contains this (empty: all)
+  // Decode variants of dev/ (decode_variants.h) timed beside the product's kernel on the
+  // shapes they take, by name; "all" for every one.
+  std::vector<std::string> variants;
 };
 
 struct GemmRow {
   std::string model, matrix, encoding;
+  std::string kernel = "product";  // or the name of a decode variant of dev/
   int64_t n = 0, k = 0, m = 0;
   double weight_bytes = 0;      // weight + scales in its encoding
   double us = 0;                // our kernel, per call

@@ -20,6 +20,9 @@ int main(int argc, char** argv) {
   app.add_option("--moe-tokens", options.moe_tokens, "MoE token counts (empty: skip)")->delimiter(',');
   app.add_flag("--no-cublas", no_cublas, "skip the cuBLASLt baselines");
   app.add_option("--only", options.matrix_filter, "only matrices whose name contains this");
+  app.add_option("--variants", options.variants,
+                 "decode variants of bench/cuda/dev/ to time beside the product's kernel (names, or all)")
+      ->delimiter(',');
   CLI11_PARSE(app, argc, argv);
   options.cublas = !no_cublas;
   if (fp4serve::cuda_device_count() == 0) {

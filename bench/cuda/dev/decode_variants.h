@@ -3,7 +3,8 @@
 // that the product does not select. Each numbered file of this folder defines one, built from
 // the kernel headers of src/backend/cuda (*.cuh) with its own template arguments, so that no
 // switch in src/ selects them. cuda_parity runs every variant on the shapes it takes against
-// the same float64 reference as the product's kernels.
+// the same float64 reference as the product's kernels; kernel_workbench --variants times them
+// beside the product's kernel.
 #pragma once
 
 #include <cuda_runtime_api.h>
