@@ -13,8 +13,8 @@
 
 namespace fp4serve {
 
-// Presets: "tiny" (§7: layers SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP),
-// "tiny-pro" (§7 variant c: ratios [16, 16, 4, 16, 0], 3 hash layers), "small" (the same
+// Presets: "tiny" (layers SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP),
+// "tiny-pro" (Pro-like: ratios [16, 16, 4, 16, 0], 3 hash layers), "small" (the same
 // schedule at hidden 64, for committed fixtures), "large" (multi-GB: the
 // loading benchmark).
 std::vector<std::string> test_model_presets();

@@ -61,7 +61,7 @@ TEST(NamingScheme, DeepSeekNative) {
 }
 
 TEST(NamingScheme, TransformersInMemoryAndModelOptPerExpert) {
-  // §2.4's mapping table and the field report's ModelOpt export.
+  // transformers' name mapping and ModelOpt's export of DeepSeek-V4-Pro.
   expect_pairs(NamingScheme::kTransformers,
                {{T, "embed.weight", "", "model.embed_tokens.weight"},
                 {W, "head", "weight", "lm_head.weight"},

@@ -28,7 +28,7 @@ const tools = [{
   },
 }];
 
-// What DeepSeek-V4 writes to call get_weather (spec §2.3).
+// What DeepSeek-V4 writes to call get_weather (the DSML tool-call format of DeepSeek's encoding_dsv4.py).
 const toolCallReply = 'I need the weather tool.</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n' +
   '<｜DSML｜parameter name="city" string="true">Paris</｜DSML｜parameter>\n' +
   '<｜DSML｜parameter name="days" string="false">3</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>';

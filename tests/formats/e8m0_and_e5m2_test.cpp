@@ -93,7 +93,7 @@ TEST(E8M0, Spec63ScaleSelection) {
 }
 
 TEST(E8M0, TorchCastRoundsByTheTopMantissaBitNotCeil) {
-  // §6.3: PyTorch tensor(x).to(float8_e8m0fnu).
+  // PyTorch's tensor(x).to(float8_e8m0fnu).
   EXPECT_EQ(encode_e8m0_torch(1.2f), 0x7F);
   EXPECT_EQ(encode_e8m0_torch(1.49f), 0x7F);
   EXPECT_EQ(encode_e8m0_torch(1.5f), 0x80);

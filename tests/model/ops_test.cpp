@@ -66,7 +66,7 @@ TEST(Ops, SinkhornMatchesFloat64) {
 }
 
 TEST(Ops, RopeYarnFrequenciesAndRotation) {
-  // §3.1: base 160000, dim 64, factor 16, original 65536, beta 32/1 -> low 15, high 25.
+  // DeepSeek's YaRN (inference/model.py): base 160000, dim 64, factor 16, original 65536, beta 32/1 -> low 15, high 25.
   const YarnConfig yarn{16.0, 65536, 32.0, 1.0};
   const RopeTable table(64, 160000.0, &yarn), plain(64, 10000.0, nullptr);
   for (int i = 0; i < 32; ++i) {

@@ -1,5 +1,5 @@
 // Header-only (test folders compile only *_test.cpp files).
-// A tiny random DeepSeek-V4 checkpoint in memory (the §7 test shapes at hidden 128),
+// A tiny random DeepSeek-V4 checkpoint in memory (the tiny test shapes at hidden 128),
 // for tests of the forward pass that need no files: every projection in BF16 or in
 // the native encodings (FP8 block-128 + MXFP4 experts) or NVFP4.
 #pragma once

@@ -84,7 +84,7 @@ def config_kwargs(vocab_size: int) -> dict:
 
 def spec_yarn_inv_freq(base: float, rope_dim: int = 64, factor: float = 16.0, original: int = 65536,
                        beta_fast: float = 32.0, beta_slow: float = 1.0) -> list[float]:
-    """DeepSeek's YaRN frequencies written from the spec (§3.1), in float64,
+    """DeepSeek's YaRN frequencies written from DeepSeek's inference/model.py, in float64,
     independently of transformers."""
     def correction(rotations: float) -> float:
         return rope_dim * math.log(original / (rotations * 2 * math.pi)) / (2 * math.log(base))

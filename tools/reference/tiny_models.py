@@ -214,7 +214,7 @@ def dequantize_nvfp4(packed, sf, gs):
 # ------------------------------------------------------ which tensor is what
 
 def is_fp8_linear(name):
-    """DeepSeek-native: FP8 block-128 for attention, shared experts, indexer wq_b (§2.2)."""
+    """DeepSeek-native: FP8 block-128 for attention, shared experts, indexer wq_b (as DeepSeek's checkpoints store them)."""
     if ".experts." in name and ".shared_experts." not in name:
         return False
     keys = ("attn.wq_a.", "attn.wq_b.", "attn.wkv.", "attn.wo_a.", "attn.wo_b.", "attn.indexer.wq_b.",
