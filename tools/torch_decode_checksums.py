@@ -3,7 +3,8 @@
 test of `fp4serve inspect --dequant` (tests/checkpoint/dequant_exactness_test.cpp).
 
 For every stored `X.weight` the float32 value of the weight as its encoding defines it,
-written from the spec (formats-and-kernels.md §1-3), not from fp4serve's code:
+written from the public definitions (OCP MX v1.0 spec, NVIDIA ModelOpt's NVFP4 layout,
+DeepSeek's inference/convert.py), not from fp4serve's code:
   BF16/F16/F32          the value
   F8_E4M3 + X.scale / X.weight_scale_inv (E8M0 or F32), 128x128 blocks
                         float(e4m3) * scale[n // 128, k // 128]

@@ -1,7 +1,7 @@
-// GPU parity binary: every CUDA kernel against the float64 reference of parity_reference.h,
-// on fresh random inputs each run (seed printed; --seed repeats a run), outputs poisoned with
-// NaN before every launch so that an unwritten element fails, NaN never passing. Built by CI,
-// run on the GPU machine:  cuda_parity [--seed N] [--quick]
+// GPU parity binary: every CUDA kernel, and every decode variant of dev/, against the float64
+// reference of parity_reference.h, on fresh random inputs each run (seed printed; --seed
+// repeats a run), outputs poisoned with NaN before every launch so that an unwritten element
+// fails, NaN never passing. Built by CI, run on the GPU machine:  cuda_parity [--seed N] [--quick]
 // Exit status 0 only if every check passed.
 #include <cuda_runtime_api.h>
 
@@ -18,6 +18,8 @@
 #include "backend/cuda/kernel_launchers.h"
 #include "backend/cuda/linear_cuda.h"
 #include "backend/cuda/moe_cuda.h"
+#include "formats/number_formats.h"
+#include "dev/decode_variants.h"
 #include "parity_reference.h"
 
 namespace fp4serve::parity {
@@ -57,7 +59,7 @@ std::vector<float> download_bf16(const DeviceBuffer& y, int64_t count) {
   std::vector<uint16_t> bits(static_cast<size_t>(count));
   y.download(bits.data(), bits.size() * 2);
   std::vector<float> out(bits.size());
-  for (size_t i = 0; i < bits.size(); ++i) out[i] = bf16_to_float(bits[i]);
+  for (size_t i = 0; i < bits.size(); ++i) out[i] = decode_bf16(bits[i]);
   return out;
 }
 
@@ -104,66 +106,80 @@ void run_dense(GpuContext& ctx, const DenseCase& c, const std::vector<int64_t>& 
   const std::vector<double> xd = act == ActKind::kFP8 ? decode_fp8_activations(ref_act, m_max, c.k) : decode_bf16_values(x);
   const std::vector<double> ref_all = reference_gemm(w, xd, m_max);
   // FP8 block-128 prefill of the shapes the wgmma kernel takes runs on FP8 wgmma, whose
-  // tensor-core accumulation keeps about 14 bits (formats-and-kernels.md §4.4, DeepSeek-V3
-  // report): within a k32 wgmma the products are aligned to the largest before they are added,
-  // and the running partial is cut again at each of the four chained wgmmas of a promotion. Each
-  // output may therefore also carry 8 x 2^-13 of the magnitude of its products:
-  // 2^-10 sum |x w| (float64). Measured: single elements 3-6% past the fp32 bound with no
-  // allowance, and one of 8.6 million at 1.00x with 2^-11 (docs/kernels/tiled.md). The other
-  // kernels sum exact products in fp32.
+  // tensor-core accumulation keeps about 14 bits (the DeepSeek-V3 technical report,
+  // arXiv:2412.19437, "Increasing Accumulation Precision"): within a k32 wgmma the products are
+  // aligned to the largest before they are added, and the running partial is cut again at each
+  // of the four chained wgmmas of a promotion. Each output may therefore also carry 8 x 2^-13 of
+  // the magnitude of its products: 2^-10 sum |x w| (float64). Measured: single elements 3-6%
+  // past the fp32 bound with no allowance, and one of 8.6 million at 1.00x with 2^-11
+  // (docs/kernels/tiled.md). The other kernels sum exact products in fp32.
   std::vector<double> fp8_wgmma_slack;
   cuda::DenseGemmArgs probe;
   probe.weight = dw.kind();
   probe.act = act;
   probe.w = dw.weight_data();
+  probe.w_scale = dw.scale_data();
+  probe.global_scale = dw.global_scale();
   probe.n = c.n;
   probe.k = c.k;
-  probe.x = codes.data();
+  probe.x = act == ActKind::kFP8 ? codes.data() : x_dev.data();
+  probe.x_scale = act == ActKind::kFP8 ? scales.as<float>() : nullptr;
   probe.x_stride = c.k;
   probe.m = m_max;
   probe.y_stride = c.n;
-  // The FP8 and MXFP4 decode kernels on wgmma (skinny_wgmma.cu) accumulate in the tensor cores
-  // too (FP8: two chained k32 wgmmas per fp32 partial, half the prefill's chain; MXFP4: one):
-  // their outputs get the same allowance. The mma.sync decode kernel, which they replace for
-  // these shapes, runs as well. decode_probe has M = 1, so M <= 8 of MXFP4 is decided here;
-  // larger M (MXFP4 on wgmma takes up to 8 tokens) is asked again per M below.
+  // The FP8 and 4-bit decode kernels on wgmma (skinny_wgmma.cu) accumulate in the tensor cores
+  // too (FP8: two chained k32 wgmmas per fp32 partial, half the prefill's chain; MXFP4/NVFP4:
+  // one): their outputs, and those of the wgmma variants of bench/cuda/dev/, get the same
+  // allowance. decode_probe has M = 1; which M a decode kernel takes is asked again per M below.
   cuda::DenseGemmArgs decode_probe = probe;
   decode_probe.m = 1;
   const bool prefill_on_wgmma = cuda::wgmma_dense_supported(probe);
-  const bool decode_on_wgmma = cuda::wgmma_decode_chosen(decode_probe);
-  if ((c.encoding == WeightEncoding::kFP8Block && prefill_on_wgmma) || decode_on_wgmma) {
+  if ((c.encoding == WeightEncoding::kFP8Block && prefill_on_wgmma) || cuda::wgmma_decode_supported(decode_probe)) {
     fp8_wgmma_slack = reference_gemm(w, xd, m_max, /*magnitudes=*/true);
     for (double& v : fp8_wgmma_slack) v = std::ldexp(v, -10);
   }
 
   DeviceBuffer y(static_cast<size_t>(m_max * c.n) * 2);
+  auto check_output = [&](const std::string& name, int64_t m, bool on_wgmma) {
+    const std::vector<float> got = download_bf16(y, m * c.n);
+    const std::span<const double> ref(ref_all.data(), static_cast<size_t>(m * c.n));
+    std::span<const double> slack;
+    if (on_wgmma && !fp8_wgmma_slack.empty()) {
+      slack = std::span<const double>(fp8_wgmma_slack.data(), static_cast<size_t>(m * c.n));
+    }
+    report(name, compare(got, ref, kGemmBound, slack), kGemmBound);
+  };
   for (const int64_t m : ms) {
-    for (const Regime regime : {Regime::kDecode, Regime::kDecodeMmaSync, Regime::kPrefill}) {
-      if (regime != Regime::kPrefill && m > 16) continue;
+    GemmInput in;
+    in.act = act;
+    in.m = m;
+    in.x = probe.x;
+    in.x_scale = probe.x_scale;
+    for (const Regime regime : {Regime::kDecode, Regime::kPrefill}) {
+      if (regime == Regime::kDecode && m > 16) continue;
       decode_probe.m = m;
-      const bool m_on_wgmma = regime != Regime::kPrefill && cuda::wgmma_decode_chosen(decode_probe);
-      if (regime == Regime::kDecodeMmaSync && !m_on_wgmma) continue;
-      GemmInput in;
-      in.act = act;
-      in.m = m;
-      in.x = act == ActKind::kFP8 ? codes.data() : x_dev.data();
-      in.x_scale = act == ActKind::kFP8 ? scales.as<float>() : nullptr;
+      const bool decode_on_wgmma = regime == Regime::kDecode && cuda::wgmma_decode_chosen(decode_probe);
       poison(y);
       cuda::gemm(ctx, dw, in, y.data(), 0, regime);
       cuda::check_cuda(cudaStreamSynchronize(ctx.stream()), label);
-      const std::vector<float> got = download_bf16(y, m * c.n);
-      const std::span<const double> ref(ref_all.data(), static_cast<size_t>(m * c.n));
-      std::span<const double> slack;
-      const bool on_wgmma =
-          regime == Regime::kPrefill ? prefill_on_wgmma : regime == Regime::kDecode && m_on_wgmma;
-      if (on_wgmma && !fp8_wgmma_slack.empty()) {
-        slack = std::span<const double>(fp8_wgmma_slack.data(), static_cast<size_t>(m * c.n));
-      }
-      const char* regime_name = regime == Regime::kDecode ? (m_on_wgmma ? "decode-wgmma" : "decode")
-                                : regime == Regime::kDecodeMmaSync ? "decode-mma.sync"
-                                                                    : "prefill";
-      report(fmt::format("{} M={} {}", label, m, regime_name),
-             compare(got, ref, kGemmBound, slack), kGemmBound);
+      const char* regime_name =
+          regime == Regime::kPrefill ? "prefill" : (decode_on_wgmma ? "decode-wgmma" : "decode");
+      check_output(fmt::format("{} M={} {}", label, m, regime_name), m,
+                   regime == Regime::kPrefill ? prefill_on_wgmma : decode_on_wgmma);
+    }
+    if (m > 16) continue;
+    cuda::DenseGemmArgs args = probe;
+    args.m = m;
+    args.y = y.data();
+    for (const bench::DecodeVariant* variant : bench::decode_variants()) {
+      if (!variant->takes(args)) continue;
+      poison(y);
+      const cuda::SkinnyPlan plan = variant->plan(args, ctx.num_sms());
+      const cuda::Scratch scratch = ctx.scratch(plan.partial_floats, plan.counters);
+      const std::string name = fmt::format("{} M={} {}", label, m, variant->name);
+      cuda::check_cuda(variant->launch(args, plan, scratch, ctx.stream()), name);
+      cuda::check_cuda(cudaStreamSynchronize(ctx.stream()), name);
+      check_output(name, m, variant->tensor_core_accumulation);
     }
   }
 }

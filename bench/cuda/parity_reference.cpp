@@ -35,9 +35,6 @@ double silu(double v) { return v / (1.0 + std::exp(-v)); }
 
 }  // namespace
 
-float bf16_to_float(uint16_t bits) { return decode_bf16(bits); }
-uint16_t float_to_bf16(float v) { return encode_bf16(v); }
-
 LinearWeight random_weight(WeightEncoding encoding, int64_t n, int64_t k, Rng& rng, ScaleRange scales,
                            std::string name) {
   LinearWeight w;

@@ -60,11 +60,8 @@ struct Comparison {
 Comparison compare(std::span<const float> got, std::span<const double> ref, double bound,
                    std::span<const double> extra = {});
 
-float bf16_to_float(uint16_t bits);
-uint16_t float_to_bf16(float v);
-
-// The MoE of the reference (dsv4-architecture.md §3.5) for routed experts only, float64
-// sums with the reference's roundings: g, u rounded to bf16; clamp; hmid = bf16(w * silu(g) * u);
+// The MoE of the reference (DeepSeek's inference/model.py, Expert and MoE) for routed experts
+// only, float64 sums with the reference's roundings: g, u rounded to bf16; clamp; hmid = bf16(w * silu(g) * u);
 // hmid quantized to FP8 per 128 (formats); each expert output rounded to bf16; y summed in
 // ascending expert id. x: the FP8 activations of the tokens.
 std::vector<double> reference_moe(std::span<const LinearWeight> w1, std::span<const LinearWeight> w3,

@@ -1,5 +1,5 @@
-// The tensors a DeepSeek-V4 config implies (../shared/spec/dsv4-architecture.md
-// §2.2), by canonical name with their logical shapes: what the loader checks a
+// The tensors a DeepSeek-V4 config implies (the names of DeepSeek's
+// model.safetensors.index.json; docs/CHECKPOINTS.md), by canonical name with their logical shapes: what the loader checks a
 // checkpoint against, and what make-test-model generates.
 #pragma once
 

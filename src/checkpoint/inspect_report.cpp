@@ -33,7 +33,7 @@ std::string layer_name(const ModelConfig& c, int64_t i) {
 
 std::string mib(uint64_t bytes) { return fmt::format("{:.2f} MiB", static_cast<double>(bytes) / (1 << 20)); }
 
-// KV cache of one sequence in bf16 (§4.1): every layer keeps a window of W raw
+// KV cache of one sequence in bf16 (as DeepSeek's inference/model.py allocates it): every layer keeps a window of W raw
 // entries; compressed layers add one hd-wide entry per r tokens, CSA layers also one
 // index key (index_head_dim) per 4 tokens.
 struct KvEstimate {

@@ -54,13 +54,13 @@ struct Preset {
 
 const std::vector<Preset>& presets() {
   static const std::vector<Preset> table = {
-      // dsv4-architecture.md §7: SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP.
+      // Every attention kind and both routings: SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP.
       {"tiny", {.vocab_size = 512, .hidden_size = 256, .num_layers = 4, .num_heads = 4, .head_dim = 128,
                 .rope_head_dim = 64, .q_lora_rank = 128, .o_lora_rank = 128, .o_groups = 2, .sliding_window = 16,
                 .compress_ratios = {0, 4, 16, 4, 0}, .yarn = kYarn, .max_position_embeddings = 65536,
                 .index_n_heads = 4, .index_head_dim = 128, .index_topk = 4, .n_routed_experts = 8,
                 .experts_per_token = 2, .moe_intermediate_size = 128, .num_hash_layers = 2}},
-      // §7 variant c: HCA first and three hash layers.
+      // The Pro-like schedule: HCA first and three hash layers.
       {"tiny-pro", {.vocab_size = 512, .hidden_size = 256, .num_layers = 4, .num_heads = 4, .head_dim = 128,
                     .rope_head_dim = 64, .q_lora_rank = 128, .o_lora_rank = 128, .o_groups = 2, .sliding_window = 16,
                     .compress_ratios = {16, 16, 4, 16, 0}, .yarn = kYarn, .max_position_embeddings = 65536,

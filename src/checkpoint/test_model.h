@@ -1,6 +1,5 @@
 // Tiny random DeepSeek-V4 checkpoints for tests, deterministic from a seed, in
-// every layout fp4serve reads (`fp4serve make-test-model`). Weights follow
-// dsv4-architecture.md §7: linears N(0, 1/fan_in), norms 1 +- 0.1, hc_fn N(0, 0.02),
+// every layout fp4serve reads (`fp4serve make-test-model`). Weights: linears N(0, 1/fan_in), norms 1 +- 0.1, hc_fn N(0, 0.02),
 // hc scales 1 +- 0.1, hc bases N(0, 0.1), sinks N(0, 1), ape N(0, 0.1), gate bias
 // N(0, 0.01), distinct random experts per tid2eid row.
 #pragma once
@@ -14,8 +13,8 @@
 
 namespace fp4serve {
 
-// Presets: "tiny" (§7: layers SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP),
-// "tiny-pro" (§7 variant c: ratios [16, 16, 4, 16, 0], 3 hash layers), "small" (the same
+// Presets: "tiny" (layers SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP),
+// "tiny-pro" (Pro-like: ratios [16, 16, 4, 16, 0], 3 hash layers), "small" (the same
 // schedule at hidden 64, for committed fixtures), "large" (multi-GB: the
 // loading benchmark).
 std::vector<std::string> test_model_presets();

@@ -1,50 +1,13 @@
-// FP8 E4M3FN and E5M2, and the E8M0 scale format.
+// FP8 E4M3FN and E5M2, and the E8M0 scale format: what number_formats.h does not define inline.
 #include <bit>
 #include <cstdint>
-#include <limits>
 
 #include "base/error.h"
-#include "formats/minifloat_rounding.h"
 #include "formats/number_formats.h"
 
 namespace fp4serve {
-namespace {
-
-constexpr uint8_t kE4M3MaxFinite = 0x7E;  // 448
-constexpr uint8_t kE4M3NaN = 0x7F;
-
-}  // namespace
-
-float decode_e4m3(uint8_t code) {
-  const uint32_t sign = uint32_t{code & 0x80u} << 24;
-  const uint32_t exponent = (code >> 3) & 0xFu;
-  const uint32_t mantissa = code & 0x7u;
-  if ((code & 0x7F) == kE4M3NaN) return std::bit_cast<float>(sign | 0x7FC00000u);
-  if (exponent != 0) return std::bit_cast<float>(sign | ((exponent + 120u) << 23) | (mantissa << 20));
-  // Subnormal: mantissa * 2^-9 (the classic decoder bug is to use the normal formula here).
-  const float magnitude = static_cast<float>(mantissa) * 0x1p-9f;
-  return sign != 0 ? -magnitude : magnitude;
-}
-
-uint8_t encode_e4m3(float x, E4M3Overflow overflow) {
-  const uint8_t sign = minifloat::sign_bit(x) ? 0x80 : 0x00;
-  const uint32_t magnitude = minifloat::magnitude_bits(x);
-  const bool saturate = overflow == E4M3Overflow::kSaturate;
-  if (magnitude > 0x7F800000u) return saturate ? kE4M3NaN : static_cast<uint8_t>(sign | kE4M3NaN);
-  const uint8_t too_large = saturate ? kE4M3MaxFinite : kE4M3NaN;
-  if (magnitude == 0x7F800000u) return static_cast<uint8_t>(sign | too_large);
-  // Anything that rounds past 448 (i.e. |x| > 464; 464 itself ties to the even 448) overflows.
-  const uint32_t code = minifloat::round_magnitude(magnitude, 3, -6);
-  return static_cast<uint8_t>(sign | (code > kE4M3MaxFinite ? too_large : code));
-}
 
 float decode_e5m2(uint8_t code) { return decode_f16(static_cast<uint16_t>(code << 8)); }
-
-float decode_e8m0(uint8_t code) {
-  if (code == 0xFF) return std::numeric_limits<float>::quiet_NaN();
-  if (code == 0) return std::bit_cast<float>(0x00400000u);  // 2^-127 is an fp32 denormal
-  return std::bit_cast<float>(uint32_t{code} << 23);
-}
 
 uint8_t encode_e8m0_ceil(float x) {
   FP4SERVE_CHECK(x >= 0.0f, "E8M0 scale of a negative or NaN value ({})", x);

@@ -1,5 +1,6 @@
 // How each producer chooses a block's scale from the block's largest magnitude (amax).
-// Shared by the weight quantizers and the activation quantizers; spec §1.2, §2.3, §2.4.
+// Shared by the weight quantizers and the activation quantizers: ModelOpt's NVFP4 scales,
+// DeepSeek's FP8 block-128 and FP4 expert scales (inference/convert.py, kernel.py).
 #pragma once
 
 #include <cstdint>

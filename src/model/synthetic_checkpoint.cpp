@@ -4,7 +4,7 @@
 #include <cmath>
 #include <string>
 
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/thread_pool.h"
 
 namespace fp4serve {
@@ -44,7 +44,7 @@ class Maker {
     uint64_t s = mix(seed_ ^ std::hash<std::string>{}(name));
     for (int64_t i = 0; i < t.numel(); ++i) {
       s = mix(s);
-      v[i] = cpu::round_bf16(mean + std * (static_cast<float>(s >> 40) / static_cast<float>(1ull << 23) - 1.0f));
+      v[i] = round_bf16(mean + std * (static_cast<float>(s >> 40) / static_cast<float>(1ull << 23) - 1.0f));
     }
     ckpt_.tensors[name] = t;
   }

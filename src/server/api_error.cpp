@@ -1,6 +1,6 @@
 #include "server/api_error.h"
 
-#include "server/utf8_text.h"
+#include "text/utf8.h"
 
 namespace fp4serve::server {
 
@@ -21,7 +21,7 @@ std::string error_type_for_status(int status) {
 
 nlohmann::json ApiError::to_json() const {
   nlohmann::json error = {
-      {"message", replace_invalid_utf8(what())},  // messages may quote input
+      {"message", text::utf8_lossy(what())},  // messages may quote input
       {"type", error_type_for_status(status_)},
       {"param", param_.empty() ? nlohmann::json(nullptr) : nlohmann::json(param_)},
       {"code", code_.empty() ? nlohmann::json(status_) : nlohmann::json(code_)},

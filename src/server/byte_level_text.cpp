@@ -3,7 +3,7 @@
 #include <array>
 
 #include "base/error.h"
-#include "server/utf8_text.h"
+#include "text/utf8.h"
 
 namespace fp4serve::server {
 namespace {
@@ -146,7 +146,7 @@ std::string content_text(const nlohmann::ordered_json& message) {
 }  // namespace
 
 std::vector<int32_t> ByteLevelText::encode(std::string_view text, bool add_special_tokens) const {
-  if (size_t bad = first_invalid_utf8(text); bad != std::string_view::npos) {
+  if (size_t bad = text::find_invalid_utf8(text); bad != std::string_view::npos) {
     fail("text is not valid UTF-8 (byte offset {})", bad);
   }
   std::vector<int32_t> ids;

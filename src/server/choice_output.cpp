@@ -2,11 +2,11 @@
 
 #include <algorithm>
 
-#include "server/utf8_text.h"
+#include "text/utf8.h"
 
 namespace fp4serve::server {
 
-std::string printable_token(const std::string& bytes) { return replace_invalid_utf8(bytes); }
+std::string printable_token(const std::string& bytes) { return text::utf8_lossy(bytes); }
 
 ChoiceOutput::ChoiceOutput(const ServingText& text, const GenerationOptions& options,
                            std::vector<int32_t> stop_token_ids, std::unique_ptr<OutputParser> parser)

@@ -24,8 +24,9 @@ struct LogprobEntry {
   std::vector<std::pair<std::string, float>> top;  // (token bytes, logprob), most likely first
 };
 
-// `token` as a JSON string: its bytes, with any invalid UTF-8 as U+FFFD (the
-// exact bytes go in the `bytes` list beside it).
+// `token` as a JSON string: its bytes, each maximal ill-formed subpart (and an incomplete
+// tail) as one U+FFFD, as Python's bytes.decode(errors="replace") does (the exact bytes go in
+// the `bytes` list beside it).
 std::string printable_token(const std::string& bytes);
 
 class ChoiceOutput {

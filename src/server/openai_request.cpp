@@ -5,7 +5,7 @@
 #include <random>
 
 #include "server/api_error.h"
-#include "server/utf8_text.h"
+#include "text/utf8.h"
 
 namespace fp4serve::server {
 namespace {
@@ -366,7 +366,7 @@ void read_logprobs_chat(const Fields& f, GenerationOptions& o) {
 }  // namespace
 
 nlohmann::json parse_json_body(std::string_view body) {
-  if (size_t bad = first_invalid_utf8(body); bad != std::string_view::npos) {
+  if (size_t bad = text::find_invalid_utf8(body); bad != std::string_view::npos) {
     throw ApiError(400, fmt::format("the request body is not valid UTF-8 (byte offset {})", bad));
   }
   json parsed;

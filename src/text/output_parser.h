@@ -1,5 +1,5 @@
 // Generated text -> reasoning_content, content and tool_calls, incrementally,
-// for streaming responses (DeepSeek-V4 format, serving-and-style.md §2.3).
+// for streaming responses (DeepSeek-V4 format, DeepSeek's encoding/encoding_dsv4.py).
 //
 //   OutputParser parser(ThinkingMode::kThinking, "call_" + request_id + "_");
 //   for (each decoded piece)  send(parser.push(piece));   // deltas: reasoning / content / tool calls

@@ -1,13 +1,13 @@
 // FP8 / FP4 quantize-dequantize against float64 references that search every code of
-// the format (ties to the even code), plus the spec's test vectors.
+// the format (ties to the even code), plus hand-checked vectors of the scale and rounding rules.
 #include "backend/cpu/activation_quant.h"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 
-#include "backend/cpu/numeric_formats.h"
 #include "test_weights.h"
 
 namespace fp4serve::cpu {
@@ -67,41 +67,37 @@ TEST(ActivationQuant, Fp4BlocksMatchExhaustiveReference) {
   }
 }
 
-TEST(ActivationQuant, SpecVectors) {
-  // formats-and-kernels.md §6.3: FP8 block amax 1000 -> scale 4, 1000/4 = 250 -> 256.
+TEST(ActivationQuant, DeepSeekScaleAndRoundingVectors) {
+  // An FP8 block of amax 1000 takes the scale 2^ceil(log2(1000 / 448)) = 4: 1000 / 4 = 250
+  // rounds to 256 (E4M3 spacing 16 in [128, 256]), 300 / 4 = 75 to 72 (spacing 8 in [64, 128)).
   std::vector<float> x(128, 0.0f), out(128);
   x[0] = 1000.0f;
   x[1] = 300.0f;
   fp8_quantize_dequantize(x.data(), 128, 128, out.data());
   EXPECT_EQ(out[0], 1024.0f);
-  EXPECT_EQ(out[1], 288.0f);  // 75 -> 72 (e4m3 spacing 8 in [64,128))
-  // §3.1 E2M1 ties to even: 0.25->0, 0.75->1, 1.25->1, 1.75->2, 2.5->2, 3.5->4, 5->4.
-  const float in[] = {0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, 7.0f, -0.3f};
-  const float want[] = {0.0f, 1.0f, 1.0f, 2.0f, 2.0f, 4.0f, 4.0f, 6.0f, -0.5f};
-  for (int i = 0; i < 9; ++i) EXPECT_EQ(round_to_e2m1(in[i]), want[i]) << in[i];
-  // §6.2 E4M3 rounding.
-  EXPECT_EQ(round_to_e4m3(1.0625f), 1.0f);
-  EXPECT_EQ(round_to_e4m3(1.1875f), 1.25f);
-  EXPECT_EQ(round_to_e4m3(300.0f), 288.0f);
-  EXPECT_EQ(round_to_e4m3(std::ldexp(1.0f, -10)), 0.0f);
-  EXPECT_EQ(round_to_e4m3(1.5f * std::ldexp(1.0f, -9)), 2 * std::ldexp(1.0f, -9));
-}
-
-TEST(NumericFormats, E4M3TableMatchesDefinitionForEveryByte) {
-  for (int b = 0; b < 256; ++b) {
-    if ((b & 0x7F) == 0x7F) {
-      EXPECT_TRUE(std::isnan(e4m3_to_float(static_cast<uint8_t>(b))));
-      continue;
-    }
-    EXPECT_EQ(e4m3_to_float(static_cast<uint8_t>(b)), static_cast<float>(testing::ref_e4m3(static_cast<uint8_t>(b)))) << b;
+  EXPECT_EQ(out[1], 288.0f);
+  // With amax 448 the scale is 1 and the values round as E4M3 does: to nearest, ties to even,
+  // subnormals in steps of 2^-9.
+  const float fp8_in[] = {448.0f, 1.0625f, 1.1875f, 300.0f, 0x1p-10f, 1.5f * 0x1p-9f, -0x1p-11f};
+  const float fp8_want[] = {448.0f, 1.0f, 1.25f, 288.0f, 0.0f, 0x1p-8f, -0.0f};
+  std::fill(x.begin(), x.end(), 0.0f);
+  std::copy(std::begin(fp8_in), std::end(fp8_in), x.begin());
+  fp8_quantize_dequantize(x.data(), 128, 128, out.data());
+  for (int i = 0; i < 7; ++i) {
+    EXPECT_EQ(out[i], fp8_want[i]) << fp8_in[i];
+    EXPECT_EQ(std::signbit(out[i]), std::signbit(fp8_want[i])) << fp8_in[i];
   }
-  EXPECT_EQ(e8m0_to_float(0x7F), 1.0f);
-  EXPECT_EQ(e8m0_to_float(0x82), 8.0f);
-  EXPECT_TRUE(std::isnan(e8m0_to_float(0xFF)));
-  EXPECT_EQ(pow2_ceil(3.0f / 6.0f), 0.5f);
-  EXPECT_EQ(pow2_ceil(7.0f / 6.0f), 2.0f);
-  EXPECT_EQ(float_to_bf16(1.00390625f), 0x3F80);  // tie -> even
-  EXPECT_EQ(float_to_bf16(1.01171875f), 0x3F82);
+  // With amax 6 the FP4 scale is 1; E2M1 ties go to the even code:
+  // 0.25->0, 0.75->1, 1.25->1, 1.75->2, 2.5->2, 3.5->4, 5->4.
+  const float fp4_in[] = {6.0f, 0.25f, 0.75f, 1.25f, 1.75f, 2.5f, 3.5f, 5.0f, -0.3f, -0.2f};
+  const float fp4_want[] = {6.0f, 0.0f, 1.0f, 1.0f, 2.0f, 2.0f, 4.0f, 4.0f, -0.5f, -0.0f};
+  std::vector<float> y(32, 0.0f), y_out(32);
+  std::copy(std::begin(fp4_in), std::end(fp4_in), y.begin());
+  fp4_quantize_dequantize(y.data(), 32, 32, y_out.data());
+  for (int i = 0; i < 10; ++i) {
+    EXPECT_EQ(y_out[i], fp4_want[i]) << fp4_in[i];
+    EXPECT_EQ(std::signbit(y_out[i]), std::signbit(fp4_want[i])) << fp4_in[i];
+  }
 }
 
 }  // namespace

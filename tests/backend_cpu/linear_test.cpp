@@ -9,7 +9,7 @@
 
 #include "base/error.h"
 #include "backend/cpu/cpu_isa.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "test_weights.h"
 
 namespace fp4serve::cpu {

@@ -68,7 +68,7 @@ TEST(Ops, SinkhornMatchesFloat64) {
 }
 
 TEST(Ops, RopeYarnFrequenciesAndRotation) {
-  // §3.1: base 160000, dim 64, factor 16, original 65536, beta 32/1 -> low 15, high 25.
+  // YaRN as DeepSeek's inference/model.py precompute_freqs_cis computes it: base 160000, dim 64, factor 16, original 65536, beta 32/1 -> low 15, high 25.
   const YarnConfig yarn{16.0, 65536, 32.0, 1.0};
   const std::vector<float> freqs = rope_frequencies(64, 160000.0, &yarn), plain_freqs = rope_frequencies(64, 10000.0, nullptr);
   const Rope table(freqs.data(), 64);

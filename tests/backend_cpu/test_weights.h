@@ -1,6 +1,6 @@
 // Random weights of every encoding for the kernel tests, built from random bytes
 // (not from our encoders), and their values decoded in float64 straight from the
-// format definitions (formats-and-kernels.md §3), independently of the kernels.
+// format definitions (OCP Microscaling Formats (MX) v1.0 spec), independently of the kernels.
 #pragma once
 
 #include <cmath>

@@ -1,6 +1,6 @@
 // Shared helpers of the checkpoint tests: scratch directories, running the CLI, an independent
-// table decode of every weight encoding (written from formats-and-kernels.md §1-3,
-// not from src/formats), the checksum the PyTorch fixtures use, and rewriting of
+// table decode of every weight encoding (written from the OCP MX v1.0 spec and
+// NVIDIA ModelOpt's NVFP4 layout, not from src/formats), the checksum the PyTorch fixtures use, and rewriting of
 // checkpoint files to corrupt them.
 #pragma once
 

@@ -1,5 +1,6 @@
 // config.json parsing in all three styles, checked against values written out from
-// the spec tables (dsv4-architecture.md §1.1, §1.2, §2.4, §7), and every rejection.
+// the published configs (DeepSeek-V4's config.json and inference/config.json, transformers'
+// DeepseekV4Config) and the test presets, and every rejection.
 #include "checkpoint/model_config_json.h"
 
 #include <gmock/gmock.h>
@@ -15,7 +16,7 @@ namespace {
 using nlohmann::json;
 using ::testing::HasSubstr;
 
-// V4-Flash's HF config.json, verbatim values from §1.1.
+// V4-Flash's HF config.json, verbatim values.
 json flash_hf_config() {
   json ratios = json::array({0, 0});
   for (int i = 0; i < 20; ++i) {
@@ -73,7 +74,7 @@ json flash_hf_config() {
           {"eos_token_id", 1}};
 }
 
-// The same model as transformers' DeepseekV4Config writes it (§2.4 re-keys).
+// The same model as transformers' DeepseekV4Config writes it (its re-keyed names).
 json flash_transformers_config() {
   json c = flash_hf_config();
   json layer_types = json::array({"sliding_attention", "sliding_attention"});
@@ -118,7 +119,7 @@ void expect_flash(const ModelConfig& c) {
   EXPECT_EQ(c.o_groups, 8);
   EXPECT_EQ(c.sliding_window, 128);
   ASSERT_EQ(c.compress_ratios.size(), 44u);
-  // §1.3: Flash layers 0,1 SWA; even layers 2..42 CSA; odd 3..41 HCA; MTP SWA.
+  // The layer schedule: Flash layers 0,1 SWA; even layers 2..42 CSA; odd 3..41 HCA; MTP SWA.
   for (int i = 0; i < 44; ++i) {
     const int64_t expected = (i < 2 || i == 43) ? 0 : (i % 2 == 0 ? 4 : 128);
     EXPECT_EQ(c.compress_ratios[i], expected) << "layer " << i;
@@ -178,7 +179,7 @@ TEST(ModelConfig, TransformersStyleWithFlattenedRopeParametersAndCopiedCompressR
 }
 
 TEST(ModelConfig, DeepSeekInferenceStyleTinyConfig) {
-  // §7's tiny configuration, in ModelArgs names.
+  // The tiny test configuration (src/checkpoint/test_model.cpp), in ModelArgs names.
   const json tiny = json::parse(R"({
     "vocab_size": 512, "dim": 256, "moe_inter_dim": 128,
     "n_layers": 4, "n_hash_layers": 2, "n_mtp_layers": 1,

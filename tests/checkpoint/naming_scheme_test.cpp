@@ -1,5 +1,6 @@
-// Naming tables: pairs written out from the spec (dsv4-architecture.md §2.2, §2.4,
-// field-report.md), and a round trip of every tensor of a tiny config per scheme.
+// Naming tables: pairs written out from the published names (DeepSeek's
+// model.safetensors.index.json, transformers' modeling_deepseek_v4.py, ModelOpt's NVFP4
+// export of DeepSeek-V4-Pro), and a round trip of every tensor of a tiny config per scheme.
 #include "checkpoint/naming_scheme.h"
 
 #include <gtest/gtest.h>
@@ -60,7 +61,7 @@ TEST(NamingScheme, DeepSeekNative) {
 }
 
 TEST(NamingScheme, TransformersInMemoryAndModelOptPerExpert) {
-  // §2.4's mapping table and the field report's ModelOpt export.
+  // transformers' name mapping and ModelOpt's export of DeepSeek-V4-Pro.
   expect_pairs(NamingScheme::kTransformers,
                {{T, "embed.weight", "", "model.embed_tokens.weight"},
                 {W, "head", "weight", "lm_head.weight"},

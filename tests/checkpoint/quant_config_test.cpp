@@ -1,4 +1,5 @@
-// Quantization configs as shipped (formats-and-kernels.md §1.3, §2.1, §2.5) and
+// Quantization configs as shipped (DeepSeek-V4's config.json quantization_config, ModelOpt's
+// hf_quant_config.json) and
 // their rejections; ModelOpt's exclude globs.
 #include "checkpoint/quant_config.h"
 

@@ -6,7 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import { writeDeepSeekV4Tokenizer } from './deepseek_tokenizer.mjs';
 import { scripted, startServer } from './server_process.mjs';
 
-// Token ids from the spec (serving-and-style.md §2.1), not from our tokenizer.
+// DeepSeek-V4's special-token ids as the deepseek-tokenizer package's V4 tests give them
+// (AndersonBY/deepseek-tokenizer, tests/test_simple.py), not from our tokenizer.
 const BOS = 0, USER = 128803, ASSISTANT = 128804, THINK = 128821, THINK_END = 128822;
 
 let server;
@@ -27,7 +28,7 @@ const tools = [{
   },
 }];
 
-// What DeepSeek-V4 writes to call get_weather (spec §2.3).
+// What DeepSeek-V4 writes to call get_weather (the DSML tool-call format of DeepSeek's encoding_dsv4.py).
 const toolCallReply = 'I need the weather tool.</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n' +
   '<｜DSML｜parameter name="city" string="true">Paris</｜DSML｜parameter>\n' +
   '<｜DSML｜parameter name="days" string="false">3</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>';

@@ -1,4 +1,4 @@
-// FP4 E2M1: all 16 codes, the §6.1 vectors, every tie, saturation, packing.
+// FP4 E2M1: all 16 codes, the OCP MX value table, every tie, saturation, packing.
 #include <gtest/gtest.h>
 
 #include <cmath>

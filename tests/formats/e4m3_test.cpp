@@ -1,4 +1,4 @@
-// FP8 E4M3FN: all 256 codes, the §6.2 vectors, every tie, saturating vs non-saturating.
+// FP8 E4M3FN: all 256 codes, hand-checked vectors, every tie, saturating vs non-saturating.
 #include <gtest/gtest.h>
 
 #include <bit>

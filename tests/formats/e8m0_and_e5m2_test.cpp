@@ -52,6 +52,23 @@ TEST(E8M0, CeilIsTheSmallestPowerOfTwoAtOrAbove) {
   }
 }
 
+TEST(E8M0, UncheckedCeilOfNormalsIsTheSmallestPowerOfTwoAtOrAbove) {
+  for (int k = -126; k <= 126; ++k) {
+    const float p = std::ldexp(1.0f, k);
+    for (float x : {p, testing::ulp_above(p), 1.5f * p, 1.25f * p, 1.75f * p, testing::ulp_below(2.0f * p)}) {
+      ASSERT_EQ(decode_e8m0(encode_e8m0_ceil_of_normal(x)), reference_ceil_pow2(x)) << x;
+    }
+  }
+  for (float x : testing::float_sample(4099, 5000, 4)) {
+    if (!(x >= 0x1p-126f && x <= 0x1p127f)) continue;
+    ASSERT_EQ(decode_e8m0(encode_e8m0_ceil_of_normal(x)), reference_ceil_pow2(x)) << x;
+  }
+  // Past the largest scale (2^127) there is nothing to round up to: NaN, never a wrapped code.
+  EXPECT_EQ(encode_e8m0_ceil_of_normal(testing::ulp_above(0x1p127f)), 0xFF);
+  EXPECT_EQ(encode_e8m0_ceil_of_normal(std::numeric_limits<float>::max()), 0xFF);
+  EXPECT_EQ(encode_e8m0_ceil_of_normal(std::numeric_limits<float>::infinity()), 0xFF);
+}
+
 TEST(E8M0, CeilEdgeCasesAndErrors) {
   EXPECT_EQ(encode_e8m0_ceil(0.0f), 0x00);
   EXPECT_EQ(encode_e8m0_ceil(-0.0f), 0x00);
@@ -76,7 +93,7 @@ TEST(E8M0, Spec63ScaleSelection) {
 }
 
 TEST(E8M0, TorchCastRoundsByTheTopMantissaBitNotCeil) {
-  // §6.3: PyTorch tensor(x).to(float8_e8m0fnu).
+  // PyTorch's tensor(x).to(float8_e8m0fnu).
   EXPECT_EQ(encode_e8m0_torch(1.2f), 0x7F);
   EXPECT_EQ(encode_e8m0_torch(1.49f), 0x7F);
   EXPECT_EQ(encode_e8m0_torch(1.5f), 0x80);

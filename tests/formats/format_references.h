@@ -1,5 +1,5 @@
 // Independent references for the format tests, written from the bit-level definitions of
-// shared/spec/formats-and-kernels.md §3 in float64, by a different method than src/formats
+// the OCP Microscaling Formats (MX) v1.0 spec and IEEE 754 in float64, by a different method than src/formats
 // (value formulas and brute-force nearest search instead of bit manipulation).
 #pragma once
 
@@ -14,7 +14,7 @@ namespace fp4serve::testing {
 
 inline constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-// §3.2: s eeee mmm, bias 7; e = 0 subnormal m * 2^-9; S.1111.111 is NaN; no Inf.
+// E4M3: s eeee mmm, bias 7; e = 0 subnormal m * 2^-9; S.1111.111 is NaN; no Inf.
 inline double e4m3_reference(int code) {
   const int s = code >> 7, e = (code >> 3) & 0xF, m = code & 0x7;
   if (e == 0xF && m == 0x7) return kNaN;
@@ -34,10 +34,10 @@ inline double e5m2_reference(int code) {
   return s ? -magnitude : magnitude;
 }
 
-// §3.3: 2^(e - 127), 0xFF NaN.
+// E8M0: 2^(e - 127), 0xFF NaN.
 inline double e8m0_reference(int code) { return code == 0xFF ? kNaN : std::ldexp(1.0, code - 127); }
 
-// §3.1 / §6.1 table, written out.
+// E2M1's magnitudes, written out.
 inline constexpr double kE2M1Table[16] = {0.0,  0.5,  1.0,  1.5,  2.0,  3.0,  4.0,  6.0,
                                           -0.0, -0.5, -1.0, -1.5, -2.0, -3.0, -4.0, -6.0};
 

@@ -1,4 +1,4 @@
-// Scale rules: §6.3 values, the floors, and the claim that DeepSeek's multiply by fp32(1/448)
+// Scale rules: hand-checked values, the floors, and the claim that DeepSeek's multiply by fp32(1/448)
 // or fp32(1/6) picks the same power of two as the division, over a dense sample.
 #include "formats/scale_rules.h"
 
@@ -49,7 +49,7 @@ TEST(ScaleRules, Nvfp4) {
   EXPECT_EQ(std::bit_cast<uint32_t>(nvfp4_global_scale(3.0f)), 0x3A924925u);
   const float gs = nvfp4_global_scale(3.0f);
   EXPECT_EQ(nvfp4_block_scale(3.0f, gs), 0x7E);    // the tensor's amax maps to 448
-  EXPECT_EQ(nvfp4_block_scale(0.016f, gs), 0x42);  // 2.389 -> 2.5 (§6.4)
+  EXPECT_EQ(nvfp4_block_scale(0.016f, gs), 0x42);  // 2.389 -> 2.5
   EXPECT_EQ(nvfp4_block_scale(0.0f, gs), 0x38);    // all-zero block -> 1.0
   EXPECT_EQ(nvfp4_block_scale(1e-9f, gs), 0x01);   // clamped up to 2^-9
   EXPECT_EQ(nvfp4_block_scale(10.0f, gs), 0x7E);   // clamped down to 448 (a shared amax below it)

@@ -1,5 +1,5 @@
 // Reference dequantization and validation of LinearWeight, against hand-built weights and
-// the §6.4 / §6.5 vectors.
+// hand-computed NVFP4 and MXFP4 rows.
 #include "formats/weight_dequantization.h"
 
 #include <gmock/gmock.h>
@@ -33,7 +33,7 @@ TensorView values_tensor(DType dtype, std::vector<int64_t> shape, const std::vec
   return t;
 }
 
-// §6.4: the 16 packed bytes and two E4M3 block scales of one 32-value NVFP4 row.
+// One NVFP4 row: the 16 packed bytes and two E4M3 block scales of one 32-value NVFP4 row.
 const std::vector<uint8_t> kSpecNvfp4Row = {0x00, 0x19, 0xa2, 0x43, 0x4c, 0x80, 0x50, 0x6f,
                                             0x91, 0x32, 0x44, 0x5d, 0x65, 0x66, 0x7e, 0x77};
 const std::vector<float> kSpecBlock0 = {0, 0, -0.25, 0.25, 0.5, -0.5, 0.75, 1.0, -1.0, 1.0, 0, -0.0, 0, 1.5, -3.0, 2.0};

@@ -1,4 +1,4 @@
-// Quantizers: the §6.4 / §6.5 rows bit for bit, every scale and code of random matrices
+// Quantizers: hand-computed NVFP4 and MXFP4 rows bit for bit, every scale and code of random matrices
 // against naive float64 re-derivations of each producer's rule, error bounds of
 // dequant(quantize(w)), and clear errors for bad input.
 #include "formats/weight_quantization.h"

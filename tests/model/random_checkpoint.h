@@ -1,5 +1,5 @@
 // Header-only (test folders compile only *_test.cpp files).
-// A tiny random DeepSeek-V4 checkpoint in memory (the §7 test shapes at hidden 128),
+// A tiny random DeepSeek-V4 checkpoint in memory (the tiny test shapes at hidden 128),
 // for tests of the forward pass that need no files: every projection in BF16 or in
 // the native encodings (FP8 block-128 + MXFP4 experts) or NVFP4.
 #pragma once
@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 
 namespace fp4serve::testing {
 
@@ -22,20 +22,9 @@ enum class RandomEncoding { kBF16, kNative, kNVFP4 };
 
 namespace detail {
 
-inline uint8_t e4m3_code(float v) {
-  const float r = cpu::round_to_e4m3(std::clamp(v, -448.0f, 448.0f));
-  for (int c = 0; c < 256; ++c)
-    if ((c & 0x7F) != 0x7F && cpu::e4m3_to_float(static_cast<uint8_t>(c)) == r && std::signbit(r) == ((c & 0x80) != 0))
-      return static_cast<uint8_t>(c);
-  return 0;
-}
+inline uint8_t e4m3_code(float v) { return encode_e4m3(std::clamp(v, -448.0f, 448.0f)); }
 
-inline uint8_t e2m1_code(float v) {
-  const float r = cpu::round_to_e2m1(std::clamp(v, -6.0f, 6.0f));
-  for (int c = 0; c < 16; ++c)
-    if (cpu::kE2M1Values[c] == r && std::signbit(r) == ((c & 8) != 0)) return static_cast<uint8_t>(c);
-  return 0;
-}
+inline uint8_t e2m1_code(float v) { return encode_e2m1(std::clamp(v, -6.0f, 6.0f)); }
 
 class Builder {
  public:
@@ -44,7 +33,7 @@ class Builder {
   std::vector<float> normal(int64_t n, float std, float mean = 0.0f) {
     std::normal_distribution<float> d(mean, std);
     std::vector<float> v(static_cast<size_t>(n));
-    for (auto& x : v) x = cpu::round_bf16(d(rng_));
+    for (auto& x : v) x = round_bf16(d(rng_));
     return v;
   }
 
@@ -72,7 +61,7 @@ class Builder {
           float amax = 1e-4f;
           for (int64_t n = i * 128; n < std::min(out, (i + 1) * 128); ++n)
             for (int64_t k = j * 128; k < std::min(in, (j + 1) * 128); ++k) amax = std::max(amax, std::fabs(v[n * in + k]));
-          const float s = cpu::pow2_ceil(amax / 448.0f);
+          const float s = decode_e8m0(encode_e8m0_ceil(amax / 448.0f));
           reinterpret_cast<uint8_t*>(mutable_data(w.scale))[i * kb + j] = static_cast<uint8_t>(std::ilogb(s) + 127);
           for (int64_t n = i * 128; n < std::min(out, (i + 1) * 128); ++n)
             for (int64_t k = j * 128; k < std::min(in, (j + 1) * 128); ++k)
@@ -99,12 +88,12 @@ class Builder {
           for (int64_t k = b * block; k < (b + 1) * block; ++k) amax = std::max(amax, std::fabs(v[n * in + k]));
           float s;
           if (mx) {
-            s = cpu::pow2_ceil(std::max(amax, 6.0f * 0x1p-126f) / 6.0f);
+            s = decode_e8m0(encode_e8m0_ceil(std::max(amax, 6.0f * 0x1p-126f) / 6.0f));
             sc[n * (in / block) + b] = static_cast<uint8_t>(std::ilogb(s) + 127);
           } else {
             const uint8_t code = e4m3_code(std::clamp(amax / (6.0f * gs), 0x1p-9f, 448.0f));
             sc[n * (in / block) + b] = code;
-            s = cpu::e4m3_to_float(code) * gs;
+            s = decode_e4m3(code) * gs;
           }
           for (int64_t k = b * block; k < (b + 1) * block; ++k) {
             const uint8_t c = e2m1_code(v[n * in + k] / s);
@@ -115,7 +104,7 @@ class Builder {
     } else {
       w.encoding = WeightEncoding::kBF16;
       w.weight = make_owned_tensor(DType::BF16, {out, in}, name);
-      for (int64_t i = 0; i < out * in; ++i) reinterpret_cast<uint16_t*>(mutable_data(w.weight))[i] = cpu::float_to_bf16(v[i]);
+      for (int64_t i = 0; i < out * in; ++i) reinterpret_cast<uint16_t*>(mutable_data(w.weight))[i] = encode_bf16(v[i]);
     }
     ckpt_.linears[name] = w;
   }

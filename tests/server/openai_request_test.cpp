@@ -5,7 +5,6 @@
 #include <gtest/gtest.h>
 
 #include "server/api_error.h"
-#include "server/utf8_text.h"
 
 namespace fp4serve::server {
 namespace {
@@ -21,31 +20,6 @@ ApiError refusal(const std::string& body, bool chat = true) {
   }
   ADD_FAILURE() << "accepted: " << body;
   return ApiError(0, "");
-}
-
-TEST(Utf8, ValidityTable) {
-  struct Case {
-    std::string bytes;
-    size_t first_bad;
-  };
-  const size_t ok = std::string_view::npos;
-  const Case cases[] = {
-      {"plain", ok},
-      {"\xC3\xA9", ok},                 // é
-      {"\xE2\x9C\x93", ok},             // ✓
-      {"\xF0\x9F\x98\x80", ok},         // 😀
-      {"\xF4\x8F\xBF\xBF", ok},         // U+10FFFF
-      {"a\x80", 1},                     // lone continuation byte
-      {"\xC0\x80", 0},                  // overlong NUL
-      {"\xE0\x80\xAF", 0},              // overlong '/'
-      {"\xED\xA0\x80", 0},              // surrogate U+D800
-      {"\xF4\x90\x80\x80", 0},          // U+110000
-      {"ab\xC3", 2},                    // truncated
-      {"\xE2\x9C", 0},                  // truncated
-      {"\xFF", 0},
-      {"x\xC3\x28", 1},                 // bad continuation
-  };
-  for (const auto& c : cases) EXPECT_EQ(first_invalid_utf8(c.bytes), c.first_bad) << c.bytes;
 }
 
 TEST(ChatRequest, Defaults) {

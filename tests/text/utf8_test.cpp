@@ -75,6 +75,31 @@ TEST(Utf8, MultiByteSequencesAreValidExactlyWhenTheyEncodeAScalarValue) {
   EXPECT_GT(checked, 2000000u);
 }
 
+TEST(Utf8, FirstInvalidByteTable) {
+  struct Case {
+    std::string bytes;
+    size_t first_bad;
+  };
+  const size_t ok = std::string_view::npos;
+  const Case cases[] = {
+      {"plain", ok},
+      {"\xC3\xA9", ok},                 // é
+      {"\xE2\x9C\x93", ok},             // ✓
+      {"\xF0\x9F\x98\x80", ok},         // 😀
+      {"\xF4\x8F\xBF\xBF", ok},         // U+10FFFF
+      {"a\x80", 1},                     // lone continuation byte
+      {"\xC0\x80", 0},                  // overlong NUL
+      {"\xE0\x80\xAF", 0},              // overlong '/'
+      {"\xED\xA0\x80", 0},              // surrogate U+D800
+      {"\xF4\x90\x80\x80", 0},          // U+110000
+      {"ab\xC3", 2},                    // truncated
+      {"\xE2\x9C", 0},                  // truncated
+      {"\xFF", 0},
+      {"x\xC3\x28", 1},                 // bad continuation
+  };
+  for (const auto& c : cases) EXPECT_EQ(find_invalid_utf8(c.bytes), c.first_bad) << c.bytes;
+}
+
 TEST(Utf8, DecodesEveryScalarValue) {
   for (uint32_t cp = 0; cp <= 0x10FFFF; ++cp) {
     if (cp >= 0xD800 && cp <= 0xDFFF) continue;

@@ -1,6 +1,5 @@
 """Templated chat dialogues made from corpus text, rendered in DeepSeek-V4's
-chat format (non-thinking "chat" mode of encoding_dsv4.py,
-../shared/spec/serving-and-style.md §2.3):
+chat format (non-thinking "chat" mode of DeepSeek's encoding/encoding_dsv4.py):
 
   <BOS><｜User｜>{user}<｜Assistant｜></think>{answer}<EOS><｜User｜>{user2}<｜Assistant｜></think>{answer2}<EOS>
 

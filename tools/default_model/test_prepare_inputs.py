@@ -1,7 +1,7 @@
 """Tests of the corpus and dialogue preparation (standard library only):
     python3 -m unittest discover -s tools/default_model -p 'test_*.py'
 Expected values are written by hand from the corpus' format and DeepSeek-V4's
-chat format (../shared/spec/serving-and-style.md §2.3), not computed by the
+chat format (DeepSeek's encoding/encoding_dsv4.py), not computed by the
 code under test."""
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Plain-PyTorch stand-ins for the TileLang kernels that DeepSeek-V4's official
 inference/model.py imports (`from kernel import ...`). TileLang is not on the GPU
-machine, so these re-implement each kernel's semantics (current revision, as
-described in dsv4-architecture.md §3.1 and §0) in ordinary tensor code:
+machine, so these re-implement each kernel's semantics (as the current revision of
+DeepSeek's inference/kernel.py defines them) in ordinary tensor code:
 
   act_quant        1 x block FP8 e4m3 quantization, power-of-two (ue8m0) scales;
                    inplace=True is the FP8 quantize-dequantize QAT simulation

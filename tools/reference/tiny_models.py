@@ -1,7 +1,7 @@
 """Tiny random DeepSeek-V4 models for parity fixtures, and the weight encoders.
 
-Everything here is written from the fp4serve specs (dsv4-architecture.md §2, §7;
-formats-and-kernels.md §1-§3), independently of fp4serve's C++ code, so the
+Everything here is written from the public definitions (DeepSeek's inference/model.py and
+convert.py, the OCP MX v1.0 spec, NVIDIA ModelOpt's NVFP4 layout), independently of fp4serve's C++ code, so the
 checkpoints it writes are an outside producer for the loader and the model.
 
 Masters are drawn in fp32 and rounded to bf16 values, so every storage dtype
@@ -214,7 +214,7 @@ def dequantize_nvfp4(packed, sf, gs):
 # ------------------------------------------------------ which tensor is what
 
 def is_fp8_linear(name):
-    """DeepSeek-native: FP8 block-128 for attention, shared experts, indexer wq_b (§2.2)."""
+    """DeepSeek-native: FP8 block-128 for attention, shared experts, indexer wq_b (as DeepSeek's checkpoints store them)."""
     if ".experts." in name and ".shared_experts." not in name:
         return False
     keys = ("attn.wq_a.", "attn.wq_b.", "attn.wkv.", "attn.wo_a.", "attn.wo_b.", "attn.indexer.wq_b.",

@@ -9,7 +9,7 @@
 #include "backend/cpu/hadamard.h"
 #include "backend/cpu/indexer.h"
 #include "backend/cpu/norms.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/rope.h"
 #include "backend/cpu/row_kernels.h"

@@ -7,7 +7,7 @@
 #include "backend/cpu/activation_quant.h"
 #include "backend/cpu/hadamard.h"
 #include "backend/cpu/norms.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/parallel.h"
 #include "base/error.h"
 

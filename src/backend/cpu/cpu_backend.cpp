@@ -9,7 +9,7 @@
 #include "backend/cpu/cpu_isa.h"
 #include "backend/cpu/linear.h"
 #include "backend/cpu/norms.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/thread_pool.h"
 #include "base/error.h"
@@ -67,12 +67,12 @@ void CpuBackend::embed(const EmbedParams& p) {
     switch (p.dtype) {
       case DType::BF16: {
         const uint16_t* row = static_cast<const uint16_t*>(p.table) + token * D;
-        for (int64_t d = 0; d < D; ++d) out[d] = bf16_to_float(row[d]);
+        for (int64_t d = 0; d < D; ++d) out[d] = decode_bf16(row[d]);
         break;
       }
       case DType::F16: {
         const uint16_t* row = static_cast<const uint16_t*>(p.table) + token * D;
-        for (int64_t d = 0; d < D; ++d) out[d] = round_bf16(half_to_float(row[d]));
+        for (int64_t d = 0; d < D; ++d) out[d] = round_bf16(decode_f16(row[d]));
         break;
       }
       case DType::F32: {

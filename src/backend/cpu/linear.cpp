@@ -2,11 +2,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <bit>
 #include <vector>
 
 #include "base/error.h"
 #include "backend/cpu/activation_quant.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/row_kernels.h"
 
 namespace fp4serve::cpu {
@@ -104,7 +105,7 @@ constexpr int64_t kRowsPerTask = 64;
 
 bool all_bf16_values(const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
-    if ((float_to_bits(x[i]) & 0xFFFFu) != 0) return false;
+    if ((std::bit_cast<uint32_t>(x[i]) & 0xFFFFu) != 0) return false;
   return true;
 }
 
@@ -201,13 +202,13 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
         scale_group[i] = n / 128;
         const int64_t kb = (K + 127) / 128, base = scale_group[i] * kb;
         for (int64_t b = 0; b < kb; ++b)
-          scales[i][b] = w.scale.dtype == DType::F32 ? w.scale.as<float>()[base + b] : e8m0_to_float(w.scale.as<uint8_t>()[base + b]);
+          scales[i][b] = w.scale.dtype == DType::F32 ? w.scale.as<float>()[base + b] : decode_e8m0(w.scale.as<uint8_t>()[base + b]);
       } else if (w.encoding == WeightEncoding::kMXFP4 || w.encoding == WeightEncoding::kNVFP4) {
         const int64_t block = mx ? 32 : 16;
         fp4_scales[i] = w.scale.as<uint8_t>() + n * (K / block);
         if (!(mx && p.x_prepared))
           for (int64_t b = 0; b < K / block; ++b)
-            scales[i][b] = mx ? e8m0_to_float(fp4_scales[i][b]) : e4m3_to_float(fp4_scales[i][b]);
+            scales[i][b] = mx ? decode_e8m0(fp4_scales[i][b]) : decode_e4m3(fp4_scales[i][b]);
       }
     };
     const bool four_bit = mx || w.encoding == WeightEncoding::kNVFP4;

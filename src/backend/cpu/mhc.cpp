@@ -5,7 +5,7 @@
 #include <cstring>
 
 #include "backend/cpu/linear.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/scratch.h"
 

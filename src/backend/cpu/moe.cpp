@@ -6,7 +6,7 @@
 #include <numeric>
 
 #include "backend/cpu/linear.h"
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/parallel.h"
 #include "backend/cpu/scratch.h"
 #include "base/error.h"

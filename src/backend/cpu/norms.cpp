@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/parallel.h"
 
 namespace fp4serve::cpu {

@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "base/error.h"
 
 namespace fp4serve::cpu {

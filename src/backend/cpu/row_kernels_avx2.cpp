@@ -1,7 +1,7 @@
 // AVX2 + FMA + F16C row kernels, the fallback for processors without AVX-512.
 #include <immintrin.h>
 
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/row_kernels.h"
 
 #define FP4SERVE_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -15,14 +15,14 @@ FP4SERVE_AVX2 void decode_bf16(const uint16_t* w, int64_t n, float* out) {
     const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
     _mm256_storeu_ps(out + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
   }
-  for (; i < n; ++i) out[i] = bf16_to_float(w[i]);
+  for (; i < n; ++i) out[i] = fp4serve::decode_bf16(w[i]);
 }
 
 FP4SERVE_AVX2 void decode_f16(const uint16_t* w, int64_t n, float* out) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i))));
-  for (; i < n; ++i) out[i] = half_to_float(w[i]);
+  for (; i < n; ++i) out[i] = fp4serve::decode_f16(w[i]);
 }
 
 FP4SERVE_AVX2 void decode_fp4(const uint8_t* packed, int64_t n, const float* scales, int64_t block, float* out) {
@@ -112,7 +112,7 @@ FP4SERVE_AVX2 void dot_fp8_tile(const uint8_t* w, int64_t K, const float* scales
   }
   float tail[R] = {};
   if (k < K) {
-    const float* table = e4m3_table();
+    const float* table = kE4M3Values.data();
     for (int64_t i = k; i < K; ++i)
       for (int r = 0; r < R; ++r) tail[r] += table[w[i]] * x[r][i];
     for (int r = 0; r < R; ++r) tail[r] *= scales[k / 128];

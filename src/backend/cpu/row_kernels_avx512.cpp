@@ -6,7 +6,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/row_kernels.h"
 
 #define FP4SERVE_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
@@ -20,14 +20,14 @@ FP4SERVE_AVX512 void decode_bf16(const uint16_t* w, int64_t n, float* out) {
     const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i)));
     _mm512_storeu_ps(out + i, _mm512_castsi512_ps(_mm512_slli_epi32(v, 16)));
   }
-  for (; i < n; ++i) out[i] = bf16_to_float(w[i]);
+  for (; i < n; ++i) out[i] = fp4serve::decode_bf16(w[i]);
 }
 
 FP4SERVE_AVX512 void decode_f16(const uint16_t* w, int64_t n, float* out) {
   int64_t i = 0;
   for (; i + 16 <= n; i += 16)
     _mm512_storeu_ps(out + i, _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + i))));
-  for (; i < n; ++i) out[i] = half_to_float(w[i]);
+  for (; i < n; ++i) out[i] = fp4serve::decode_f16(w[i]);
 }
 
 template <int R>
@@ -98,7 +98,7 @@ FP4SERVE_AVX512 void dot_fp8_tile(const uint8_t* w, int64_t K, const float* scal
   }
   float tail[R] = {};
   if (k < K) {
-    const float* table = e4m3_table();
+    const float* table = kE4M3Values.data();
     for (int64_t i = k; i < K; ++i)
       for (int r = 0; r < R; ++r) tail[r] += table[w[i]] * x[r][i];
     for (int r = 0; r < R; ++r) tail[r] *= scales[k / 128];

@@ -11,7 +11,7 @@
 #include <array>
 #include <cstring>
 
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/row_kernels.h"
 
 #define FP4SERVE_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,avx512vbmi")))
@@ -21,7 +21,7 @@ namespace {
 
 // Rows are short (a few KB) and the hardware prefetcher restarts at every 4 KB page, so
 // the kernels ask for the weight bytes 4 KB ahead of use, into the next rows as well
-// (4 KB measured faster than 1 KB with 16 threads on the lent Xeon).
+// (4 KB measured faster than 1 KB with 16 threads on a 16-core Xeon, docs/PERFORMANCE.md).
 constexpr int kPrefetchBytes = 4096;
 
 // bf16 bit patterns of the 128 non-negative E4M3 codes, split into high and low bytes.
@@ -34,7 +34,7 @@ const Fp8ToBf16Tables& tables() {
   static const Fp8ToBf16Tables t = [] {
     Fp8ToBf16Tables x{};
     for (int m = 0; m < 128; ++m) {
-      const uint16_t b = float_to_bf16(e4m3_to_float(static_cast<uint8_t>(m)));  // exact (NaN for 0x7F)
+      const uint16_t b = encode_bf16(decode_e4m3(static_cast<uint8_t>(m)));  // exact (NaN for 0x7F)
       x.high[m] = static_cast<uint8_t>(b >> 8);
       x.low[m] = static_cast<uint8_t>(b & 0xFF);
     }
@@ -49,7 +49,7 @@ void prepare_fp8_x(const float* x, int64_t K, uint16_t* out) {
   for (int64_t c = 0; c < K; c += 64)
     for (int64_t half = 0; half < 2; ++half)
       for (int64_t lane = 0; lane < 4; ++lane)
-        for (int64_t i = 0; i < 8; ++i) *out++ = float_to_bf16(x[c + lane * 16 + half * 8 + i]);
+        for (int64_t i = 0; i < 8; ++i) *out++ = encode_bf16(x[c + lane * 16 + half * 8 + i]);
 }
 
 // NW weight rows (1 or 2) against R activation rows: each chunk of codes is decoded once
@@ -122,14 +122,14 @@ FP4SERVE_AVX512_BF16 void dot_fp8_rows_prepared_x2(const uint8_t* const* w, int6
 void prepare_fp4_x(const float* x, int64_t K, uint16_t* out) {
   for (int64_t c = 0; c < K; c += 32)
     for (int64_t parity = 0; parity < 2; ++parity)
-      for (int64_t i = 0; i < 16; ++i) *out++ = float_to_bf16(x[c + 2 * i + parity]);
+      for (int64_t i = 0; i < 16; ++i) *out++ = encode_bf16(x[c + 2 * i + parity]);
 }
 
 // E2M1 values as bf16, twice (vpermw indexes 32 words).
 const uint16_t* e2m1_bf16_table() {
   alignas(64) static const std::array<uint16_t, 32> t = [] {
     std::array<uint16_t, 32> x{};
-    for (int i = 0; i < 32; ++i) x[static_cast<size_t>(i)] = float_to_bf16(kE2M1Values[i % 16]);
+    for (int i = 0; i < 32; ++i) x[static_cast<size_t>(i)] = encode_bf16(kE2M1Values[i % 16]);
     return x;
   }();
   return t.data();
@@ -160,9 +160,9 @@ FP4SERVE_AVX512_BF16 void dot_mxfp4_tile_prepared(const uint8_t* const* packed, 
           float s = 0.0f;
           for (int64_t j = 0; j < 16; ++j) {
             const uint8_t byte = packed[i][k / 2 + j];
-            s += kE2M1Values[byte & 0xF] * bf16_to_float(xp[r][k + j]) + kE2M1Values[byte >> 4] * bf16_to_float(xp[r][k + 16 + j]);
+            s += kE2M1Values[byte & 0xF] * decode_bf16(xp[r][k + j]) + kE2M1Values[byte >> 4] * decode_bf16(xp[r][k + 16 + j]);
           }
-          outside[i][r] += s * e8m0_to_float(static_cast<uint8_t>(e));
+          outside[i][r] += s * decode_e8m0(static_cast<uint8_t>(e));
         }
         w[i] = _mm512_setzero_si512();
         continue;
@@ -210,7 +210,7 @@ FP4SERVE_AVX512_BF16 void dot_mxfp4_rows_prepared_x2(const uint8_t* const* packe
 }
 
 void prepare_bf16_x(const float* x, int64_t K, uint16_t* out) {
-  for (int64_t k = 0; k < K; ++k) out[k] = float_to_bf16(x[k]);
+  for (int64_t k = 0; k < K; ++k) out[k] = encode_bf16(x[k]);
 }
 
 template <int R>
@@ -229,7 +229,7 @@ FP4SERVE_AVX512_BF16 void dot_bf16_tile_prepared(const uint16_t* w, int64_t K, c
   }
   float tail[R] = {};
   for (; k < K; ++k)
-    for (int r = 0; r < R; ++r) tail[r] += bf16_to_float(w[k]) * bf16_to_float(xp[r][k]);
+    for (int r = 0; r < R; ++r) tail[r] += decode_bf16(w[k]) * decode_bf16(xp[r][k]);
   for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[r], acc1[r])) + tail[r];
 }
 

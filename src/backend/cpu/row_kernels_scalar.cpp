@@ -1,17 +1,17 @@
 #include <algorithm>
 
-#include "backend/cpu/numeric_formats.h"
+#include "formats/number_formats.h"
 #include "backend/cpu/row_kernels.h"
 
 namespace fp4serve::cpu {
 namespace {
 
 void decode_bf16(const uint16_t* w, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = bf16_to_float(w[i]);
+  for (int64_t i = 0; i < n; ++i) out[i] = fp4serve::decode_bf16(w[i]);
 }
 
 void decode_f16(const uint16_t* w, int64_t n, float* out) {
-  for (int64_t i = 0; i < n; ++i) out[i] = half_to_float(w[i]);
+  for (int64_t i = 0; i < n; ++i) out[i] = fp4serve::decode_f16(w[i]);
 }
 
 void dot(const float* w, int64_t n, const float* const* x, int rows, float* acc) {
@@ -28,7 +28,7 @@ void axpy(float a, const float* x, int64_t n, float* y) {
 
 template <int R>
 void dot_fp8_tile(const uint8_t* w, int64_t K, const float* scales, const float* const* x, float* out) {
-  const float* table = e4m3_table();
+  const float* table = kE4M3Values.data();
   float total[R] = {};
   for (int64_t b = 0; b * 128 < K; ++b) {
     float s[R] = {};

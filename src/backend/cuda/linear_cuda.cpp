@@ -155,11 +155,10 @@ void gemm(GpuContext& ctx, const DeviceLinear& w, const GemmInput& in, void* y, 
   a.y_stride = y_stride ? y_stride : a.n;
   FP4SERVE_CHECK(a.x_stride >= a.k && a.y_stride >= a.n, "{}: row strides smaller than the rows", w.name());
   FP4SERVE_CHECK(a.y_stride % 2 == 0, "{}: output row stride must be even", w.name());
-  const bool decode = regime == Regime::kDecode || regime == Regime::kDecodeMmaSync ||
-                      (regime == Regime::kAuto && in.m <= 16);
+  const bool decode = regime == Regime::kDecode || (regime == Regime::kAuto && in.m <= 16);
   if (decode) {
     FP4SERVE_CHECK(in.m <= 16, "{}: the decode kernels take at most 16 tokens, got {}", w.name(), in.m);
-    if (regime != Regime::kDecodeMmaSync && wgmma_decode_chosen(a)) {
+    if (wgmma_decode_chosen(a)) {
       const SkinnyPlan plan = plan_wgmma_decode(a.n, a.k, a.m, ctx.num_sms());
       const Scratch scratch = ctx.scratch(plan.partial_floats, plan.counters);
       check_cuda(launch_wgmma_decode(a, plan, scratch, ctx.stream()), w.name() + " (wgmma decode GEMM)");

@@ -45,9 +45,8 @@ class DeviceLinear {
   DeviceBuffer scale_;
 };
 
-// kDecodeMmaSync: the decode regime on the mma.sync kernel (skinny_gemm.cuh) even for FP8
-// weights that the wgmma decode kernel takes, so that parity checks both.
-enum class Regime { kAuto, kDecode, kPrefill, kDecodeMmaSync };
+// Which kernel family runs a GEMM: kAuto picks decode for M <= 16 tokens, prefill above.
+enum class Regime { kAuto, kDecode, kPrefill };
 
 // Activations already in the weight's operand format: FP8 codes + scales, or BF16.
 struct GemmInput {

@@ -105,8 +105,7 @@ MoeBatch route_moe(GpuContext& ctx, const DeviceExperts& ex, const MoeRouting& r
   b.top_k = r.top_k;
   b.expert_ids = r.expert_ids;
   const int64_t pairs = r.tokens * r.top_k;
-  b.decode = regime == Regime::kDecode || regime == Regime::kDecodeMmaSync ||
-             (regime == Regime::kAuto && pairs <= 4 * static_cast<int64_t>(ex.count()));
+  b.decode = regime == Regime::kDecode || (regime == Regime::kAuto && pairs <= 4 * static_cast<int64_t>(ex.count()));
   b.pairs_per_item = b.decode ? skinny_pairs_per_item(r.tokens) : kTiledPairsPerItem;
   b.max_items = static_cast<int>(std::min<int64_t>(pairs, pairs / b.pairs_per_item + ex.count()));
   if (pairs == 0) return b;

@@ -1,5 +1,5 @@
 // What the decode (skinny_gemm.cuh) and prefill (tiled_gemm.cuh) kernels share around the MoE
-// projections: the gate/up epilogue of dsv4-architecture.md §3.5 and the launchers' copy of the
+// projections: the gate/up epilogue of DeepSeek's inference/model.py (Expert) and the launchers' copy of the
 // grouped-GEMM arguments into their kernel parameters.
 #pragma once
 

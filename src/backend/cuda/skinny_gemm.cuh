@@ -27,6 +27,7 @@
 #include <cstdint>
 
 #include "backend/cuda/kernel_args.h"
+#include "backend/cuda/kernel_launchers.h"
 #include "backend/cuda/mma_primitives.cuh"
 #include "backend/cuda/moe_epilogue.cuh"
 #include "backend/cuda/weight_decode.cuh"
@@ -36,17 +37,12 @@ namespace fp4serve::cuda::skinny {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int kRowsPerCta = 256;
-// Steps loaded per burst (docs/kernels/skinny.md records the versions measured: deeper
-// register bursts spill at two CTAs per SM, cp.async rings and rolling prefetch were slower).
-// FP4SERVE_SKINNY_BURST / _CTAS override them for experiments.
-#ifndef FP4SERVE_SKINNY_BURST
-#define FP4SERVE_SKINNY_BURST 2
-#endif
-#ifndef FP4SERVE_SKINNY_CTAS
-#define FP4SERVE_SKINNY_CTAS 2
-#endif
-constexpr int kStepsInFlight = FP4SERVE_SKINNY_BURST;
-constexpr int kCtasPerSm = FP4SERVE_SKINNY_CTAS;
+// Steps loaded per burst and CTAs per SM of the product kernel (docs/kernels/skinny.md records
+// the versions measured: deeper register bursts spill at two CTAs per SM, cp.async rings and
+// rolling prefetch were slower). The kernel takes both as template parameters so that
+// bench/cuda/dev/ can build the measured alternatives.
+constexpr int kStepsInFlight = 2;
+constexpr int kCtasPerSm = 2;
 constexpr int kPartialFloats = 16 * 256;  // split-K partials of one CTA: [16 tokens][256 row slots]
 
 enum class Mode : int { kDense = 0, kGateUp = 1, kDown = 2 };
@@ -298,8 +294,9 @@ __device__ __forceinline__ void compute_tile_step(const TileLoad& ld, const uint
   }
 }
 
-template <WeightKind W, bool kBf16Act, int NT, Mode MODE>
-__global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const Params p) {
+template <WeightKind W, bool kBf16Act, int NT, Mode MODE, int kBurst = kStepsInFlight,
+          int kMinCtasPerSm = kCtasPerSm>
+__global__ void __launch_bounds__(kThreads, kMinCtasPerSm) skinny_gemm_kernel(const Params p) {
   using T = Traits<W>;
   extern __shared__ __align__(16) uint8_t smem[];
   __shared__ int token_rows[16];
@@ -393,16 +390,16 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
 
     const int64_t step_begin = static_cast<int64_t>(block_begin) * T::kStepsPerBlock;
     const int64_t step_end = static_cast<int64_t>(block_end) * T::kStepsPerBlock;
-    for (int64_t s0 = step_begin; s0 < step_end; s0 += kStepsInFlight) {
-      TileLoad ld[kStepsInFlight][2];
+    for (int64_t s0 = step_begin; s0 < step_end; s0 += kBurst) {
+      TileLoad ld[kBurst][2];
 #pragma unroll
-      for (int u = 0; u < kStepsInFlight; ++u)
+      for (int u = 0; u < kBurst; ++u)
 #pragma unroll
         for (int tt = 0; tt < 2; ++tt)
           if (s0 + u < step_end && valid[tt])
             load_tile_step<W>(w_tile[tt], s_tile[tt], row_bytes, scale_stride, s0 + u, g, t, ld[u][tt]);
 #pragma unroll
-      for (int u = 0; u < kStepsInFlight; ++u) {
+      for (int u = 0; u < kBurst; ++u) {
         const int64_t s = s0 + u;
         if (s >= step_end) break;
         const int64_t local_step = s - step_begin;
@@ -493,6 +490,45 @@ __global__ void __launch_bounds__(kThreads, kCtasPerSm) skinny_gemm_kernel(const
       }
     }
   }
+}
+
+// The parameters of a dense launch of `plan`.
+inline Params dense_params(const DenseGemmArgs& a, const SkinnyPlan& plan, const Scratch& scratch) {
+  Params p{};
+  p.weight = a.weight;
+  p.w[0] = static_cast<const uint8_t*>(a.w);
+  p.w_scale[0] = static_cast<const uint8_t*>(a.w_scale);
+  p.out_scale = a.global_scale * (a.weight == WeightKind::kNVFP4 ? 128.0f : 1.0f);
+  p.n = a.n;
+  p.k = a.k;
+  p.x = static_cast<const uint8_t*>(a.x);
+  p.x_scale = a.x_scale;
+  p.x_stride = a.x_stride;
+  p.m = static_cast<int>(a.m);
+  p.row_blocks = plan.row_blocks;
+  p.splits = plan.splits;
+  p.blocks_128 = static_cast<int>(a.k / 128);
+  p.dense_units = plan.row_blocks * plan.splits;
+  p.kc_max = plan.kc_max;
+  p.out = static_cast<__nv_bfloat16*>(a.y);
+  p.out_stride = a.y_stride;
+  p.partials = scratch.partials;
+  p.counters = scratch.counters;
+  return p;
+}
+
+// Launches `fn` (an instantiation of skinny_gemm_kernel) as `plan` says.
+inline cudaError_t launch_kernel(void (*fn)(const Params), const Params& p, const SkinnyPlan& plan,
+                                 cudaStream_t stream) {
+  if (fn == nullptr) return cudaErrorInvalidValue;
+  if (plan.grid == 0) return cudaSuccess;
+  if (plan.smem_bytes > 48 * 1024) {
+    const cudaError_t e =
+        cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(plan.smem_bytes));
+    if (e != cudaSuccess) return e;
+  }
+  fn<<<plan.grid, kThreads, plan.smem_bytes, stream>>>(p);
+  return cudaGetLastError();
 }
 
 }  // namespace fp4serve::cuda::skinny

@@ -79,18 +79,6 @@ void choose_split(WeightKind w, int64_t k, int64_t units, int num_sms, SkinnyPla
   plan.partial_floats = splits > 1 ? units * splits * skinny::kPartialFloats : 0;
 }
 
-cudaError_t launch(KernelFn fn, const skinny::Params& p, const SkinnyPlan& plan, cudaStream_t stream) {
-  if (fn == nullptr) return cudaErrorInvalidValue;
-  if (plan.grid == 0) return cudaSuccess;
-  if (plan.smem_bytes > 48 * 1024) {
-    const cudaError_t e =
-        cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(plan.smem_bytes));
-    if (e != cudaSuccess) return e;
-  }
-  fn<<<plan.grid, skinny::kThreads, plan.smem_bytes, stream>>>(p);
-  return cudaGetLastError();
-}
-
 }  // namespace
 
 SkinnyPlan plan_skinny_dense(WeightKind weight, int64_t n, int64_t k, int64_t m, int num_sms) {
@@ -118,27 +106,8 @@ SkinnyPlan plan_skinny_moe(WeightKind weight, bool gate_up, int64_t n, int64_t k
 
 cudaError_t launch_skinny_dense(const DenseGemmArgs& a, const SkinnyPlan& plan, const Scratch& scratch,
                                 cudaStream_t stream) {
-  skinny::Params p{};
-  p.weight = a.weight;
-  p.w[0] = static_cast<const uint8_t*>(a.w);
-  p.w_scale[0] = static_cast<const uint8_t*>(a.w_scale);
-  p.out_scale = a.global_scale * (a.weight == WeightKind::kNVFP4 ? 128.0f : 1.0f);
-  p.n = a.n;
-  p.k = a.k;
-  p.x = static_cast<const uint8_t*>(a.x);
-  p.x_scale = a.x_scale;
-  p.x_stride = a.x_stride;
-  p.m = static_cast<int>(a.m);
-  p.row_blocks = plan.row_blocks;
-  p.splits = plan.splits;
-  p.blocks_128 = static_cast<int>(a.k / 128);
-  p.dense_units = plan.row_blocks * plan.splits;
-  p.kc_max = plan.kc_max;
-  p.out = static_cast<__nv_bfloat16*>(a.y);
-  p.out_stride = a.y_stride;
-  p.partials = scratch.partials;
-  p.counters = scratch.counters;
-  return launch(dense_kernel(a.weight, a.act, plan.token_tiles), p, plan, stream);
+  return skinny::launch_kernel(dense_kernel(a.weight, a.act, plan.token_tiles), skinny::dense_params(a, plan, scratch),
+                               plan, stream);
 }
 
 cudaError_t launch_skinny_moe(const MoeGemmArgs& a, bool gate_up, const SkinnyPlan& plan, const Scratch& scratch,
@@ -154,7 +123,7 @@ cudaError_t launch_skinny_moe(const MoeGemmArgs& a, bool gate_up, const SkinnyPl
   p.counters = scratch.counters;
   const KernelFn fn = gate_up ? moe_kernel<Mode::kGateUp>(a.weight, plan.token_tiles)
                               : moe_kernel<Mode::kDown>(a.weight, plan.token_tiles);
-  return launch(fn, p, plan, stream);
+  return skinny::launch_kernel(fn, p, plan, stream);
 }
 
 }  // namespace fp4serve::cuda

@@ -33,8 +33,8 @@ constexpr int kThreads = 384;
 constexpr int kOperandBytes = kTile * kTile;  // the x tile: 128 rows of 128 bytes
 
 // Rows of W per tile: 256 loads each x tile once per 256 outputs (half the L2 -> shared traffic
-// of 128 rows; 5-20% faster at M = 4096 in run 10) but gives half the tiles, so shapes with few
-// tiles take 128 (launch_wgmma_dense chooses).
+// of 128 rows; 5-20% faster at M = 4096 on an H200, docs/kernels/tiled.md) but gives half the
+// tiles, so shapes with few tiles take 128 (launch_wgmma_dense chooses).
 template <int kTileN>
 struct TileShape {
   static_assert(kTileN == 128 || kTileN == 256, "tiles of 128 or 256 rows of W");
@@ -301,8 +301,8 @@ cudaError_t launch_wgmma_dense(const DenseGemmArgs& a, cudaStream_t stream) {
   cudaError_t q = cudaGetDevice(&device);
   if (q == cudaSuccess) q = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
   if (q != cudaSuccess) return q;
-  // 256-row W tiles where they still give every SM two tiles or more (run 10: faster there,
-  // up to 1.9x slower on shapes with fewer tiles).
+  // 256-row W tiles where they still give every SM two tiles or more (docs/kernels/tiled.md:
+  // faster there, up to 1.9x slower on shapes with fewer tiles).
   const int64_t wide_tiles = (a.m + kTile - 1) / kTile * (a.n / 256);
   if (a.n % 256 == 0 && wide_tiles >= 2 * static_cast<int64_t>(sms)) return launch_with_tiles<256>(a, sms, stream);
   return launch_with_tiles<128>(a, sms, stream);

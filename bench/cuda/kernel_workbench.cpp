@@ -1,5 +1,4 @@
-#ifdef FP4SERVE_HAVE_CUDA
-#include "backend/cuda/kernel_workbench.h"
+#include "kernel_workbench.h"
 
 #include <cuda_runtime_api.h>
 
@@ -11,11 +10,12 @@
 #include <set>
 
 #include "base/error.h"
-#include "backend/cuda/cublaslt_baseline.h"
+#include "cublaslt_baseline.h"
+#include "dev/decode_variants.h"
 #include "backend/cuda/gpu_context.h"
 #include "backend/cuda/linear_cuda.h"
 #include "backend/cuda/moe_cuda.h"
-#include "backend/cuda/workbench_kernels.h"
+#include "workbench_kernels.h"
 
 namespace fp4serve::cuda {
 namespace {
@@ -193,6 +193,47 @@ CublasTimes time_cublas(CublasLtBaseline& lt, int64_t n, int64_t k, int64_t m, c
   return t;
 }
 
+bool variant_selected(const WorkbenchOptions& o, const std::string& name) {
+  return std::any_of(o.variants.begin(), o.variants.end(),
+                     [&](const std::string& v) { return v == "all" || v == name; });
+}
+
+// Times every selected decode variant of dev/ that takes this shape, beside `product` (the
+// product kernel's row for the same weights and activations).
+void time_variants(GpuContext& ctx, const WorkbenchOptions& o, const std::vector<DeviceLinear>& ws,
+                   const GemmInput& in, void* y, const GemmRow& product, int copies, WorkbenchReport& report) {
+  if (o.variants.empty()) return;
+  auto args_for = [&](const DeviceLinear& w) {
+    DenseGemmArgs a;
+    a.weight = w.kind();
+    a.act = in.act;
+    a.w = w.weight_data();
+    a.w_scale = w.scale_data();
+    a.global_scale = w.global_scale();
+    a.n = w.out_features();
+    a.k = w.in_features();
+    a.x = in.x;
+    a.x_scale = in.x_scale;
+    a.x_stride = a.k;
+    a.m = in.m;
+    a.y = y;
+    a.y_stride = a.n;
+    return a;
+  };
+  for (const bench::DecodeVariant* variant : bench::decode_variants()) {
+    const DenseGemmArgs first = args_for(ws[0]);
+    if (!variant_selected(o, variant->name) || !variant->takes(first)) continue;
+    const SkinnyPlan plan = variant->plan(first, ctx.num_sms());
+    const Scratch scratch = ctx.scratch(plan.partial_floats, plan.counters);
+    GemmRow row = product;
+    row.kernel = variant->name;
+    row.us = time_call(ctx.stream(), copies, [&](int i) {
+      check_cuda(variant->launch(args_for(ws[i]), plan, scratch, ctx.stream()), variant->name);
+    });
+    report.gemm.push_back(row);
+  }
+}
+
 void run_gemms(GpuContext& ctx, CublasLtBaseline* lt, const WorkbenchOptions& o, const std::string& model,
                WorkbenchReport& report, const std::function<void(const std::string&)>& progress) {
   const cudaStream_t stream = ctx.stream();
@@ -235,6 +276,7 @@ void run_gemms(GpuContext& ctx, CublasLtBaseline* lt, const WorkbenchOptions& o,
           row.cublas_fp8_us = cublas[m].fp8_us;
         }
         report.gemm.push_back(row);
+        time_variants(ctx, o, ws, in, y.data(), row, copies, report);
       }
     }
   }
@@ -361,7 +403,8 @@ nlohmann::json workbench_json(const WorkbenchReport& r) {
   j["cublas_dense_4096x7168x7168"] = {{"bf16_tflops", r.cublas_bf16_tflops}, {"fp8_tflops", r.cublas_fp8_tflops}};
   if (!r.cublas_note.empty()) j["cublas_note"] = r.cublas_note;
   for (const GemmRow& g : r.gemm) {
-    j["gemm"].push_back({{"model", g.model}, {"matrix", g.matrix}, {"encoding", g.encoding}, {"n", g.n}, {"k", g.k},
+    j["gemm"].push_back({{"model", g.model}, {"matrix", g.matrix}, {"encoding", g.encoding}, {"kernel", g.kernel},
+                         {"n", g.n}, {"k", g.k},
                          {"m", g.m}, {"weight_bytes", g.weight_bytes}, {"us", g.us},
                          {"cublas_bf16_us", g.cublas_bf16_us}, {"cublas_fp8_us", g.cublas_fp8_us}});
   }
@@ -387,7 +430,8 @@ std::string workbench_markdown(const WorkbenchReport& r) {
     const double tflops = 2.0 * g.m * g.n * g.k / (g.us * 1e-6) / 1e12;
     const double need = 0.8 * (2.0 * g.n * g.k) / g.weight_bytes;
     out += fmt::format("| {} | {} | {} | {}x{} | {:.1f} | {} | {:.1f} | {:.0f} | {:.0f}% | {:.1f} | {} | {} | {} | {} |\n",
-                       g.model, g.matrix, g.encoding, g.n, g.k, g.weight_bytes / 1e6, g.m, g.us, gbps,
+                       g.model, g.matrix, g.kernel == "product" ? g.encoding : g.encoding + " " + g.kernel, g.n,
+                       g.k, g.weight_bytes / 1e6, g.m, g.us, gbps,
                        100.0 * gbps / r.copy_gbps, tflops,
                        g.cublas_bf16_us > 0 ? fmt::format("{:.1f}", g.cublas_bf16_us) : "n/a",
                        g.cublas_fp8_us > 0 ? fmt::format("{:.1f}", g.cublas_fp8_us) : "n/a",
@@ -409,4 +453,3 @@ std::string workbench_markdown(const WorkbenchReport& r) {
 }
 
 }  // namespace fp4serve::cuda
-#endif  // FP4SERVE_HAVE_CUDA

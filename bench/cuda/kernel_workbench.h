@@ -1,4 +1,4 @@
-// The kernel workbench behind `fp4serve bench kernels` and bench/cuda/kernel_workbench:
+// The kernel workbench of build/bin/kernel_workbench (kernel_workbench_main.cpp):
 // times every encoding's GEMM at DeepSeek-V4 Flash/Pro shapes and M = 1 ... 4096 beside the
 // physical references measured in the same run (device-to-device copy bandwidth, cuBLASLt
 // BF16 and FP8 at the same shapes), and the MoE layer of V4-Flash at decode batch sizes.
@@ -21,10 +21,14 @@ struct WorkbenchOptions {
   std::vector<int64_t> moe_tokens = {1, 8, 64};
   bool cublas = true;
   std::string matrix_filter;  // only matrices whose name contains this (empty: all)
+  // Decode variants of dev/ (decode_variants.h) timed beside the product's kernel on the
+  // shapes they take, by name; "all" for every one.
+  std::vector<std::string> variants;
 };
 
 struct GemmRow {
   std::string model, matrix, encoding;
+  std::string kernel = "product";  // or the name of a decode variant of dev/
   int64_t n = 0, k = 0, m = 0;
   double weight_bytes = 0;      // weight + scales in its encoding
   double us = 0;                // our kernel, per call

@@ -5,7 +5,7 @@
 
 #include <cstdint>
 
-#include "backend/cuda/workbench_kernels.h"
+#include "workbench_kernels.h"
 
 namespace fp4serve::cuda {
 namespace {

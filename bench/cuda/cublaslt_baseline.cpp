@@ -1,5 +1,4 @@
-#ifdef FP4SERVE_HAVE_CUDA
-#include "backend/cuda/cublaslt_baseline.h"
+#include "cublaslt_baseline.h"
 
 #include <cublasLt.h>
 #include <dlfcn.h>
@@ -131,4 +130,3 @@ bool CublasLtBaseline::matmul(Precision precision, int64_t m, int64_t n, int64_t
 }
 
 }  // namespace fp4serve::cuda
-#endif  // FP4SERVE_HAVE_CUDA
