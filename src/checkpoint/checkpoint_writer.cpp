@@ -182,6 +182,9 @@ WeightEncoding layout_encoding(const WriterOptions& options, const ExpectedLinea
         default: return WeightEncoding::kBF16;
       }
     case OutputLayout::kNvfp4: {
+      // NVIDIA's NVFP4 exports of the DSpark releases leave the draft as DeepSeek shipped it (FP8 block,
+      // MXFP4 experts); a classic MTP block is excluded ("mtp.*") and stays in the model dtype.
+      if (linear.in_dspark_draft) return layout_encoding(WriterOptions{OutputLayout::kNative, {}, {}}, linear);
       if (is_mtp(linear.name)) return WeightEncoding::kBF16;
       if (linear.group == LinearGroup::kRoutedExpert) return WeightEncoding::kNVFP4;
       if (options.nvfp4_scope == Nvfp4Scope::kExperts) return WeightEncoding::kBF16;

@@ -83,9 +83,8 @@ const std::vector<Preset>& presets() {
   return table;
 }
 
-// What every preset shares: one MTP layer, one shared expert, V4's routing, RoPE bases and mHC settings.
+// What every preset shares: one shared expert, V4's routing, RoPE bases and mHC settings.
 ModelConfig with_common_fields(ModelConfig c) {
-  c.num_mtp_layers = 1;
   c.n_shared_experts = 1;
   c.scoring_func = "sqrtsoftplus";
   c.routed_scaling_factor = 1.5;
@@ -109,8 +108,47 @@ std::vector<std::string> test_model_presets() {
 
 ModelConfig test_model_config(const std::string& preset) {
   for (const Preset& p : presets())
-    if (preset == p.name) return with_common_fields(p.shape);
+    if (preset == p.name) return with_draft(with_common_fields(p.shape), DraftKind::kMtp);
   fail("unknown test model preset '{}' (known: tiny, tiny-pro, small, large)", preset);
+}
+
+ModelConfig with_draft(ModelConfig c, DraftKind draft) {
+  c.compress_ratios.resize(static_cast<size_t>(c.num_layers));
+  c.num_mtp_layers = 0;
+  c.draft = DraftConfig{};
+  c.draft.sliding_window = c.sliding_window;
+  switch (draft) {
+    case DraftKind::kNone: break;
+    case DraftKind::kMtp:
+      c.num_mtp_layers = 1;
+      c.draft.kind = DraftKind::kMtp;
+      c.draft.num_stages = 1;
+      c.draft.block_size = 1;
+      break;
+    case DraftKind::kDSpark: {
+      // DeepSeek-V4-Flash-0731's shape: 3 stages, block 5, the last three layers tapped, a Markov head.
+      DraftConfig& d = c.draft;
+      d.kind = DraftKind::kDSpark;
+      d.num_stages = 3;
+      d.block_size = 5;
+      d.noise_token_id = c.vocab_size - 1;
+      for (int64_t j = std::max<int64_t>(0, c.num_layers - 3); j < c.num_layers; ++j) d.target_layer_ids.push_back(j);
+      d.markov_rank = std::min<int64_t>(256, std::max<int64_t>(16, c.hidden_size / 16));
+      d.has_markov_head = true;
+      d.has_confidence_head = true;
+      break;
+    }
+  }
+  c.compress_ratios.resize(static_cast<size_t>(c.num_layers + c.num_draft_blocks()), 0);
+  return c;
+}
+
+bool parse_draft_kind(std::string_view name, DraftKind* out) {
+  if (name == "none") *out = DraftKind::kNone;
+  else if (name == "mtp") *out = DraftKind::kMtp;
+  else if (name == "dspark") *out = DraftKind::kDSpark;
+  else return false;
+  return true;
 }
 
 RandomMasters::RandomMasters(const ModelConfig& config, uint64_t seed, bool with_input_amax)
@@ -169,7 +207,7 @@ std::optional<float> RandomMasters::input_amax(const ExpectedLinear& l) {
 }
 
 WriteReport write_test_model(const std::string& dir, const TestModelOptions& options) {
-  const ModelConfig config = test_model_config(options.preset);
+  const ModelConfig config = with_draft(test_model_config(options.preset), options.draft);
   RandomMasters masters(config, options.seed, /*with_input_amax=*/options.layout == OutputLayout::kNvfp4);
   WriterOptions w;
   w.layout = options.layout;

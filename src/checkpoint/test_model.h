@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "checkpoint/checkpoint_writer.h"
@@ -37,10 +38,17 @@ class RandomMasters : public MasterSource {
   bool with_input_amax_;
 };
 
+// A preset's config with the given draft: kMtp (the presets' own: one classic MTP block),
+// kDSpark (the released drafter's structure scaled down: 3 stages, block 5, tapping the last
+// three main layers, a Markov head of rank 16 and a confidence head), or kNone.
+ModelConfig with_draft(ModelConfig config, DraftKind draft);
+bool parse_draft_kind(std::string_view name, DraftKind* out);  // "none", "mtp", "dspark"
+
 struct TestModelOptions {
   OutputLayout layout = OutputLayout::kNative;
   uint64_t seed = 0;
   std::string preset = "tiny";
+  DraftKind draft = DraftKind::kMtp;
   Nvfp4Scope nvfp4_scope = Nvfp4Scope::kLinears;
   uint64_t shard_bytes = uint64_t{1} << 30;
 };
