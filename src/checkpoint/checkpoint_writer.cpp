@@ -44,12 +44,6 @@ std::vector<std::string> nvfp4_excludes(Nvfp4Scope scope) {
   return {"lm_head", "model.layers.*.self_attn.o_a_proj", "model.layers.*.mlp.gate", "mtp.*"};
 }
 
-DType stored_dtype(OutputLayout layout, const ExpectedTensor& t) {
-  if (t.kind == TensorKind::kIndex) return DType::I64;
-  if (layout == OutputLayout::kTransformersSaved) return DType::BF16;  // save_pretrained writes the model dtype
-  return t.native_dtype == NativeDType::kF32 ? DType::F32 : DType::BF16;
-}
-
 TensorView float_tensor(const std::vector<float>& values, DType dtype, std::vector<int64_t> shape,
                         const std::string& name) {
   TensorView t = make_owned_tensor(dtype, std::move(shape), name);
@@ -171,6 +165,12 @@ std::string_view output_layout_name(OutputLayout layout) {
   return "?";
 }
 
+DType layout_tensor_dtype(OutputLayout layout, const ExpectedTensor& t) {
+  if (t.kind == TensorKind::kIndex) return DType::I64;
+  if (layout == OutputLayout::kTransformersSaved) return DType::BF16;  // save_pretrained writes the model dtype
+  return t.native_dtype == NativeDType::kF32 ? DType::F32 : DType::BF16;
+}
+
 WeightEncoding layout_encoding(const WriterOptions& options, const ExpectedLinear& linear) {
   switch (options.layout) {
     case OutputLayout::kNative:
@@ -266,7 +266,7 @@ WriteReport write_checkpoint(const std::string& dir_name, const ModelConfig& con
 
   for (const ExpectedTensor& t : expected.tensors) {
     const std::string stored = to_stored(scheme, TensorRole::kTensor, t.name);
-    const DType dtype = stored_dtype(options.layout, t);
+    const DType dtype = layout_tensor_dtype(options.layout, t);
     if (t.kind == TensorKind::kIndex) {
       const std::vector<int64_t> values = masters.index_tensor(t);
       TensorView out = make_owned_tensor(DType::I64, t.shape, t.name);

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <initializer_list>
@@ -217,7 +218,8 @@ void read_draft(const FieldReader& f, const DraftEvidence& index, ModelConfig& c
   bool any_key = false;
   for (const char* key : kDsparkKeys) any_key = any_key || f.find({key}).has_value();
   if (!any_key && !index.dspark_tensors) {
-      if (c.num_mtp_layers < 0 || c.num_mtp_layers > kMaxMtpLayers)
+    c.num_mtp_layers = f.integer_or({"num_nextn_predict_layers", "n_mtp_layers"}, 1);
+    if (c.num_mtp_layers < 0 || c.num_mtp_layers > kMaxMtpLayers)
       fail("{}: num_nextn_predict_layers is {}; expected 0..{}", f.label(), c.num_mtp_layers, kMaxMtpLayers);
     if (c.num_mtp_layers > 0) {
       c.draft.kind = DraftKind::kMtp;

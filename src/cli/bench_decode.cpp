@@ -14,8 +14,9 @@
 #include "backend/cpu/cpu_isa.h"
 #include "backend/cpu/linear.h"
 #include "backend/cpu/thread_pool.h"
+#include "checkpoint/random_checkpoint.h"
+#include "checkpoint/test_model.h"
 #include "model/model.h"
-#include "model/synthetic_checkpoint.h"
 
 namespace fp4serve::cli {
 namespace {
@@ -23,7 +24,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct BenchDecodeOptions {
-  SyntheticShape shape;
+  FlashShape shape;
   int64_t prompt = 16;
   int64_t tokens = 8;
   double bandwidth_gb = 1.0;  // size of the bandwidth probe buffer
@@ -89,9 +90,13 @@ int bench_decode(const BenchDecodeOptions& o) {
   auto& pool = cpu::ThreadPool::global();
   std::printf("bench decode: %s kernels, %d threads\n", std::string(cpu::isa_name(cpu::active_isa())).c_str(), pool.size());
 
-  const ModelConfig config = synthetic_config(o.shape);
+  // make-test-model's "flash" preset at this size, without a draft, filled with random codes.
+  const ModelConfig config = with_draft(flash_proportioned_config(o.shape), DraftKind::kNone);
   auto t0 = Clock::now();
-  const Checkpoint ckpt = synthetic_checkpoint(config, 1234);
+  RandomCheckpointOptions random;
+  random.seed = 1234;
+  random.values = RandomValues::kCodes;
+  const Checkpoint ckpt = random_checkpoint(config, random);
   size_t weights = 0;
   for (const auto& [n, w] : ckpt.linears) weights += w.stored_bytes();
   for (const auto& [n, t] : ckpt.tensors) weights += t.nbytes;
