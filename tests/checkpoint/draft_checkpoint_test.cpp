@@ -436,5 +436,43 @@ TEST(DraftInspect, TextAndJsonShowTheDraft) {
   EXPECT_EQ(d.at("tensors").get<uint64_t>(), tensors);
 }
 
+// ---- The CLI, as a user runs it ----------------------------------------------------------------
+
+TEST(DraftCli, MakeTestModelWritesBothDraftsInEveryLayout) {
+  ScratchDir dir("draft_cli");
+  for (const char* layout : {"native", "nvfp4", "transformers-saved", "bf16"}) {
+    for (const char* draft : {"dspark", "mtp"}) {
+      const std::string out = dir / (std::string(layout) + "_" + draft);
+      const testing::CliResult made =
+          testing::fp4serve("make-test-model " + out + " --layout " + layout + " --draft " + draft + " --preset small");
+      ASSERT_EQ(made.status, 0) << made.output;
+      EXPECT_THAT(made.output, HasSubstr(std::string("draft ") + draft));
+      const testing::CliResult shown = testing::fp4serve("inspect " + out);
+      ASSERT_EQ(shown.status, 0) << shown.output;
+      EXPECT_THAT(shown.output, HasSubstr(std::string("draft        ") + draft + ":")) << layout;
+    }
+  }
+  const testing::CliResult bad = testing::fp4serve("make-test-model " + (dir / "x") + " --draft eagle");
+  EXPECT_NE(bad.status, 0);
+  EXPECT_THAT(bad.output, HasSubstr("--draft 'eagle': expected mtp, dspark or none"));
+}
+
+TEST(DraftCli, QuantizeKeepsTheDraftAndItsEncodings) {
+  ScratchDir dir("draft_quantize");
+  const std::string src = dir / "src";
+  ASSERT_EQ(testing::fp4serve("make-test-model " + src + " --layout bf16 --draft dspark --preset small").status, 0);
+  for (const char* target : {"native", "nvfp4"}) {
+    const std::string out = dir / target;
+    const testing::CliResult r = testing::fp4serve("quantize " + src + " " + out + " --to " + target);
+    ASSERT_EQ(r.status, 0) << r.output;
+    const Checkpoint ck = load_checkpoint(out, quiet());
+    EXPECT_EQ(ck.config.draft.kind, DraftKind::kDSpark) << target;
+    EXPECT_EQ(ck.config.draft.num_stages, 3) << target;
+    EXPECT_EQ(ck.linear("mtp.2.ffn.experts.1.w2").encoding, WeightEncoding::kMXFP4) << target;
+    EXPECT_EQ(ck.linear("mtp.0.main_proj").encoding, WeightEncoding::kFP8Block) << target;
+    EXPECT_EQ(ck.tensor("mtp.0.hc_attn_fn").dtype, DType::F32) << target;
+  }
+}
+
 }  // namespace
 }  // namespace fp4serve
