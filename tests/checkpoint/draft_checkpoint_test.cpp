@@ -398,6 +398,49 @@ TEST_F(DraftErrors, DSparkConfigWithoutDraftTensorsDisablesTheDraft) {
   EXPECT_THAT(ck.warnings[0], HasSubstr("DSpark draft of 3 stage(s)"));
 }
 
+TEST_F(DraftErrors, NvidiaNvfp4ExportOfADSparkRelease) {
+  // NVIDIA's DeepSeek-V4-Flash-0731-NVFP4 shape: DeepSeek names, the main layers' routed experts
+  // re-encoded NVFP4 (weight, weight_scale, weight_scale_2, input_scale), the DSpark draft untouched
+  // (MXFP4 experts, FP8 linears), quantization_config fp8 + moe_quant_algo NVFP4, "mtp.*" ignored.
+  const Checkpoint original = load_checkpoint(dir_.str(), quiet());
+  json quantized_layers = json::object();
+  rewrite(file(), [&](std::vector<NamedTensor>& t) {
+    std::erase_if(t, [](const NamedTensor& x) {
+      return x.name.rfind("layers.", 0) == 0 && x.name.find(".ffn.experts.") != std::string::npos;
+    });
+    for (const auto& [name, lw] : original.linears) {
+      if (name.rfind("layers.", 0) != 0 || name.find(".ffn.experts.") == std::string::npos) continue;
+      Nvfp4Options o;
+      o.input_scale = 0.02f;
+      const LinearWeight q = quantize_nvfp4(testing::reference_decode(lw), lw.out_features, lw.in_features, o, name);
+      TensorView g = make_owned_tensor(DType::F32, {}), in = make_owned_tensor(DType::F32, {});
+      std::memcpy(mutable_data(g), &q.global_scale, 4);
+      std::memcpy(mutable_data(in), &q.input_scale, 4);
+      t.push_back({name + ".weight", q.weight});
+      t.push_back({name + ".weight_scale", q.scale});
+      t.push_back({name + ".weight_scale_2", g});
+      t.push_back({name + ".input_scale", in});
+      quantized_layers[name.substr(0, name.find(".ffn.experts.") + 12)] = {{"quant_algo", "NVFP4"}, {"group_size", 16}};
+    }
+  });
+  json c = config();
+  c["quantization_config"]["quant_algo"] = "MIXED_PRECISION";
+  c["quantization_config"]["moe_quant_algo"] = "NVFP4";
+  c["quantization_config"]["group_size"] = 16;
+  c["quantization_config"]["ignore"] = {"*.attn.*", "*.ffn.shared_experts.*", "head", "mtp.*"};
+  c["quantization_config"]["quantized_layers"] = quantized_layers;
+  write_config(c);
+
+  const Checkpoint ck = load_checkpoint(dir_.str(), quiet());
+  EXPECT_EQ(ck.layout, "modelopt-nvfp4");
+  EXPECT_EQ(ck.config.draft.kind, DraftKind::kDSpark);
+  EXPECT_EQ(ck.linear("layers.2.ffn.experts.1.w3").encoding, WeightEncoding::kNVFP4);
+  EXPECT_EQ(ck.linear("mtp.1.ffn.experts.1.w3").encoding, WeightEncoding::kMXFP4);
+  EXPECT_EQ(ck.linear("mtp.0.main_proj").encoding, WeightEncoding::kFP8Block);
+  EXPECT_EQ(ck.tensor("mtp.2.hc_head_fn").dtype, DType::F32);
+  EXPECT_TRUE(ck.warnings.empty()) << ck.warnings.front();
+}
+
 // ---- inspect --------------------------------------------------------------------------------
 
 TEST(DraftInspect, TextAndJsonShowTheDraft) {
