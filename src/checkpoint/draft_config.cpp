@@ -30,7 +30,6 @@ DraftEvidence draft_evidence(const TensorSource& source) {
   for (const std::string& name : source.tensor_names()) {
     const int64_t j = draft_block_index(name);
     if (j < 0) continue;
-    e.any_draft_tensors = true;
     e.stages = std::max(e.stages, j + 1);
   }
   if (source.contains("mtp.0.main_proj.weight")) {

@@ -27,7 +27,6 @@ struct DraftEvidence {
   bool known = false;            // false: no index was looked at (a config parsed on its own)
   bool dspark_tensors = false;   // mtp.0.main_proj.weight
   bool mtp_tensors = false;      // mtp.0.e_proj.weight (classic MTP)
-  bool any_draft_tensors = false;  // any mtp.* name
   int64_t stages = 0;            // 1 + the largest J of any mtp.J.* name (0: none)
   int64_t main_proj_in = 0;      // in-features of mtp.0.main_proj (stored shape; 0 if absent)
   int64_t markov_rank = 0;       // columns of mtp.{S-1}.markov_head.markov_w1.weight (0 if absent)

@@ -107,7 +107,7 @@ TEST(DraftConfig, TheIndexDecidesWhenTheConfigIsSilent) {
   for (const char* key : kDsparkKeys) c.erase(key);
   DraftEvidence index;
   index.known = true;
-  index.dspark_tensors = index.any_draft_tensors = true;
+  index.dspark_tensors = true;
   index.stages = 3;
   index.main_proj_in = 3 * 4096;
   index.markov_rank = 256;
@@ -156,13 +156,13 @@ TEST(DraftConfig, ErrorsNameTheField) {
   stages.erase("num_nextn_predict_layers");
   DraftEvidence index;
   index.known = true;
-  index.dspark_tensors = index.any_draft_tensors = true;
+  index.dspark_tensors = true;
   index.stages = 3;
   index.origin = "dir";
   EXPECT_THAT(parse_error(stages, index), HasSubstr("n_mtp_layers is 2 but dir holds DSpark stages mtp.0..mtp.2"));
 
   DraftEvidence classic;
-  classic.known = classic.mtp_tensors = classic.any_draft_tensors = true;
+  classic.known = classic.mtp_tensors = true;
   classic.stages = 1;
   classic.origin = "dir";
   EXPECT_THAT(parse_error(flash_0731_config(), classic), HasSubstr("holds a classic MTP head (mtp.0.e_proj)"));
