@@ -500,6 +500,24 @@ TEST(DraftCli, MakeTestModelWritesBothDraftsInEveryLayout) {
   EXPECT_THAT(bad.output, HasSubstr("--draft 'eagle': expected mtp, dspark or none"));
 }
 
+TEST(DraftCli, TheTargetGeneratesTheSameWithOrWithoutADraft) {
+  // Until the draft forward lands, a DSpark checkpoint serves through its main layers; values
+  // depend only on seed and name, so its main layers are the draft-less checkpoint's.
+  ScratchDir dir("draft_generate");
+  std::string outputs[2];
+  const char* drafts[2] = {"dspark", "none"};
+  for (int i = 0; i < 2; ++i) {
+    const std::string out = dir / drafts[i];
+    ASSERT_EQ(testing::fp4serve("make-test-model " + out + " --draft " + drafts[i] + " --seed 4").status, 0);
+    const testing::CliResult r =
+        testing::fp4serve("generate " + out + " --tokens 1,2,3,4 --max-tokens 6 --temperature 0");
+    ASSERT_EQ(r.status, 0) << r.output;
+    outputs[i] = r.output.substr(0, r.output.find('\n'));
+  }
+  EXPECT_EQ(outputs[0], outputs[1]);
+  EXPECT_FALSE(outputs[0].empty());
+}
+
 TEST(DraftCli, QuantizeKeepsTheDraftAndItsEncodings) {
   ScratchDir dir("draft_quantize");
   const std::string src = dir / "src";
