@@ -13,6 +13,7 @@
 
 #include "base/error.h"
 #include "checkpoint/checkpoint_plan.h"
+#include "checkpoint/draft_config.h"
 #include "checkpoint/linear_encoding.h"
 #include "checkpoint/model_config_json.h"
 #include "checkpoint/progress_bar.h"
@@ -139,9 +140,10 @@ Checkpoint load_checkpoint(const std::string& model_dir, const LoadOptions& opti
   const std::string config_path = (dir / "config.json").string();
   if (!std::filesystem::exists(config_path)) fail("{}: no config.json", model_dir);
   const nlohmann::json config_json = read_json_file(config_path);
-  ModelConfig config = parse_model_config(config_json, config_path);
-  const QuantConfig quant = read_quant_config(model_dir, config_json);
   auto source = std::make_shared<const TensorSource>(TensorSource::open(model_dir));
+  // The draft kind and its stage count come from the tensor names as much as from config.json.
+  ModelConfig config = parse_model_config(config_json, config_path, draft_evidence(*source));
+  const QuantConfig quant = read_quant_config(model_dir, config_json);
 
   Checkpoint ck = plan_checkpoint(std::move(config), quant, source, model_dir);
   const unsigned threads = thread_count(options);

@@ -1,6 +1,7 @@
 #include "checkpoint/checkpoint_plan.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <map>
 #include <set>
@@ -253,12 +254,28 @@ Checkpoint plan_checkpoint(ModelConfig config, const QuantConfig& quant, std::sh
   const NamingScheme scheme = detect_naming_scheme(source->tensor_names(), label);
   Grouped g = group_tensors(*source, scheme, label);
 
-  if (config.num_mtp_layers > 0 && !has_mtp_tensors(g)) {
-    ck.warnings.push_back(fmt::format("config has {} MTP layer(s) but the checkpoint holds no mtp.* tensors; MTP is "
-                                      "disabled",
-                                      config.num_mtp_layers));
+  if (config.num_draft_blocks() > 0 && !has_mtp_tensors(g)) {
+    if (config.draft.kind == DraftKind::kDSpark) {
+      ck.warnings.push_back(fmt::format("config has a DSpark draft of {} stage(s) (dspark_* keys) but the checkpoint "
+                                        "holds no mtp.* tensors; the draft is disabled",
+                                        config.draft.num_stages));
+    } else {
+      ck.warnings.push_back(fmt::format("config has {} MTP layer(s) but the checkpoint holds no mtp.* tensors; MTP "
+                                        "is disabled",
+                                        config.num_mtp_layers));
+    }
     config.compress_ratios.resize(static_cast<size_t>(config.num_layers));
     config.num_mtp_layers = 0;
+    config.draft = DraftConfig{};
+  }
+  if (config.draft.kind == DraftKind::kDSpark && config.draft.inferred_parameters) {
+    const DraftConfig& d = config.draft;
+    ck.warnings.push_back(fmt::format(
+        "the index holds a DSpark draft (mtp.0.main_proj) but config.json has no dspark_* keys; assumed "
+        "dspark_block_size {} (DeepSeek's released value), dspark_target_layer_ids [{}] (the last layers, as many as "
+        "main_proj's input holds), dspark_markov_rank {} (from markov_w1), dspark_noise_token_id {}",
+        d.block_size, fmt::join(d.target_layer_ids, ", "), d.markov_rank,
+        d.noise_token_id >= 0 ? std::to_string(d.noise_token_id) : std::string("unknown (not DeepSeek-V4's vocabulary)")));
   }
   const ExpectedTensors expected = expected_tensors(config);
 
@@ -305,10 +322,11 @@ Checkpoint plan_checkpoint(ModelConfig config, const QuantConfig& quant, std::sh
   for (const auto& [name, lw] : from_fused)
     if (!consumed_linears.count(name)) unexpected.push_back(fmt::format("{} ({})", lw.weight.origin, name));
   if (!unexpected.empty())
-    fail("{}: {} tensor(s) that this config has no place for (num_hidden_layers {}, {} MTP, {} experts, {} hash "
-         "layers; compressors only on layers with ratio > 0, indexers on ratio 4, tid2eid only on hash layers, gate "
-         "bias only on the others):{}",
-         label, unexpected.size(), config.num_layers, config.num_mtp_layers, config.n_routed_experts,
+    fail("{}: {} tensor(s) that this config has no place for (num_hidden_layers {}, {} MTP, {} DSpark stages, {} "
+         "experts, {} hash layers; compressors only on layers with ratio > 0, indexers on ratio 4, tid2eid only on "
+         "hash layers, gate bias only on the others):{}",
+         label, unexpected.size(), config.num_layers, config.num_mtp_layers,
+         config.draft.kind == DraftKind::kDSpark ? config.draft.num_stages : 0, config.n_routed_experts,
          config.num_hash_layers, bullet_list(unexpected));
 
   ck.config = std::move(config);

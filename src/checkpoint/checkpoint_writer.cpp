@@ -44,12 +44,6 @@ std::vector<std::string> nvfp4_excludes(Nvfp4Scope scope) {
   return {"lm_head", "model.layers.*.self_attn.o_a_proj", "model.layers.*.mlp.gate", "mtp.*"};
 }
 
-DType stored_dtype(OutputLayout layout, const ExpectedTensor& t) {
-  if (t.kind == TensorKind::kIndex) return DType::I64;
-  if (layout == OutputLayout::kTransformersSaved) return DType::BF16;  // save_pretrained writes the model dtype
-  return t.native_dtype == NativeDType::kF32 ? DType::F32 : DType::BF16;
-}
-
 TensorView float_tensor(const std::vector<float>& values, DType dtype, std::vector<int64_t> shape,
                         const std::string& name) {
   TensorView t = make_owned_tensor(dtype, std::move(shape), name);
@@ -171,6 +165,12 @@ std::string_view output_layout_name(OutputLayout layout) {
   return "?";
 }
 
+DType layout_tensor_dtype(OutputLayout layout, const ExpectedTensor& t) {
+  if (t.kind == TensorKind::kIndex) return DType::I64;
+  if (layout == OutputLayout::kTransformersSaved) return DType::BF16;  // save_pretrained writes the model dtype
+  return t.native_dtype == NativeDType::kF32 ? DType::F32 : DType::BF16;
+}
+
 WeightEncoding layout_encoding(const WriterOptions& options, const ExpectedLinear& linear) {
   switch (options.layout) {
     case OutputLayout::kNative:
@@ -182,6 +182,9 @@ WeightEncoding layout_encoding(const WriterOptions& options, const ExpectedLinea
         default: return WeightEncoding::kBF16;
       }
     case OutputLayout::kNvfp4: {
+      // NVIDIA's NVFP4 exports of the DSpark releases leave the draft as DeepSeek shipped it (FP8 block,
+      // MXFP4 experts); a classic MTP block is excluded ("mtp.*") and stays in the model dtype.
+      if (linear.in_dspark_draft) return layout_encoding(WriterOptions{OutputLayout::kNative, {}, {}}, linear);
       if (is_mtp(linear.name)) return WeightEncoding::kBF16;
       if (linear.group == LinearGroup::kRoutedExpert) return WeightEncoding::kNVFP4;
       if (options.nvfp4_scope == Nvfp4Scope::kExperts) return WeightEncoding::kBF16;
@@ -263,7 +266,7 @@ WriteReport write_checkpoint(const std::string& dir_name, const ModelConfig& con
 
   for (const ExpectedTensor& t : expected.tensors) {
     const std::string stored = to_stored(scheme, TensorRole::kTensor, t.name);
-    const DType dtype = stored_dtype(options.layout, t);
+    const DType dtype = layout_tensor_dtype(options.layout, t);
     if (t.kind == TensorKind::kIndex) {
       const std::vector<int64_t> values = masters.index_tensor(t);
       TensorView out = make_owned_tensor(DType::I64, t.shape, t.name);

@@ -69,6 +69,9 @@ struct WriteReport {
 
 // The encoding `layout` gives a linear of `group` (canonical `name`).
 WeightEncoding layout_encoding(const WriterOptions& options, const ExpectedLinear& linear);
+// The dtype `layout` stores a non-linear tensor in (I64 index tensors; F32 or BF16 as DeepSeek
+// ships them; BF16 everywhere in save_pretrained's layout).
+DType layout_tensor_dtype(OutputLayout layout, const ExpectedTensor& tensor);
 
 // Writes config.json (+ hf_quant_config.json), the shards and the index into `dir`
 // (created if needed). Throws Error naming the tensor or path on failure.

@@ -88,6 +88,34 @@ class Builder {
     tensor(p + "hc_head_scale", {1}, NativeDType::kF32, "[1]");
   }
 
+  void dspark_draft() {
+    const DraftConfig& d = c_.draft;
+    const int64_t D = c_.hidden_size, V = c_.vocab_size, r = d.markov_rank, S = d.num_stages;
+    const int64_t taps = static_cast<int64_t>(d.target_layer_ids.size());
+    const size_t first = result.linears.size();
+    for (int64_t s = 0; s < S; ++s) {
+      const std::string p = fmt::format("mtp.{}.", s);
+      block(p, c_.compress_ratio(c_.num_layers + s), /*hash=*/false);
+      if (s == 0) {
+        linear(p + "main_proj", D, taps * D, LinearGroup::kMtpProjection,
+               "[hidden_size, len(dspark_target_layer_ids) * hidden_size]");
+        tensor(p + "main_norm.weight", {D}, NativeDType::kBF16, "[hidden_size]");
+      }
+      if (s == S - 1) {
+        tensor(p + "norm.weight", {D}, NativeDType::kBF16, "[hidden_size]");
+        hc_head(p);
+        if (d.has_markov_head) {
+          tensor(p + "markov_head.markov_w1.weight", {V, r}, NativeDType::kBF16, "[vocab_size, dspark_markov_rank]");
+          linear(p + "markov_head.markov_w2", V, r, LinearGroup::kDraftHead, "[vocab_size, dspark_markov_rank]");
+        }
+        if (d.has_confidence_head)
+          linear(p + "confidence_head.proj", 1, D + (d.has_markov_head ? r : 0), LinearGroup::kDraftHead,
+                 "[1, hidden_size + dspark_markov_rank]");
+      }
+    }
+    for (size_t i = first; i < result.linears.size(); ++i) result.linears[i].in_dspark_draft = true;
+  }
+
   ExpectedTensors result;
 
  private:
@@ -105,6 +133,10 @@ ExpectedTensors expected_tensors(const ModelConfig& config) {
   b.hc_head("");
   for (int64_t i = 0; i < config.num_layers; ++i)
     b.block(fmt::format("layers.{}.", i), config.compress_ratio(i), config.is_hash_layer(i));
+  if (config.draft.kind == DraftKind::kDSpark) {
+    b.dspark_draft();
+    return std::move(b.result);
+  }
   for (int64_t j = 0; j < config.num_mtp_layers; ++j) {
     const std::string p = fmt::format("mtp.{}.", j);
     b.block(p, config.compress_ratio(config.num_layers + j), /*hash=*/false);

@@ -1,6 +1,6 @@
-// The tensors a DeepSeek-V4 config implies (the names of DeepSeek's
-// model.safetensors.index.json; docs/CHECKPOINTS.md), by canonical name with their logical shapes: what the loader checks a
-// checkpoint against, and what make-test-model generates.
+// The tensors a DeepSeek-V4 config implies (DeepSeek's inference/model.py: the Block,
+// MTPBlock and DSparkBlock parameters), by canonical name with their logical shapes: what
+// the loader checks a checkpoint against, and what make-test-model generates.
 #pragma once
 
 #include <cstdint>
@@ -18,8 +18,9 @@ enum class LinearGroup : uint8_t {
   kRouter,         // ffn.gate
   kSharedExpert,   // ffn.shared_experts.w1/w2/w3
   kRoutedExpert,   // ffn.experts.E.w1/w2/w3
-  kMtpProjection,  // mtp.J.e_proj / h_proj
+  kMtpProjection,  // mtp.J.e_proj / h_proj; a DSpark draft's mtp.0.main_proj
   kHead,           // head
+  kDraftHead,      // a DSpark draft's markov_head.markov_w2 and confidence_head.proj (BF16 as shipped)
 };
 
 struct ExpectedLinear {
@@ -28,6 +29,7 @@ struct ExpectedLinear {
   int64_t in_features = 0;
   LinearGroup group = LinearGroup::kAttention;
   std::string shape_formula;  // "[q_lora_rank, hidden_size]", for error messages
+  bool in_dspark_draft = false;  // under mtp.* of a DSpark draft (NVIDIA's NVFP4 exports leave those as shipped)
 };
 
 // Element kinds a non-linear tensor may be stored as.
@@ -52,7 +54,11 @@ struct ExpectedTensors {
   std::vector<ExpectedTensor> tensors;
 };
 
-// Every tensor of the main model and of `config.num_mtp_layers` MTP blocks.
+// Every tensor of the main model and of its draft: `config.num_mtp_layers` classic MTP blocks,
+// or the stages of a DSpark draft (DeepSeek-V4-Flash-0731's mtp.0..2: V4 blocks with
+// sliding-window attention; main_proj [hidden, taps * hidden] + main_norm on stage 0; norm,
+// hc_head_*, markov_head.markov_w1 [vocab, rank] (an embedding), markov_w2 [vocab, rank] and
+// confidence_head.proj [1, hidden + rank] (no bias) on the last stage).
 ExpectedTensors expected_tensors(const ModelConfig& config);
 
 }  // namespace fp4serve

@@ -27,6 +27,7 @@ const char* attention_label(AttentionKind kind) {
   return "?";
 }
 
+// Main layers by number, draft blocks (MTP layers or DSpark stages) by their mtp.J prefix.
 std::string layer_name(const ModelConfig& c, int64_t i) {
   return i < c.num_layers ? fmt::format("{}", i) : fmt::format("mtp.{}", i - c.num_layers);
 }
@@ -43,7 +44,7 @@ struct KvEstimate {
 
 KvEstimate kv_estimate(const ModelConfig& c) {
   KvEstimate kv;
-  for (int64_t i = 0; i < c.num_layers + c.num_mtp_layers; ++i) {
+  for (int64_t i = 0; i < c.num_layers + c.num_draft_blocks(); ++i) {
     const int64_t r = c.compress_ratio(i);
     kv.fixed_bytes += static_cast<uint64_t>(c.sliding_window * c.head_dim * 2);
     if (r > 0) kv.bytes_per_token += 2.0 * static_cast<double>(c.head_dim) / static_cast<double>(r);
@@ -56,6 +57,70 @@ struct Totals {
   size_t count = 0;
   uint64_t bytes = 0;
 };
+
+const char* draft_kind_name(DraftKind kind) {
+  switch (kind) {
+    case DraftKind::kNone: return "none";
+    case DraftKind::kMtp: return "mtp";
+    case DraftKind::kDSpark: return "dspark";
+  }
+  return "?";
+}
+
+// Stored tensors (weights, scales, norms, ...) under mtp.* and their bytes.
+Totals draft_totals(const Checkpoint& ck) {
+  Totals t;
+  auto in_draft = [](const std::string& name) { return name.rfind("mtp.", 0) == 0; };
+  for (const auto& [name, lw] : ck.linears) {
+    if (!in_draft(name)) continue;
+    t.count += 1 + (lw.scale.nbytes > 0) + (lw.encoding == WeightEncoding::kNVFP4) + (lw.input_scale > 0);
+    t.bytes += lw.stored_bytes();
+  }
+  for (const auto& [name, tensor] : ck.tensors) {
+    if (!in_draft(name)) continue;
+    ++t.count;
+    t.bytes += tensor.nbytes;
+  }
+  return t;
+}
+
+json draft_json(const Checkpoint& ck) {
+  const DraftConfig& d = ck.config.draft;
+  const Totals totals = draft_totals(ck);
+  json j = {{"kind", draft_kind_name(d.kind)}, {"stages", ck.config.num_draft_blocks()}, {"tensors", totals.count},
+            {"bytes", totals.bytes}};
+  if (d.kind == DraftKind::kNone) return j;
+  j["block_size"] = d.block_size;
+  j["window"] = d.sliding_window;
+  if (d.kind == DraftKind::kDSpark) {
+    j["noise_token_id"] = d.noise_token_id;
+    j["target_layer_ids"] = d.target_layer_ids;
+    j["markov_rank"] = d.markov_rank;
+    j["markov_head"] = d.has_markov_head;
+    j["confidence_head"] = d.has_confidence_head;
+    j["parameters_inferred"] = d.inferred_parameters;
+  }
+  return j;
+}
+
+std::string draft_text(const Checkpoint& ck) {
+  const DraftConfig& d = ck.config.draft;
+  const Totals totals = draft_totals(ck);
+  switch (d.kind) {
+    case DraftKind::kNone: return "draft        none\n";
+    case DraftKind::kMtp:
+      return fmt::format("draft        mtp: {} classic MTP block(s), 1 token per step; {} tensors, {}\n",
+                         ck.config.num_mtp_layers, totals.count, mib(totals.bytes));
+    case DraftKind::kDSpark: break;
+  }
+  return fmt::format(
+      "draft        dspark: {} stages, block {} (noise token {}), taps layers [{}], window {}, Markov head rank {}{}, "
+      "confidence head {}; {} tensors, {}{}\n",
+      d.num_stages, d.block_size, d.noise_token_id >= 0 ? std::to_string(d.noise_token_id) : std::string("unknown"),
+      fmt::join(d.target_layer_ids, ", "), d.sliding_window, d.markov_rank, d.has_markov_head ? "" : " (absent)",
+      d.has_confidence_head ? "yes" : "no", totals.count, mib(totals.bytes),
+      d.inferred_parameters ? " (parameters assumed: config.json has no dspark_* keys)" : "");
+}
 
 std::map<std::string, Totals> totals_per_encoding(const Checkpoint& ck, uint64_t* tensor_bytes) {
   std::map<std::string, Totals> totals;
@@ -117,8 +182,9 @@ json inspect_json(const Checkpoint& ck, const std::string& path) {
                  {"num_mtp_layers", c.num_mtp_layers}, {"num_heads", c.num_heads},
                  {"head_dim", c.head_dim},             {"n_routed_experts", c.n_routed_experts},
                  {"experts_per_token", c.experts_per_token}, {"vocab_size", c.vocab_size}};
+  j["draft"] = draft_json(ck);
   json layers = json::array();
-  for (int64_t i = 0; i < c.num_layers + c.num_mtp_layers; ++i) {
+  for (int64_t i = 0; i < c.num_layers + c.num_draft_blocks(); ++i) {
     layers.push_back({{"layer", layer_name(c, i)},
                       {"attention", attention_label(c.attention_kind(i))},
                       {"compress_ratio", c.compress_ratio(i)},
@@ -171,11 +237,12 @@ std::string inspect_text(const Checkpoint& ck, const std::string& path) {
   out += fmt::format("checkpoint   {}\nlayout       {} (naming: {})\nquantization {}\n", path, ck.layout,
                      ck.naming_scheme, ck.quantization);
   out += fmt::format("model        hidden {}, {} layers + {} MTP, {} heads x {}, {} experts (top {}) + {} shared, "
-                     "vocab {}\n\n",
+                     "vocab {}\n",
                      c.hidden_size, c.num_layers, c.num_mtp_layers, c.num_heads, c.head_dim, c.n_routed_experts,
                      c.experts_per_token, c.n_shared_experts, c.vocab_size);
+  out += draft_text(ck) + "\n";
   out += "layer schedule\n  layer   attention  ratio  routing\n";
-  for (int64_t i = 0; i < c.num_layers + c.num_mtp_layers; ++i) {
+  for (int64_t i = 0; i < c.num_layers + c.num_draft_blocks(); ++i) {
     out += fmt::format("  {:<7} {:<10} {:<6} {}\n", layer_name(c, i), attention_label(c.attention_kind(i)),
                        c.compress_ratio(i), c.is_hash_layer(i) && i < c.num_layers ? "hash" : "learned");
   }

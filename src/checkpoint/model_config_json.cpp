@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <initializer_list>
@@ -12,6 +13,8 @@
 #include <sstream>
 
 #include "base/error.h"
+#include "checkpoint/config_field_reader.h"
+#include "checkpoint/draft_config.h"
 
 namespace fp4serve {
 namespace {
@@ -28,115 +31,19 @@ const char* const kSlidingAttention = "sliding_attention";
 const char* const kCompressedSparseAttention = "compressed_sparse_attention";
 const char* const kHeavilyCompressedAttention = "heavily_compressed_attention";
 
-std::string short_dump(const json& value) {
-  std::string text = value.dump();
-  if (text.size() > 60) text = text.substr(0, 57) + "...";
-  return text;
-}
-
-// Reads typed fields that may appear under several names (the three config styles
-// name the same quantity differently). Two names present with different values is
-// an error naming both.
-class FieldReader {
- public:
-  FieldReader(const json& object, std::string label) : object_(object), label_(std::move(label)) {}
-
-  const std::string& label() const { return label_; }
-
-  // The first present name and its value, after checking that all present names agree.
-  std::optional<std::pair<std::string, const json*>> find(std::initializer_list<const char*> names) const {
-    std::optional<std::pair<std::string, const json*>> found;
-    for (const char* name : names) {
-      auto it = object_.find(name);
-      if (it == object_.end() || it->is_null()) continue;
-      if (!found) {
-        found.emplace(name, &*it);
-      } else if (!same_value(*found->second, *it)) {
-        fail("{}: fields '{}' ({}) and '{}' ({}) disagree", label_, found->first, short_dump(*found->second), name,
-             short_dump(*it));
-      }
-    }
-    return found;
-  }
-
-  std::optional<int64_t> optional_integer(std::initializer_list<const char*> names) const {
-    auto found = find(names);
-    if (!found) return std::nullopt;
-    return as_integer(found->first, *found->second);
-  }
-
-  int64_t integer(std::initializer_list<const char*> names) const {
-    auto value = optional_integer(names);
-    if (!value) fail("{}: missing field '{}'", label_, *names.begin());
-    return *value;
-  }
-
-  int64_t integer_or(std::initializer_list<const char*> names, int64_t fallback) const {
-    return optional_integer(names).value_or(fallback);
-  }
-
-  std::optional<double> optional_number(std::initializer_list<const char*> names) const {
-    auto found = find(names);
-    if (!found) return std::nullopt;
-    return as_number(found->first, *found->second);
-  }
-
-  double number_or(std::initializer_list<const char*> names, double fallback) const {
-    return optional_number(names).value_or(fallback);
-  }
-
-  std::optional<std::string> optional_string(std::initializer_list<const char*> names) const {
-    auto found = find(names);
-    if (!found) return std::nullopt;
-    if (!found->second->is_string())
-      fail("{}: field '{}' must be a string, got {}", label_, found->first, short_dump(*found->second));
-    return found->second->get<std::string>();
-  }
-
-  std::optional<bool> optional_bool(std::initializer_list<const char*> names) const {
-    auto found = find(names);
-    if (!found) return std::nullopt;
-    if (!found->second->is_boolean())
-      fail("{}: field '{}' must be true or false, got {}", label_, found->first, short_dump(*found->second));
-    return found->second->get<bool>();
-  }
-
-  int64_t as_integer(const std::string& name, const json& value) const {
-    if (value.is_number_integer()) {
-      if (value.is_number_unsigned() && value.get<uint64_t>() > uint64_t(std::numeric_limits<int64_t>::max()))
-        fail("{}: field '{}' is out of range: {}", label_, name, short_dump(value));
-      return value.get<int64_t>();
-    }
-    if (value.is_number_float()) {
-      const double d = value.get<double>();
-      if (std::isfinite(d) && d == std::floor(d) && std::fabs(d) < 9.0e15) return static_cast<int64_t>(d);
-    }
-    fail("{}: field '{}' must be an integer, got {}", label_, name, short_dump(value));
-  }
-
-  double as_number(const std::string& name, const json& value) const {
-    if (!value.is_number()) fail("{}: field '{}' must be a number, got {}", label_, name, short_dump(value));
-    return value.get<double>();
-  }
-
- private:
-  static bool same_value(const json& a, const json& b) {
-    if (a.is_number() && b.is_number()) return a.get<double>() == b.get<double>();
-    return a == b;
-  }
-
-  const json& object_;
-  std::string label_;
-};
-
-// compress_ratios: one entry per main layer, optionally followed by one per MTP layer.
+// compress_ratios: one entry per main layer, optionally followed by one per draft block
+// (`draft_blocks` of them; -1 = not known yet, any number of trailing entries then counts).
 std::vector<int64_t> ratios_from_compress_ratios(const FieldReader& fields, const json& list, int64_t num_layers,
-                                                 int64_t num_mtp) {
+                                                 int64_t draft_blocks, const char* draft_name) {
   if (!list.is_array()) fail("{}: field 'compress_ratios' must be a list, got {}", fields.label(), short_dump(list));
   const int64_t n = static_cast<int64_t>(list.size());
-  if (n != num_layers && n != num_layers + num_mtp) {
-    fail("{}: field 'compress_ratios' has {} entries; expected {} (num_hidden_layers) or {} (plus {} MTP)",
-         fields.label(), n, num_layers, num_layers + num_mtp, num_mtp);
+  const bool any_tail = draft_blocks < 0 && n > num_layers && n - num_layers <= kMaxMtpLayers;
+  if (n != num_layers && n != num_layers + draft_blocks && !any_tail) {
+    if (draft_blocks < 0)
+      fail("{}: field 'compress_ratios' has {} entries; expected {} (num_hidden_layers) plus at most {} {} entries",
+           fields.label(), n, num_layers, kMaxMtpLayers, draft_name);
+    fail("{}: field 'compress_ratios' has {} entries; expected {} (num_hidden_layers) or {} (plus {} {})",
+         fields.label(), n, num_layers, num_layers + draft_blocks, draft_blocks, draft_name);
   }
   std::vector<int64_t> ratios;
   for (int64_t i = 0; i < n; ++i) {
@@ -303,6 +210,72 @@ void parse_rope(const FieldReader& fields, const json& config, ModelConfig& out)
   if (have_yarn) out.yarn = yarn;
 }
 
+// The draft module: DSpark when config.json has dspark_* keys or the index holds
+// mtp.0.main_proj (draft_config.h says why), else classic MTP from num_nextn_predict_layers.
+// Sets num_mtp_layers and draft; the DSpark stage count may stay 0 here (known from
+// compress_ratios, n_mtp_layers or the index).
+void read_draft(const FieldReader& f, const DraftEvidence& index, ModelConfig& c) {
+  bool any_key = false;
+  for (const char* key : kDsparkKeys) any_key = any_key || f.find({key}).has_value();
+  if (!any_key && !index.dspark_tensors) {
+    c.num_mtp_layers = f.integer_or({"num_nextn_predict_layers", "n_mtp_layers"}, 1);
+    if (c.num_mtp_layers < 0 || c.num_mtp_layers > kMaxMtpLayers)
+      fail("{}: num_nextn_predict_layers is {}; expected 0..{}", f.label(), c.num_mtp_layers, kMaxMtpLayers);
+    if (c.num_mtp_layers > 0) {
+      c.draft.kind = DraftKind::kMtp;
+      c.draft.num_stages = c.num_mtp_layers;
+      c.draft.block_size = 1;
+    }
+    c.draft.sliding_window = c.sliding_window;
+    return;
+  }
+  if (index.known && index.mtp_tensors)
+    fail("{}: the config or the index says DSpark draft (dspark_* keys / mtp.0.main_proj) but {} holds a classic MTP "
+         "head (mtp.0.e_proj); a checkpoint carries one or the other",
+         f.label(), index.origin);
+  DraftConfig& d = c.draft;
+  d.kind = DraftKind::kDSpark;
+  c.num_mtp_layers = 0;  // num_nextn_predict_layers stays 1 in the DSpark releases: never read for them
+  d.sliding_window = c.sliding_window;
+  d.has_markov_head = true;
+  d.has_confidence_head = true;
+  // n_mtp_layers is inference/config.json's stage count (the HF config has none).
+  d.num_stages = f.integer_or({"n_mtp_layers"}, 0);
+  if (d.num_stages < 0 || d.num_stages > kMaxMtpLayers)
+    fail("{}: n_mtp_layers is {}; expected 1..{} DSpark stages", f.label(), d.num_stages, kMaxMtpLayers);
+  if (index.known && index.stages > 0) {
+    if (d.num_stages > 0 && d.num_stages != index.stages)
+      fail("{}: n_mtp_layers is {} but {} holds DSpark stages mtp.0..mtp.{}", f.label(), d.num_stages, index.origin,
+           index.stages - 1);
+    d.num_stages = index.stages;
+  }
+  if (any_key) {
+    for (const char* key : kDsparkKeys)
+      if (!f.find({key})) fail("{}: missing field '{}' (a DSpark config carries all of {})", f.label(), key,
+                               "dspark_block_size, dspark_noise_token_id, dspark_target_layer_ids, dspark_markov_rank");
+    d.block_size = f.integer({"dspark_block_size"});
+    d.noise_token_id = f.integer({"dspark_noise_token_id"});
+    d.markov_rank = f.integer({"dspark_markov_rank"});
+    const json& ids = *f.find({"dspark_target_layer_ids"})->second;
+    if (!ids.is_array())
+      fail("{}: field 'dspark_target_layer_ids' must be a list, got {}", f.label(), short_dump(ids));
+    if (ids.size() > static_cast<size_t>(kMaxLayers))
+      fail("{}: field 'dspark_target_layer_ids' has {} entries", f.label(), ids.size());
+    for (size_t i = 0; i < ids.size(); ++i)
+      d.target_layer_ids.push_back(f.as_integer(fmt::format("dspark_target_layer_ids[{}]", i), ids[i]));
+    return;
+  }
+  // Found in the index only: DeepSeek's released values where the tensors do not tell.
+  d.inferred_parameters = true;
+  d.block_size = kReleasedDsparkBlockSize;
+  d.noise_token_id = c.vocab_size == kDeepSeekV4VocabSize ? kReleasedDsparkNoiseTokenId : -1;
+  d.markov_rank = index.markov_rank;
+  if (c.hidden_size > 0 && index.main_proj_in > 0 && index.main_proj_in % c.hidden_size == 0) {
+    const int64_t taps = index.main_proj_in / c.hidden_size;
+    for (int64_t j = std::max<int64_t>(0, c.num_layers - taps); j < c.num_layers; ++j) d.target_layer_ids.push_back(j);
+  }
+}
+
 void reject_unsupported(const FieldReader& fields, ModelConfig& out) {
   if (auto model_type = fields.optional_string({"model_type"}); model_type && *model_type != "deepseek_v4")
     fail("{}: model_type is '{}'; fp4serve serves DeepSeek-V4 (deepseek_v4) only", fields.label(), *model_type);
@@ -322,14 +295,13 @@ void reject_unsupported(const FieldReader& fields, ModelConfig& out) {
 
 }  // namespace
 
-ModelConfig parse_model_config(const json& config, const std::string& label) {
+ModelConfig parse_model_config(const json& config, const std::string& label, const DraftEvidence& index) {
   if (!config.is_object()) fail("{}: expected a JSON object at top level", label);
   FieldReader f(config, label);
   ModelConfig c;
   c.vocab_size = f.integer({"vocab_size"});
   c.hidden_size = f.integer({"hidden_size", "dim"});
   c.num_layers = f.integer({"num_hidden_layers", "n_layers"});
-  c.num_mtp_layers = f.integer_or({"num_nextn_predict_layers", "n_mtp_layers"}, 1);
   c.num_heads = f.integer({"num_attention_heads", "n_heads"});
   c.head_dim = f.integer({"head_dim"});
   c.q_lora_rank = f.integer({"q_lora_rank"});
@@ -364,8 +336,9 @@ ModelConfig parse_model_config(const json& config, const std::string& label) {
 
   if (c.num_layers <= 0 || c.num_layers > kMaxLayers)
     fail("{}: num_hidden_layers is {}; expected 1..{}", label, c.num_layers, kMaxLayers);
-  if (c.num_mtp_layers < 0 || c.num_mtp_layers > kMaxMtpLayers)
-    fail("{}: num_nextn_predict_layers is {}; expected 0..{}", label, c.num_mtp_layers, kMaxMtpLayers);
+  read_draft(f, index, c);
+  const bool dspark = c.draft.kind == DraftKind::kDSpark;
+  const char* draft_name = dspark ? "DSpark stage" : "MTP";
 
   // RoPE dims: qk_rope_head_dim directly, or partial_rotary_factor of head_dim.
   std::optional<int64_t> rope_dim = f.optional_integer({"qk_rope_head_dim", "rope_head_dim"});
@@ -384,7 +357,8 @@ ModelConfig parse_model_config(const json& config, const std::string& label) {
   std::optional<std::vector<int64_t>> from_ratios;
   std::optional<std::vector<int64_t>> from_types;
   if (auto it = config.find("compress_ratios"); it != config.end() && !it->is_null())
-    from_ratios = ratios_from_compress_ratios(f, *it, c.num_layers, c.num_mtp_layers);
+    from_ratios = ratios_from_compress_ratios(f, *it, c.num_layers,
+                                              dspark && c.draft.num_stages == 0 ? -1 : c.num_draft_blocks(), draft_name);
   if (auto it = config.find("layer_types"); it != config.end() && !it->is_null())
     from_types = ratios_from_layer_types(f, config, c.num_layers);
   if (!from_ratios && !from_types) fail("{}: missing field 'compress_ratios' (or 'layer_types')", label);
@@ -396,8 +370,10 @@ ModelConfig parse_model_config(const json& config, const std::string& label) {
     }
   }
   c.compress_ratios = from_ratios ? *from_ratios : *from_types;
-  // The MTP blocks are sliding-window layers; fill their ratio when only main layers are listed.
-  while (static_cast<int64_t>(c.compress_ratios.size()) < c.num_layers + c.num_mtp_layers) c.compress_ratios.push_back(0);
+  // The DSpark releases list their stages' ratios (V4-Flash-0731: 43 layers + ", 0, 0, 0").
+  if (dspark && c.draft.num_stages == 0) c.draft.num_stages = static_cast<int64_t>(c.compress_ratios.size()) - c.num_layers;
+  // Draft blocks are sliding-window layers; fill their ratio when only main layers are listed.
+  while (static_cast<int64_t>(c.compress_ratios.size()) < c.num_layers + c.num_draft_blocks()) c.compress_ratios.push_back(0);
 
   // Hash routing: num_hash_layers (DeepSeek) and/or mlp_layer_types (transformers).
   std::optional<int64_t> hash_layers = f.optional_integer({"num_hash_layers", "n_hash_layers"});
@@ -415,6 +391,45 @@ ModelConfig parse_model_config(const json& config, const std::string& label) {
   validate_model_config(c, label);
   return c;
 }
+
+namespace {
+
+void validate_draft(const ModelConfig& c, const std::string& label) {
+  const DraftConfig& d = c.draft;
+  switch (d.kind) {
+    case DraftKind::kNone:
+    case DraftKind::kMtp:
+      if (c.num_mtp_layers < 0 || c.num_mtp_layers > kMaxMtpLayers)
+        fail("{}: num_nextn_predict_layers is {}; expected 0..{}", label, c.num_mtp_layers, kMaxMtpLayers);
+      return;
+    case DraftKind::kDSpark: break;
+  }
+  if (c.num_mtp_layers != 0) fail("{}: a DSpark checkpoint has no classic MTP layers", label);
+  if (d.num_stages <= 0 || d.num_stages > kMaxMtpLayers)
+    fail("{}: the DSpark draft has {} stages; expected 1..{} (from n_mtp_layers, the compress_ratios entries after "
+         "num_hidden_layers, or the index's mtp.N)",
+         label, d.num_stages, kMaxMtpLayers);
+  // Block position 0 is the anchor; 1..block_size-1 are noise. The released drafts use 5.
+  if (d.block_size <= 0 || d.block_size > 64)
+    fail("{}: dspark_block_size is {}; expected 1..64", label, d.block_size);
+  if (d.noise_token_id >= c.vocab_size || (d.noise_token_id < 0 && !d.inferred_parameters))
+    fail("{}: dspark_noise_token_id is {}; expected 0..{} (vocab_size - 1)", label, d.noise_token_id,
+         c.vocab_size - 1);
+  if (d.markov_rank <= 0 || d.markov_rank > kMaxDimension)
+    fail("{}: dspark_markov_rank is {}; expected 1..{}", label, d.markov_rank, kMaxDimension);
+  if (d.target_layer_ids.empty()) fail("{}: dspark_target_layer_ids is empty; the draft taps at least one layer", label);
+  for (size_t i = 0; i < d.target_layer_ids.size(); ++i) {
+    const int64_t id = d.target_layer_ids[i];
+    if (id < 0 || id >= c.num_layers)
+      fail("{}: dspark_target_layer_ids[{}] is {}; expected 0..{} (num_hidden_layers - 1)", label, i, id,
+           c.num_layers - 1);
+    for (size_t k = 0; k < i; ++k)
+      if (d.target_layer_ids[k] == id) fail("{}: dspark_target_layer_ids lists layer {} twice", label, id);
+  }
+  if (d.sliding_window <= 0) fail("{}: the DSpark draft needs a sliding_window", label);
+}
+
+}  // namespace
 
 void validate_model_config(const ModelConfig& c, const std::string& label) {
   auto positive = [&](int64_t value, const char* field) {
@@ -445,23 +460,29 @@ void validate_model_config(const ModelConfig& c, const std::string& label) {
     fail("{}: num_experts_per_tok {} exceeds n_routed_experts {}", label, c.experts_per_token, c.n_routed_experts);
   if (c.num_hash_layers < 0 || c.num_hash_layers > c.num_layers)
     fail("{}: num_hash_layers is {}; expected 0..{} (num_hidden_layers)", label, c.num_hash_layers, c.num_layers);
-  if (static_cast<int64_t>(c.compress_ratios.size()) != c.num_layers + c.num_mtp_layers)
-    fail("{}: {} compress ratios for {} layers + {} MTP layers", label, c.compress_ratios.size(), c.num_layers,
-         c.num_mtp_layers);
+  validate_draft(c, label);
+  if (static_cast<int64_t>(c.compress_ratios.size()) != c.num_layers + c.num_draft_blocks())
+    fail("{}: {} compress ratios for {} layers + {} {}", label, c.compress_ratios.size(), c.num_layers,
+         c.num_draft_blocks(), c.draft.kind == DraftKind::kDSpark ? "DSpark stages" : "MTP layers");
   bool any_csa = false;
   for (size_t i = 0; i < c.compress_ratios.size(); ++i) {
     const int64_t r = c.compress_ratios[i];
     if (r < 0 || r > kMaxDimension) fail("{}: compress_ratios[{}] is {}; expected >= 0", label, i, r);
     if (static_cast<int64_t>(i) >= c.num_layers && r != 0)
-      fail("{}: compress_ratios[{}] is {}; MTP layers are sliding-window layers (ratio 0)", label, i, r);
+      fail("{}: compress_ratios[{}] is {}; {} are sliding-window layers (ratio 0)", label, i, r,
+           c.draft.kind == DraftKind::kDSpark ? "DSpark stages" : "MTP layers");
     any_csa = any_csa || r == 4;
   }
   if (any_csa) {
     positive(c.index_n_heads, "index_n_heads");
     positive(c.index_head_dim, "index_head_dim");
     positive(c.index_topk, "index_topk");
-    if (c.index_head_dim <= c.rope_head_dim)
-      fail("{}: index_head_dim {} must exceed qk_rope_head_dim {}", label, c.index_head_dim, c.rope_head_dim);
+    // The indexer ropes the last qk_rope_head_dim dims of its index_head_dim; equal sizes rope them
+    // all, which DeepSeek's inference/model.py and transformers both run.
+    if (c.index_head_dim < c.rope_head_dim)
+      fail("{}: index_head_dim {} is smaller than qk_rope_head_dim {} (the indexer ropes its last qk_rope_head_dim "
+           "dims)",
+           label, c.index_head_dim, c.rope_head_dim);
   }
   if (!(c.rms_norm_eps > 0) || !(c.hc_eps > 0)) fail("{}: rms_norm_eps and hc_eps must be positive", label);
   if (!(c.rope_theta > 0) || !(c.compress_rope_theta > 0)) fail("{}: rope_theta values must be positive", label);

@@ -12,11 +12,15 @@
 #include <string>
 #include <string_view>
 
+#include "checkpoint/draft_config.h"
 #include "config/model_config.h"
 
 namespace fp4serve {
 
-ModelConfig parse_model_config(const nlohmann::json& config, const std::string& label);
+// `index`: what the checkpoint's tensor names say about mtp.* (draft_config.h); without it the
+// draft kind comes from the config alone.
+ModelConfig parse_model_config(const nlohmann::json& config, const std::string& label,
+                               const DraftEvidence& index = {});
 // Parses JSON text (the fuzzer's entry point); malformed JSON is an Error naming `label`.
 ModelConfig parse_model_config_text(std::string_view text, const std::string& label);
 // Reads and parses a JSON file; the error names the path.
@@ -27,8 +31,9 @@ nlohmann::json read_json_file(const std::string& path);
 void validate_model_config(const ModelConfig& config, const std::string& label);
 
 // Config writers for the layouts we produce. DeepSeek's HF style carries
-// compress_ratios with the MTP entries; the transformers style is what
-// DeepseekV4Config.save_pretrained writes.
+// compress_ratios with the draft entries (and the dspark_* keys of a DSpark draft, with
+// num_nextn_predict_layers 1 as DeepSeek ships it); the transformers style is what
+// DeepseekV4Config.save_pretrained writes (unknown keys such as dspark_* kept as they are).
 nlohmann::json deepseek_style_config(const ModelConfig& config);
 nlohmann::json transformers_style_config(const ModelConfig& config);
 

@@ -18,7 +18,14 @@ json common_fields(const ModelConfig& c) {
   j["vocab_size"] = c.vocab_size;
   j["hidden_size"] = c.hidden_size;
   j["num_hidden_layers"] = c.num_layers;
-  j["num_nextn_predict_layers"] = c.num_mtp_layers;
+  // DeepSeek's DSpark releases keep num_nextn_predict_layers 1 beside their dspark_* keys.
+  j["num_nextn_predict_layers"] = c.draft.kind == DraftKind::kDSpark ? 1 : c.num_mtp_layers;
+  if (c.draft.kind == DraftKind::kDSpark) {
+    j["dspark_block_size"] = c.draft.block_size;
+    j["dspark_noise_token_id"] = c.draft.noise_token_id;
+    j["dspark_target_layer_ids"] = c.draft.target_layer_ids;
+    j["dspark_markov_rank"] = c.draft.markov_rank;
+  }
   j["num_attention_heads"] = c.num_heads;
   j["num_key_value_heads"] = 1;
   j["head_dim"] = c.head_dim;

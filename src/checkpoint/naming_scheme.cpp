@@ -80,6 +80,15 @@ constexpr Row kMtpRows[] = {
     {Kind::kTensor, "hc_head_scale", "hc_head_scale", "hc_head_scale"},
 };
 
+// DSpark-only members (DeepSeek-V4-Flash-0731's mtp.0..2), under "mtp.{J}." in every scheme.
+constexpr Row kDsparkRows[] = {
+    {Kind::kLinear, "main_proj", "main_proj", "main_proj"},
+    {Kind::kTensor, "main_norm.weight", "main_norm.weight", "main_norm.weight"},
+    {Kind::kTensor, "markov_head.markov_w1.weight", "markov_head.markov_w1.weight", "markov_head.markov_w1.weight"},
+    {Kind::kLinear, "markov_head.markov_w2", "markov_head.markov_w2", "markov_head.markov_w2"},
+    {Kind::kLinear, "confidence_head.proj", "confidence_head.proj", "confidence_head.proj"},
+};
+
 constexpr Row kGlobalRows[] = {
     {Kind::kTensor, "embed.weight", "model.embed_tokens.weight", "model.embed_tokens.weight"},
     {Kind::kLinear, "head", "head", "lm_head"},
@@ -220,6 +229,7 @@ SchemeTable build_table(NamingScheme scheme) {
     if (row.kind == Kind::kTensor || row.kind == Kind::kLinear) add_row(table, row, row.canonical, kMtpPrefix, kMtpPrefix);
   }
   for (const Row& row : kMtpRows) add_row(table, row, row.canonical, kMtpPrefix, kMtpPrefix);
+  for (const Row& row : kDsparkRows) add_row(table, row, row.canonical, kMtpPrefix, kMtpPrefix);
   return table;
 }
 

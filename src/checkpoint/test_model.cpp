@@ -83,9 +83,8 @@ const std::vector<Preset>& presets() {
   return table;
 }
 
-// What every preset shares: one MTP layer, one shared expert, V4's routing, RoPE bases and mHC settings.
+// What every preset shares: one shared expert, V4's routing, RoPE bases and mHC settings.
 ModelConfig with_common_fields(ModelConfig c) {
-  c.num_mtp_layers = 1;
   c.n_shared_experts = 1;
   c.scoring_func = "sqrtsoftplus";
   c.routed_scaling_factor = 1.5;
@@ -101,16 +100,87 @@ ModelConfig with_common_fields(ModelConfig c) {
 
 }  // namespace
 
+ModelConfig flash_proportioned_config(const FlashShape& s) {
+  if (s.layers <= 0 || s.experts <= 0 || s.vocab <= 0 || s.hidden <= 0 || 4096 % s.hidden != 0 || s.hidden < 64)
+    fail("flash preset: layers, experts and vocab must be positive and hidden a divisor of 4096 of at least 64 "
+         "(got layers {}, experts {}, vocab {}, hidden {})",
+         s.layers, s.experts, s.vocab, s.hidden);
+  const int64_t scale = 4096 / s.hidden;  // 1 at Flash size
+  ModelConfig c;
+  c.vocab_size = s.vocab;
+  c.hidden_size = s.hidden;
+  c.num_layers = s.layers;
+  for (int64_t i = 0; i < s.layers; ++i) c.compress_ratios.push_back(i < 2 ? 0 : (i % 2 == 0 ? 4 : 128));
+  c.num_heads = 64 / scale;
+  c.head_dim = 512;
+  c.rope_head_dim = 64;
+  c.q_lora_rank = 1024 / scale;
+  c.o_lora_rank = 1024 / scale;
+  c.o_groups = std::min<int64_t>(8, c.num_heads);
+  c.sliding_window = 128;
+  c.yarn = kYarn;
+  c.max_position_embeddings = 65536;
+  c.index_n_heads = 64 / scale;
+  c.index_head_dim = 128;
+  c.index_topk = 512;
+  c.n_routed_experts = s.experts;
+  c.experts_per_token = std::min<int64_t>(6, s.experts);
+  c.moe_intermediate_size = 2048 / scale;
+  c.num_hash_layers = std::min<int64_t>(3, s.layers);
+  return with_draft(with_common_fields(c), DraftKind::kMtp);
+}
+
 std::vector<std::string> test_model_presets() {
   std::vector<std::string> names;
   for (const Preset& p : presets()) names.push_back(p.name);
+  names.push_back("flash");
   return names;
 }
 
 ModelConfig test_model_config(const std::string& preset) {
   for (const Preset& p : presets())
-    if (preset == p.name) return with_common_fields(p.shape);
-  fail("unknown test model preset '{}' (known: tiny, tiny-pro, small, large)", preset);
+    if (preset == p.name) return with_draft(with_common_fields(p.shape), DraftKind::kMtp);
+  if (preset == "flash") return flash_proportioned_config({});
+  fail("unknown test model preset '{}' (known: tiny, tiny-pro, small, large, flash)", preset);
+}
+
+ModelConfig with_draft(ModelConfig c, DraftKind draft) {
+  c.compress_ratios.resize(static_cast<size_t>(c.num_layers));
+  c.num_mtp_layers = 0;
+  c.draft = DraftConfig{};
+  c.draft.sliding_window = c.sliding_window;
+  switch (draft) {
+    case DraftKind::kNone: break;
+    case DraftKind::kMtp:
+      c.num_mtp_layers = 1;
+      c.draft.kind = DraftKind::kMtp;
+      c.draft.num_stages = 1;
+      c.draft.block_size = 1;
+      break;
+    case DraftKind::kDSpark: {
+      // DeepSeek-V4-Flash-0731's shape: 3 stages, block 5, the last three layers tapped, a Markov head.
+      DraftConfig& d = c.draft;
+      d.kind = DraftKind::kDSpark;
+      d.num_stages = 3;
+      d.block_size = 5;
+      d.noise_token_id = c.vocab_size - 1;
+      for (int64_t j = std::max<int64_t>(0, c.num_layers - 3); j < c.num_layers; ++j) d.target_layer_ids.push_back(j);
+      d.markov_rank = std::min<int64_t>(256, std::max<int64_t>(16, c.hidden_size / 16));
+      d.has_markov_head = true;
+      d.has_confidence_head = true;
+      break;
+    }
+  }
+  c.compress_ratios.resize(static_cast<size_t>(c.num_layers + c.num_draft_blocks()), 0);
+  return c;
+}
+
+bool parse_draft_kind(std::string_view name, DraftKind* out) {
+  if (name == "none") *out = DraftKind::kNone;
+  else if (name == "mtp") *out = DraftKind::kMtp;
+  else if (name == "dspark") *out = DraftKind::kDSpark;
+  else return false;
+  return true;
 }
 
 RandomMasters::RandomMasters(const ModelConfig& config, uint64_t seed, bool with_input_amax)
@@ -128,18 +198,14 @@ std::vector<float> RandomMasters::tensor(const ExpectedTensor& t) {
   Stream s(seed_, t.name);
   const std::string& n = t.name;
   std::vector<float> v(static_cast<size_t>(element_count(t.shape)));
-  for (float& x : v) {
-    if (ends_with(n, "norm.weight") || ends_with(n, "_scale")) {
-      x = 1.0f + 0.2f * (s.uniform() - 0.5f);
-    } else if (ends_with(n, "_fn")) {
-      x = 0.02f * s.normal();
-    } else if (ends_with(n, "_base") || ends_with(n, ".ape")) {
-      x = 0.1f * s.normal();
-    } else if (ends_with(n, "gate.bias")) {
-      x = 0.01f * s.normal();
-    } else {
-      x = s.normal();  // embedding, attention sinks
-    }
+  if (ends_with(n, "norm.weight") || ends_with(n, "_scale")) {
+    for (float& x : v) x = 1.0f + 0.2f * (s.uniform() - 0.5f);
+  } else {
+    const float std = ends_with(n, "_fn")                               ? 0.02f
+                      : ends_with(n, "_base") || ends_with(n, ".ape") ? 0.1f
+                      : ends_with(n, "gate.bias")                     ? 0.01f
+                                                                      : 1.0f;  // embedding, sinks, markov_w1
+    for (float& x : v) x = std * s.normal();
   }
   return v;
 }
@@ -169,7 +235,7 @@ std::optional<float> RandomMasters::input_amax(const ExpectedLinear& l) {
 }
 
 WriteReport write_test_model(const std::string& dir, const TestModelOptions& options) {
-  const ModelConfig config = test_model_config(options.preset);
+  const ModelConfig config = with_draft(test_model_config(options.preset), options.draft);
   RandomMasters masters(config, options.seed, /*with_input_amax=*/options.layout == OutputLayout::kNvfp4);
   WriterOptions w;
   w.layout = options.layout;

@@ -13,9 +13,10 @@
 #include "backend/cpu/thread_pool.h"
 #include "base/error.h"
 #include "cli/command.h"
+#include "checkpoint/random_checkpoint.h"
+#include "checkpoint/test_model.h"
 #include "cli/engine_flags.h"
 #include "model/model.h"
-#include "model/synthetic_checkpoint.h"
 #include "runtime/memory_plan.h"
 
 namespace fp4serve::cli {
@@ -24,7 +25,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct BenchDecodeOptions {
-  SyntheticShape shape;
+  FlashShape shape;
   int64_t prompt = 16;
   int64_t tokens = 8;
   double bandwidth_gb = 1.0;  // size of the bandwidth probe buffer
@@ -103,9 +104,13 @@ int bench_decode(const BenchDecodeOptions& o) {
   std::fprintf(stderr, "device: %s\n", backend->description().c_str());
   std::printf("bench decode: %s\n", backend->description().c_str());
 
-  const ModelConfig config = synthetic_config(o.shape);
+  // make-test-model's "flash" preset at this size, without a draft, filled with random codes.
+  const ModelConfig config = with_draft(flash_proportioned_config(o.shape), DraftKind::kNone);
   auto t0 = Clock::now();
-  const Checkpoint ckpt = synthetic_checkpoint(config, 1234);
+  RandomCheckpointOptions random;
+  random.seed = 1234;
+  random.values = RandomValues::kCodes;
+  const Checkpoint ckpt = random_checkpoint(config, random);
   size_t weights = 0;
   for (const auto& [n, w] : ckpt.linears) weights += w.stored_bytes();
   for (const auto& [n, t] : ckpt.tensors) weights += t.nbytes;

@@ -1,4 +1,5 @@
-// `fp4serve make-test-model DIR --layout native|nvfp4|transformers-saved|bf16 --seed S [--preset P]`.
+// `fp4serve make-test-model DIR --layout native|nvfp4|transformers-saved|bf16 --seed S [--preset P]
+//  [--draft mtp|dspark|none]`.
 #include <cstdio>
 #include <memory>
 
@@ -14,6 +15,7 @@ struct MakeArgs {
   std::string layout = "native";
   uint64_t seed = 0;
   std::string preset = "tiny";
+  std::string draft = "mtp";
   std::string scope = "linears";
   double shard_gb = 1.0;
 };
@@ -26,11 +28,12 @@ int run_make(const MakeArgs& a) {
   options.nvfp4_scope = a.scope == "experts" ? Nvfp4Scope::kExperts : Nvfp4Scope::kLinears;
   options.seed = a.seed;
   options.preset = a.preset;
+  if (!parse_draft_kind(a.draft, &options.draft)) fail("--draft '{}': expected mtp, dspark or none", a.draft);
   if (!(a.shard_gb > 0)) fail("--shard-gb must be positive");
   options.shard_bytes = static_cast<uint64_t>(a.shard_gb * 1e9);
   const WriteReport report = write_test_model(a.dir, options);
-  std::printf("wrote %s: preset %s, layout %s, seed %llu, %.1f MB in %zu shard(s)\n", a.dir.c_str(), a.preset.c_str(),
-              a.layout.c_str(), static_cast<unsigned long long>(a.seed), static_cast<double>(report.bytes) / 1e6,
+  std::printf("wrote %s: preset %s, draft %s, layout %s, seed %llu, %.1f MB in %zu shard(s)\n", a.dir.c_str(),
+              a.preset.c_str(), a.draft.c_str(), a.layout.c_str(), static_cast<unsigned long long>(a.seed), static_cast<double>(report.bytes) / 1e6,
               report.shards);
   for (const auto& note : report.notes) std::printf("note: %s\n", note.c_str());
   return 0;
@@ -44,6 +47,8 @@ const RegisterCommand make_test_model{Command{
       sub.add_option("--layout", args->layout, "native | nvfp4 | transformers-saved | bf16")->capture_default_str();
       sub.add_option("--seed", args->seed, "Random seed")->capture_default_str();
       sub.add_option("--preset", args->preset, "tiny | tiny-pro | small | large")->capture_default_str();
+      sub.add_option("--draft", args->draft, "mtp (one classic MTP block) | dspark (3-stage DSpark drafter) | none")
+          ->capture_default_str();
       sub.add_option("--nvfp4-scope", args->scope, "For --layout nvfp4: experts | linears")->capture_default_str();
       sub.add_option("--shard-gb", args->shard_gb, "Shard size in GB")->capture_default_str();
       return [args] { return run_make(*args); };

@@ -35,7 +35,9 @@ const RegisterCommand command{Command{
       sub.add_option("--messages", *messages_path, "JSON: a list of messages or {\"messages\": [...], \"tools\": [...]}")
           ->required();
       sub.add_option("--thinking-mode", *mode, "chat or thinking")->required()->check(CLI::IsMember({"chat", "thinking"}));
-      sub.add_option("--reasoning-effort", *effort, "high or max (thinking mode)")->check(CLI::IsMember({"high", "max"}));
+      sub.add_option("--reasoning-effort", *effort,
+                     "low (default), high or max (thinking mode; the April encoding renders low as high)")
+          ->check(CLI::IsMember({"low", "high", "max"}));
       sub.add_option("--encoding-revision", *revision, "v4 (April release, default) or v4-0731")
           ->check(CLI::IsMember({"v4", "v4-0731"}));
       sub.add_flag("--keep-thinking", *keep_thinking, "Keep earlier turns' reasoning (drop_thinking=False)");
@@ -52,9 +54,7 @@ const RegisterCommand command{Command{
         }
         text::ChatEncodingOptions options;
         options.thinking_mode = *mode == "chat" ? text::ThinkingMode::kChat : text::ThinkingMode::kThinking;
-        options.reasoning_effort = *effort == "max"    ? text::ReasoningEffort::kMax
-                                   : *effort == "high" ? text::ReasoningEffort::kHigh
-                                                       : text::ReasoningEffort::kDefault;
+        if (!effort->empty()) text::parse_reasoning_effort(*effort, &options.reasoning_effort);
         options.revision = *revision == "v4-0731" ? text::EncodingRevision::kV4_0731 : text::EncodingRevision::kV4;
         options.drop_thinking = !*keep_thinking;
         const std::string prompt = text::encode_chat(messages, options);

@@ -181,8 +181,9 @@ void validate_config(const ModelConfig& c) {
   if (any_csa) {
     positive(c.index_n_heads, "index_n_heads");
     positive(c.index_topk, "index_topk");
-    FP4SERVE_CHECK(c.index_head_dim > c.rope_head_dim && (c.index_head_dim & (c.index_head_dim - 1)) == 0,
-                   "config: index_head_dim {} must be a power of two above qk_rope_head_dim", c.index_head_dim);
+    // Equal sizes rope every indexer dim (DeepSeek's reference and transformers run that too).
+    FP4SERVE_CHECK(c.index_head_dim >= c.rope_head_dim && (c.index_head_dim & (c.index_head_dim - 1)) == 0,
+                   "config: index_head_dim {} must be a power of two, at least qk_rope_head_dim", c.index_head_dim);
   }
 }
 

@@ -1,5 +1,6 @@
 #include "server/deepseek_text.h"
 
+#include <filesystem>
 #include <random>
 
 #include "base/error.h"
@@ -66,6 +67,7 @@ DeepSeekText::DeepSeekText(const std::string& path) : tokenizer_(text::Tokenizer
   // Whether plain prompts get BOS comes from tokenizer_config.json beside the
   // tokenizer, as in transformers.
   add_bos_ = text::tokenizer_adds_bos(path);
+  revision_ = text::detect_encoding_revision(std::filesystem::path(path).parent_path().string());
 }
 
 std::vector<int32_t> DeepSeekText::encode(std::string_view text, bool add_special_tokens) const {
@@ -106,7 +108,8 @@ std::string DeepSeekText::render_chat(const ChatRequest& request) const {
   }
   text::ChatEncodingOptions options;
   options.thinking_mode = text_mode(request.thinking);
-  options.reasoning_effort = request.reasoning_effort == "max" ? text::ReasoningEffort::kMax : text::ReasoningEffort::kHigh;
+  options.revision = revision_;
+  text::parse_reasoning_effort(request.reasoning_effort, &options.reasoning_effort);
   return text::encode_chat(messages, options);
 }
 

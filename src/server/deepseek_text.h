@@ -6,6 +6,7 @@
 #include <string>
 
 #include "server/serving_text.h"
+#include "text/chat_encoding.h"
 #include "text/tokenizer.h"
 
 namespace fp4serve::server {
@@ -34,6 +35,7 @@ class DeepSeekText : public ServingText {
   int32_t bos_ = 0;
   int32_t eos_ = 1;
   bool add_bos_ = false;  // tokenizer_config.json's add_bos_token (DeepSeek-V4: false)
+  text::EncodingRevision revision_ = text::EncodingRevision::kV4;  // from the model's encoding/encoding_dsv4.py
 };
 
 }  // namespace fp4serve::server

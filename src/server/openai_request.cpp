@@ -322,12 +322,15 @@ void read_thinking(const json& body, ChatRequest& r) {
     if (auto t = k.boolean("enable_thinking")) thinking = *t;
   }
   if (auto effort = f.string("reasoning_effort")) {
-    // The DeepSeek-V4 April release knows two tiers, high and max.
+    // DeepSeek's API mapping onto the 0731 encoding's levels low, high and max (the April encoding
+    // renders low as high): minimal/low -> low, medium/high/xhigh -> high, max -> max.
     if (*effort == "none") {
       thinking = false;
     } else if (*effort == "max") {
       r.reasoning_effort = "max";
-    } else if (*effort == "minimal" || *effort == "low" || *effort == "medium" || *effort == "high" || *effort == "xhigh") {
+    } else if (*effort == "minimal" || *effort == "low") {
+      r.reasoning_effort = "low";
+    } else if (*effort == "medium" || *effort == "high" || *effort == "xhigh") {
       r.reasoning_effort = "high";
     } else {
       bad_request("reasoning_effort", fmt::format("'reasoning_effort' '{}' is not one of none, minimal, low, medium, "

@@ -47,7 +47,7 @@ struct ChatRequest {
   nlohmann::ordered_json tools;          // or null
   bool render_tools = false;             // tools given and tool_choice is not "none"
   ThinkingMode thinking = ThinkingMode::kThinking;
-  std::string reasoning_effort = "high";  // "high" or "max" (thinking mode only)
+  std::string reasoning_effort = "low";  // "low" (the 0731 encoding's default), "high" or "max" (thinking mode only)
   std::string response_format = "text";   // "text" or "json_object"
   bool add_generation_prompt = true;
   GenerationOptions options;

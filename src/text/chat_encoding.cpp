@@ -1,5 +1,9 @@
 #include "text/chat_encoding.h"
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
 #include "base/error.h"
 #include "text/chat_messages.h"
 #include "text/python_json.h"
@@ -142,10 +146,27 @@ std::string render_message(int index, const RenderState& s) {
 
 }  // namespace
 
+EncodingRevision detect_encoding_revision(const std::string& model_dir) {
+  std::ifstream in(std::filesystem::path(model_dir) / "encoding" / "encoding_dsv4.py", std::ios::binary);
+  if (!in) return EncodingRevision::kV4;
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str().find("REASONING_EFFORT_PROMPTS") != std::string::npos ? EncodingRevision::kV4_0731
+                                                                          : EncodingRevision::kV4;
+}
+
+bool parse_reasoning_effort(std::string_view name, ReasoningEffort* out) {
+  if (name == "low") *out = ReasoningEffort::kLow;
+  else if (name == "high") *out = ReasoningEffort::kHigh;
+  else if (name == "max") *out = ReasoningEffort::kMax;
+  else return false;
+  return true;
+}
+
 std::string_view reasoning_effort_prompt(EncodingRevision revision, ReasoningEffort effort) {
   if (revision == EncodingRevision::kV4) return effort == ReasoningEffort::kMax ? kEffortAbsoluteMaximum : "";
   switch (effort) {
-    case ReasoningEffort::kDefault: return "";
+    case ReasoningEffort::kLow: return "";
     case ReasoningEffort::kHigh: return kEffortAbsoluteMaximum;
     case ReasoningEffort::kMax: return kEffortBeyondMaximum;
   }

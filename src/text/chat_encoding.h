@@ -48,14 +48,20 @@ enum class ThinkingMode { kChat, kThinking };
 // The reasoning-effort prefix differs between checkpoint releases.
 enum class EncodingRevision {
   kV4,      // April release (V4-Flash, V4-Pro): "high" adds nothing, "max" adds the maximum-effort text
-  kV4_0731  // V4-Flash-0731: default/low adds nothing, "high" the April "max" text, "max" a stronger text
+  kV4_0731  // V4-Flash-0731 / V4-Pro-0813 (encoding/encoding_dsv4.py's REASONING_EFFORT_PROMPTS, default "low"):
+            // "low" adds nothing, "high" the April "max" text, "max" a stronger text
 };
 
-enum class ReasoningEffort { kDefault, kHigh, kMax };
+// The 0731 encoder's three levels. The April encoder knows two, high (its default, no text)
+// and max: low renders as its high there.
+enum class ReasoningEffort { kLow, kHigh, kMax };
+
+// "low", "high", "max" -> the level; false for anything else.
+bool parse_reasoning_effort(std::string_view name, ReasoningEffort* out);
 
 struct ChatEncodingOptions {
   ThinkingMode thinking_mode = ThinkingMode::kThinking;
-  ReasoningEffort reasoning_effort = ReasoningEffort::kDefault;  // used in thinking mode only
+  ReasoningEffort reasoning_effort = ReasoningEffort::kLow;  // used in thinking mode only; low = the 0731 default
   EncodingRevision revision = EncodingRevision::kV4;
   bool drop_thinking = true;  // drop earlier turns' reasoning (off whenever tools are present)
   bool add_bos = true;        // ignored when there is a context: the context already began the prompt
@@ -73,5 +79,10 @@ std::string encode_chat(const nlohmann::ordered_json& messages, const ChatEncodi
 void attach_request_tools(nlohmann::ordered_json& messages, const nlohmann::ordered_json& tools);
 
 std::string_view reasoning_effort_prompt(EncodingRevision revision, ReasoningEffort effort);
+
+// The encoding a model directory ships, as SGLang decides it (sgl-project/sglang#33140): the
+// 0731 revision when its encoding/encoding_dsv4.py defines REASONING_EFFORT_PROMPTS (the
+// official three-level table), else the April one (also when the file is absent).
+EncodingRevision detect_encoding_revision(const std::string& model_dir);
 
 }  // namespace fp4serve::text

@@ -153,6 +153,61 @@ TEST(Ops, CompressorPoolingBothLayouts) {
   }
 }
 
+// index_head_dim == qk_rope_head_dim (both references run it): the indexer's compressor ropes
+// every dim of its entries. Checked against pooling, RMSNorm and RoPE computed in float64 here.
+TEST(Ops, IndexerCompressorRopingEveryDim) {
+  constexpr int64_t kDim = 64, kRatio = 4;
+  constexpr double kTheta = 160000.0;
+  CompressorParams w;
+  w.ratio = kRatio;
+  w.dim = kDim;
+  w.overlap = true;
+  const int64_t width = 2 * kDim;
+  const std::vector<float> ape = randoms(static_cast<size_t>(kRatio * width), 21, 0.1f), norm(kDim, 1.0f);
+  w.ape = ape.data();
+  w.norm = norm.data();
+  // A slot laid out as model/state_layout.cpp lays it out: kv, score (at -inf), entries.
+  const int64_t cells = 2 * kRatio * width;
+  w.state = CompressorStateLayout{0, cells, 2 * cells, 8};
+  std::vector<float> slot(static_cast<size_t>(2 * cells + 8 * kDim), 0.0f);
+  std::fill(slot.begin() + cells, slot.begin() + 2 * cells, -INFINITY);
+  const std::vector<float> freqs = rope_frequencies(kDim, kTheta, nullptr);
+  const CompressorContext ctx{&w, Rope(freqs.data(), kDim), 1e-6f, false, CompressorKind::kIndexer};
+  const int64_t tokens = 3 * kRatio;
+  const auto a = randoms(static_cast<size_t>(tokens * width), 22), z = randoms(static_cast<size_t>(tokens * width), 23);
+  for (int64_t p = 0; p < tokens; ++p) compressor_ingest(ctx, slot.data(), p, a.data() + p * width, z.data() + p * width);
+  ASSERT_EQ(compressed_entries(kRatio, tokens - 1), 3);
+  const float* entries = slot.data() + w.state.entries;
+  for (int64_t e = 0; e < 3; ++e) {
+    std::vector<double> x(kDim);
+    for (int64_t f = 0; f < kDim; ++f) {
+      std::vector<std::pair<double, double>> cand;  // (score, value): previous window's first half, this one's second
+      if (e > 0)
+        for (int64_t t = (e - 1) * kRatio; t < e * kRatio; ++t)
+          cand.push_back({z[t * width + f] + double(ape[(t % kRatio) * width + f]), a[t * width + f]});
+      for (int64_t t = e * kRatio; t < (e + 1) * kRatio; ++t)
+        cand.push_back({z[t * width + kDim + f] + double(ape[(t % kRatio) * width + kDim + f]), a[t * width + kDim + f]});
+      double mx = -1e300, sum = 0, acc = 0;
+      for (auto& c : cand) mx = std::max(mx, c.first);
+      for (auto& c : cand) sum += std::exp(c.first - mx);
+      for (auto& c : cand) acc += c.second * std::exp(c.first - mx) / sum;
+      x[f] = acc;
+    }
+    double ms = 0;
+    for (double v : x) ms += v * v;
+    for (double& v : x) v /= std::sqrt(ms / kDim + 1e-6);
+    // RoPE over all kDim dims, interleaved pairs, at the window's first position.
+    const double pos = static_cast<double>(e * kRatio);
+    for (int64_t i = 0; i < kDim / 2; ++i) {
+      const double angle = pos * std::pow(kTheta, -2.0 * static_cast<double>(i) / kDim);
+      const double x0 = x[2 * i], x1 = x[2 * i + 1];
+      const double want0 = x0 * std::cos(angle) - x1 * std::sin(angle), want1 = x0 * std::sin(angle) + x1 * std::cos(angle);
+      EXPECT_NEAR(entries[e * kDim + 2 * i], want0, 2e-2 * std::fabs(want0) + 1e-2) << "entry " << e << " pair " << i;
+      EXPECT_NEAR(entries[e * kDim + 2 * i + 1], want1, 2e-2 * std::fabs(want1) + 1e-2) << "entry " << e << " pair " << i;
+    }
+  }
+}
+
 TEST(Ops, IndexerScoresAndTopK) {
   const int64_t heads = 4, dim = 128, count = 9;
   const auto q = randoms(heads * dim, 1, 0.3f), keys = randoms(count * dim, 2, 0.3f), w = randoms(heads, 3);

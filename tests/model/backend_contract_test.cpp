@@ -5,12 +5,13 @@
 // the plain CPU backend's, bit for bit.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <set>
 
 #include "backend/backend.h"
 #include "cpu_model.h"
 #include "model/model.h"
-#include "random_checkpoint.h"
+#include "model_test_checkpoints.h"
 
 namespace fp4serve {
 namespace {
@@ -85,7 +86,7 @@ class RecordingBackend final : public Backend {
 
 TEST(BackendContract, DecodeCopiesBackOnlyLogitsAndEveryWeightIsPlaced) {
   const ModelConfig config = testing::tiny_config({0, 4, 8, 4}, 2, 1);
-  const Checkpoint ckpt = testing::random_checkpoint(config, testing::RandomEncoding::kNative, 3);
+  const Checkpoint ckpt = testing::random_checkpoint(config, OutputLayout::kNative, 3);
   RecordingBackend backend;
   Model model(backend, ckpt.config, ckpt.linears, ckpt.tensors, ModelOptions{ActQuantMode::kAuto, 64});
   testing::CpuModel plain(ckpt, ModelOptions{ActQuantMode::kAuto, 64});

@@ -11,7 +11,7 @@
 #include "backend/cpu/parallel.h"
 #include "cpu_model.h"
 #include "model/model.h"
-#include "random_checkpoint.h"
+#include "model_test_checkpoints.h"
 
 namespace fp4serve {
 namespace {
@@ -19,7 +19,6 @@ namespace {
 using cpu::parallel_min_cost;
 using cpu::set_parallel_min_cost;
 using testing::CpuModel;
-using testing::RandomEncoding;
 
 SequenceId new_id() {
   static SequenceId next = 1000;
@@ -72,7 +71,7 @@ std::vector<float> run_chunks(Model& model, const std::vector<int32_t>& tokens, 
   return logits;
 }
 
-class Consistency : public ::testing::TestWithParam<RandomEncoding> {};
+class Consistency : public ::testing::TestWithParam<OutputLayout> {};
 
 TEST_P(Consistency, PrefillDecodeChunkedAndBatchAgree) {
   // Flash-like pattern with scaled-down ratios: SWA, CSA, HCA (8), CSA; window 8, top-3.
@@ -135,11 +134,11 @@ TEST_P(Consistency, LoopsOnThePoolAgreeWithOneThread) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Encodings, Consistency,
-                         ::testing::Values(RandomEncoding::kBF16, RandomEncoding::kNative, RandomEncoding::kNVFP4));
+                         ::testing::Values(OutputLayout::kBF16, OutputLayout::kNative, OutputLayout::kNvfp4));
 
 TEST(Consistency, ProLikePatternAndMtpBlock) {
   const ModelConfig config = testing::tiny_config({16, 16, 4, 16}, 3, 1);
-  const Checkpoint ckpt = testing::random_checkpoint(config, RandomEncoding::kNative, 9);
+  const Checkpoint ckpt = testing::random_checkpoint(config, OutputLayout::kNative, 9);
   CpuModel m(ckpt);
   Model& model = m.model;
   const auto tokens = test_tokens(40, 5);
@@ -170,9 +169,25 @@ TEST(Consistency, ProLikePatternAndMtpBlock) {
   expect_same_logits(mtp_steps, mtp_all, config.vocab_size, "MTP one at a time");
 }
 
+TEST(Consistency, IndexerRopingEveryDim) {
+  // index_head_dim == qk_rope_head_dim, which DeepSeek's reference and transformers both run: the
+  // indexer's queries and compressed keys are roped over all their dims (no un-roped part).
+  ModelConfig config = testing::tiny_config({0, 4, 8, 4}, 2, 0);
+  config.index_head_dim = config.rope_head_dim;
+  const Checkpoint ckpt = testing::random_checkpoint(config, OutputLayout::kNative, 3);
+  CpuModel m(ckpt);
+  Model& model = m.model;
+  const int n = 29;
+  const auto tokens = test_tokens(n, 7);
+  const auto prefill = run_chunks(model, tokens, {n});
+  for (float v : prefill) ASSERT_TRUE(std::isfinite(v));
+  expect_same_logits(run_chunks(model, tokens, std::vector<int>(n, 1)), prefill, config.vocab_size, "decode");
+  expect_same_logits(run_chunks(model, tokens, {4, 13, 12}), prefill, config.vocab_size, "chunked");
+}
+
 TEST(Consistency, BadInputsAreErrors) {
   const ModelConfig config = testing::tiny_config({0, 4}, 1, 0);
-  Checkpoint ckpt = testing::random_checkpoint(config, RandomEncoding::kBF16, 1);
+  Checkpoint ckpt = testing::random_checkpoint(config, OutputLayout::kBF16, 1);
   CpuModel m(ckpt);
   Model& model = m.model;
   const SequenceId seq = new_id();

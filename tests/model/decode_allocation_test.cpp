@@ -12,7 +12,7 @@
 #include "backend/cpu/parallel.h"
 #include "cpu_model.h"
 #include "model/model.h"
-#include "random_checkpoint.h"
+#include "model_test_checkpoints.h"
 
 namespace {
 
@@ -74,7 +74,6 @@ void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::f
 namespace fp4serve {
 namespace {
 
-using testing::RandomEncoding;
 
 // Decodes `steps` tokens after a prompt and two warm-up steps; returns the operator new
 // calls made during those steps.
@@ -103,7 +102,7 @@ int64_t allocations_while_decoding(Model& model, int64_t steps) {
   return allocations.load();
 }
 
-class DecodeAllocation : public ::testing::TestWithParam<RandomEncoding> {};
+class DecodeAllocation : public ::testing::TestWithParam<OutputLayout> {};
 
 // 50 steps from position 7: the window (8) wraps many times, the compressors (ratios 4
 // and 8) emit entries and the indexer's top-3 prunes, so every growing buffer grows.
@@ -128,7 +127,7 @@ TEST_P(DecodeAllocation, NoAllocationAfterWarmUp) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Encodings, DecodeAllocation,
-                         ::testing::Values(RandomEncoding::kBF16, RandomEncoding::kNative, RandomEncoding::kNVFP4));
+                         ::testing::Values(OutputLayout::kBF16, OutputLayout::kNative, OutputLayout::kNvfp4));
 
 }  // namespace
 }  // namespace fp4serve

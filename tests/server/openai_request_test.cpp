@@ -26,7 +26,7 @@ TEST(ChatRequest, Defaults) {
   ChatRequest r = parse_chat_request("{" + kMessages + "}");
   EXPECT_FALSE(r.model.has_value());
   EXPECT_EQ(r.thinking, ThinkingMode::kThinking);  // DeepSeek-V4 thinks by default
-  EXPECT_EQ(r.reasoning_effort, "high");
+  EXPECT_EQ(r.reasoning_effort, "low");  // the 0731 encoding's default level
   EXPECT_EQ(r.options.sampling.temperature, 1.0);
   EXPECT_EQ(r.options.sampling.top_p, 1.0);
   EXPECT_EQ(r.options.sampling.top_k, 0);
@@ -64,13 +64,16 @@ TEST(ChatRequest, ThinkingForms) {
     const char* effort;
   };
   const Case cases[] = {
-      {R"("thinking": {"type": "disabled"})", ThinkingMode::kChat, "high"},
-      {R"("thinking": false)", ThinkingMode::kChat, "high"},
-      {R"("chat_template_kwargs": {"thinking": false})", ThinkingMode::kChat, "high"},
-      {R"("chat_template_kwargs": {"enable_thinking": false})", ThinkingMode::kChat, "high"},
-      {R"("reasoning_effort": "none")", ThinkingMode::kChat, "high"},
+      {R"("thinking": {"type": "disabled"})", ThinkingMode::kChat, "low"},
+      {R"("thinking": false)", ThinkingMode::kChat, "low"},
+      {R"("chat_template_kwargs": {"thinking": false})", ThinkingMode::kChat, "low"},
+      {R"("chat_template_kwargs": {"enable_thinking": false})", ThinkingMode::kChat, "low"},
+      {R"("reasoning_effort": "none")", ThinkingMode::kChat, "low"},
       {R"("reasoning_effort": "max")", ThinkingMode::kThinking, "max"},
-      {R"("reasoning_effort": "low")", ThinkingMode::kThinking, "high"},
+      // DeepSeek's API mapping onto the 0731 levels: minimal/low -> low, medium/high/xhigh -> high.
+      {R"("reasoning_effort": "minimal")", ThinkingMode::kThinking, "low"},
+      {R"("reasoning_effort": "low")", ThinkingMode::kThinking, "low"},
+      {R"("reasoning_effort": "high")", ThinkingMode::kThinking, "high"},
       {R"("reasoning_effort": "xhigh")", ThinkingMode::kThinking, "high"},
       {R"("thinking": {"type": "enabled"}, "reasoning_effort": "medium")", ThinkingMode::kThinking, "high"},
   };

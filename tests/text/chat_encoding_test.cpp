@@ -7,6 +7,7 @@
 
 #include <array>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -60,7 +61,7 @@ TEST(ChatEncoding, GoldensThroughTheApi) {
     if (input.is_object() && input.contains("tools")) attach_request_tools(messages, input["tools"]);
     ChatEncodingOptions options;
     options.thinking_mode = c.mode == "chat" ? ThinkingMode::kChat : ThinkingMode::kThinking;
-    options.reasoning_effort = c.effort == "max" ? ReasoningEffort::kMax : c.effort == "high" ? ReasoningEffort::kHigh : ReasoningEffort::kDefault;
+    if (!c.effort.empty()) ASSERT_TRUE(parse_reasoning_effort(c.effort, &options.reasoning_effort)) << c.effort;
     options.revision = c.revision == "v4-0731" ? EncodingRevision::kV4_0731 : EncodingRevision::kV4;
     options.drop_thinking = !c.keep_thinking;
     EXPECT_EQ(encode_chat(messages, options), read_file(kGoldens + c.name + ".output.txt")) << c.name << ": " << c.rule;
@@ -91,13 +92,44 @@ TEST(ChatEncoding, ContextShapesTransitionsButIsNotRenderedAgain) {
 }
 
 TEST(ChatEncoding, EffortTextsHaveTheSpecifiedLengths) {
-  // encoding_dsv4.py: the April "max" text is 476 bytes, the 0731 revision's "max" text 528.
+  // The April "max" text is 476 bytes, the 0731 "max" text 528 (DeepSeek's encoding_dsv4.py, both releases).
   EXPECT_EQ(reasoning_effort_prompt(EncodingRevision::kV4, ReasoningEffort::kMax).size(), 476u);
+  EXPECT_EQ(reasoning_effort_prompt(EncodingRevision::kV4, ReasoningEffort::kLow).size(), 0u);
+  EXPECT_EQ(reasoning_effort_prompt(EncodingRevision::kV4_0731, ReasoningEffort::kLow).size(), 0u);
   EXPECT_EQ(reasoning_effort_prompt(EncodingRevision::kV4, ReasoningEffort::kHigh).size(), 0u);
   EXPECT_EQ(reasoning_effort_prompt(EncodingRevision::kV4_0731, ReasoningEffort::kHigh).size(), 476u);
   EXPECT_EQ(reasoning_effort_prompt(EncodingRevision::kV4_0731, ReasoningEffort::kMax).size(), 528u);
   EXPECT_NE(reasoning_effort_prompt(EncodingRevision::kV4_0731, ReasoningEffort::kMax).find("maximum \xE2\x80\x94 exhaustive"),
             std::string_view::npos);
+}
+
+TEST(ChatEncoding, ReasoningEffortLevelsParse) {
+  ReasoningEffort e = ReasoningEffort::kMax;
+  ASSERT_TRUE(parse_reasoning_effort("low", &e));
+  EXPECT_EQ(e, ReasoningEffort::kLow);
+  ASSERT_TRUE(parse_reasoning_effort("high", &e));
+  EXPECT_EQ(e, ReasoningEffort::kHigh);
+  ASSERT_TRUE(parse_reasoning_effort("max", &e));
+  EXPECT_EQ(e, ReasoningEffort::kMax);
+  EXPECT_FALSE(parse_reasoning_effort("medium", &e));  // the API maps medium; the encoder has no such level
+  EXPECT_EQ(ChatEncodingOptions{}.reasoning_effort, ReasoningEffort::kLow);  // DEFAULT_REASONING_EFFORT = "low"
+}
+
+TEST(ChatEncoding, RevisionFollowsTheModelsEncoderFile) {
+  // sgl-project/sglang#33140: the 0731 encoder defines REASONING_EFFORT_PROMPTS, the April one
+  // REASONING_EFFORT_MAX; no encoder file means the April encoding.
+  const std::string root = ::testing::TempDir() + "/encoding_revision";
+  auto write_encoder = [&](const std::string& dir, const std::string& text) {
+    std::filesystem::create_directories(dir + "/encoding");
+    std::ofstream(dir + "/encoding/encoding_dsv4.py") << text;
+  };
+  write_encoder(root + "/official", "DEFAULT_REASONING_EFFORT = \"low\"\nREASONING_EFFORT_PROMPTS = {\n");
+  write_encoder(root + "/preview", "REASONING_EFFORT_MAX = (\n");
+  std::filesystem::create_directories(root + "/bare");
+  EXPECT_EQ(detect_encoding_revision(root + "/official"), EncodingRevision::kV4_0731);
+  EXPECT_EQ(detect_encoding_revision(root + "/preview"), EncodingRevision::kV4);
+  EXPECT_EQ(detect_encoding_revision(root + "/bare"), EncodingRevision::kV4);
+  EXPECT_EQ(detect_encoding_revision(root + "/missing"), EncodingRevision::kV4);
 }
 
 void expect_error(const nlohmann::ordered_json& messages, const std::string& needle) {
