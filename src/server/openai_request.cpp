@@ -349,12 +349,15 @@ void read_thinking(const Fields& f, bool default_thinking, ChatRequest& r) {
   }
   if (auto effort = f.string("reasoning_effort")) {
     // The DeepSeek-V4 April release knows two tiers, high and max.
+    // An effort asks for thinking, unless the request chose the mode itself.
     if (*effort == "none") {
       thinking = false;
     } else if (*effort == "max") {
       r.reasoning_effort = "max";
+      thinking = thinking.value_or(true);
     } else if (*effort == "minimal" || *effort == "low" || *effort == "medium" || *effort == "high" || *effort == "xhigh") {
       r.reasoning_effort = "high";
+      thinking = thinking.value_or(true);
     } else {
       bad_request("reasoning_effort", fmt::format("'reasoning_effort' '{}' is not one of none, minimal, low, medium, "
                                                   "high, xhigh, max", *effort));
