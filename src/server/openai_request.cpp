@@ -1,8 +1,10 @@
 #include "server/openai_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <stdexcept>
 
 #include "server/api_error.h"
 #include "server/request_json.h"
@@ -20,21 +22,15 @@ constexpr std::string_view kGenerationFields[] = {
     "model", "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty",
     "seed", "logit_bias", "stop", "stop_token_ids", "include_stop_str_in_output", "ignore_eos", "skip_special_tokens",
     "n", "stream", "stream_options", "max_tokens", "logprobs"};
-constexpr std::string_view kChatFields[] = {"messages", "tools", "tool_choice", "thinking", "chat_template_kwargs",
-                                    "reasoning_effort", "response_format", "add_generation_prompt",
-                                    "max_completion_tokens", "top_logprobs"};
+constexpr std::string_view kChatFields[] = {
+    "messages", "tools", "tool_choice", "thinking", "chat_template_kwargs", "reasoning_effort", "response_format",
+    "add_generation_prompt", "max_completion_tokens", "top_logprobs"};
 constexpr std::string_view kCompletionFields[] = {"prompt", "suffix", "echo"};
 constexpr std::string_view kTokenizeFields[] = {"prompt", "add_special_tokens", "return_token_strs"};
 constexpr std::string_view kDetokenizeFields[] = {"model", "tokens"};
 
 bool listed(FieldNames names, std::string_view name) {
   return std::find(names.begin(), names.end(), name) != names.end();
-}
-
-std::string type_name(const json& v) {
-  if (v.is_number_integer()) return "integer";
-  if (v.is_number()) return "number";
-  return v.type_name();
 }
 
 // Typed access to optional request fields; null counts as absent (the SDKs
@@ -57,14 +53,14 @@ class Fields {
   std::optional<bool> boolean(const char* field) const {
     const json* v = get(field);
     if (!v) return std::nullopt;
-    if (!v->is_boolean()) bad_request(name(field), fmt::format("'{}' must be a boolean, got {}", name(field), type_name(*v)));
+    if (!v->is_boolean()) bad_request(name(field), fmt::format("'{}' must be a boolean, got {}", name(field), json_type_name(*v)));
     return v->get<bool>();
   }
 
   std::optional<double> number(const char* field, double min, double max) const {
     const json* v = get(field);
     if (!v) return std::nullopt;
-    if (!v->is_number()) bad_request(name(field), fmt::format("'{}' must be a number, got {}", name(field), type_name(*v)));
+    if (!v->is_number()) bad_request(name(field), fmt::format("'{}' must be a number, got {}", name(field), json_type_name(*v)));
     double x = v->get<double>();
     if (!(x >= min && x <= max)) {
       bad_request(name(field), fmt::format("'{}' must be in [{}, {}], got {}", name(field), min, max, x));
@@ -76,7 +72,7 @@ class Fields {
     const json* v = get(field);
     if (!v) return std::nullopt;
     if (!v->is_number_integer()) {
-      bad_request(name(field), fmt::format("'{}' must be an integer, got {}", name(field), type_name(*v)));
+      bad_request(name(field), fmt::format("'{}' must be an integer, got {}", name(field), json_type_name(*v)));
     }
     if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       bad_request(name(field), fmt::format("'{}' must be in [{}, {}]", name(field), min, max));
@@ -89,7 +85,7 @@ class Fields {
   std::optional<std::string> string(const char* field) const {
     const json* v = get(field);
     if (!v) return std::nullopt;
-    if (!v->is_string()) bad_request(name(field), fmt::format("'{}' must be a string, got {}", name(field), type_name(*v)));
+    if (!v->is_string()) bad_request(name(field), fmt::format("'{}' must be a string, got {}", name(field), json_type_name(*v)));
     return v->get<std::string>();
   }
 
@@ -124,7 +120,7 @@ std::vector<std::string> stop_strings(const Fields& f) {
       stops.push_back(s.get<std::string>());
     }
   } else {
-    bad_request("stop", fmt::format("'stop' must be a string or an array of strings, got {}", type_name(*v)));
+    bad_request("stop", fmt::format("'stop' must be a string or an array of strings, got {}", json_type_name(*v)));
   }
   for (const auto& s : stops) {
     if (s.empty()) bad_request("stop", "'stop' strings must not be empty");
@@ -250,7 +246,7 @@ void check_tool_calls(const json& calls, const std::string& where) {
 void check_messages(const Fields& f) {
   const json* it = f.get("messages");
   if (!it) bad_request("messages", "'messages' is required");
-  if (!it->is_array()) bad_request("messages", fmt::format("'messages' must be an array, got {}", type_name(*it)));
+  if (!it->is_array()) bad_request("messages", fmt::format("'messages' must be an array, got {}", json_type_name(*it)));
   if (it->empty()) bad_request("messages", "'messages' must not be empty");
   for (size_t i = 0; i < it->size(); ++i) {
     const json& m = (*it)[i];

@@ -151,13 +151,13 @@ class BoundedDomBuilder {
   std::string error_;
 };
 
-std::string type_name(const ordered_json& v) {
+}  // namespace
+
+std::string json_type_name(const ordered_json& v) {
   if (v.is_number_integer()) return "integer";
   if (v.is_number()) return "number";
   return v.type_name();
 }
-
-}  // namespace
 
 ordered_json parse_request_object(std::string_view body, FieldNames kept) {
   if (size_t bad = first_invalid_utf8(body); bad != std::string_view::npos) {
@@ -175,7 +175,7 @@ ordered_json parse_request_object(std::string_view body, FieldNames kept) {
   }
   ordered_json parsed = builder.take();
   if (!parsed.is_object()) {
-    throw ApiError(400, fmt::format("the request body must be a JSON object, got {}", type_name(parsed)));
+    throw ApiError(400, fmt::format("the request body must be a JSON object, got {}", json_type_name(parsed)));
   }
   return parsed;
 }

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include <span>
+#include <string>
 #include <string_view>
 
 namespace fp4serve::server {
@@ -29,5 +30,8 @@ using FieldNames = std::span<const std::string_view>;
 // the result. Duplicate keys: the last value wins, at the first one's place
 // (as Python's json and nlohmann do).
 nlohmann::ordered_json parse_request_object(std::string_view body, FieldNames kept);
+
+// "integer", "number", "string", "object", ...: a value's JSON type as refusals name it.
+std::string json_type_name(const nlohmann::ordered_json& v);
 
 }  // namespace fp4serve::server
