@@ -51,8 +51,8 @@ TEST(RequestJson, NestingBeyond256IsRefusedEvenInAnUnreadField) {
 }
 
 TEST(RequestJson, LoneSurrogatesAreRefusedWithTheirPosition) {
-  // As Python's json.loads would not (it builds a str that cannot be encoded),
-  // and as the other OpenAI servers' parsers (jiter, serde) do: a 400.
+  // A 400, not a silent U+FFFD: the escape has no UTF-8 form, and replacing it
+  // would change the prompt the client sent.
   for (const char* escape : {"\\ud800", "\\udfff", "\\ud800\\u0041", "\\udc00\\ud800"}) {
     const std::string message = message_of("{" + kMessages + ", \"user\": \"" + escape + "\"}");
     EXPECT_NE(message.find("surrogate"), std::string::npos) << escape << ": " << message;
