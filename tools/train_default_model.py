@@ -467,8 +467,11 @@ def main() -> None:
     hash_tables = {i: layer.mlp.gate.tid2eid.detach().cpu().clone() for i, layer in enumerate(model.model.layers)
                    if config.mlp_layer_types[i] == "hash_moe"}
     model.to(torch.bfloat16)
+    # Chat mode by default (the fine-tune taught plain answers); servers read this as their
+    # default chat_template_kwargs (fp4serve: src/server/generation_defaults.h).
     model.generation_config = GenerationConfig(bos_token_id=BOS, eos_token_id=EOS, pad_token_id=EOS,
-                                               do_sample=True, temperature=0.8, top_p=0.95)
+                                               do_sample=True, temperature=0.8, top_p=0.95,
+                                               default_chat_template_kwargs={"thinking": False})
     model.save_pretrained(out_model, max_shard_size="200MB")
     del model
     torch.cuda.empty_cache()

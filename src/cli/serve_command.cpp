@@ -134,15 +134,26 @@ ServedModel make_fake_model(const ServeOptions& o) {
 
 // vLLM's --generation-config: "auto" reads MODEL_DIR/generation_config.json,
 // "vllm" keeps OpenAI's defaults, anything else names a folder holding one.
+// The chat thinking default always follows MODEL_DIR (it belongs to the chat template).
 server::SamplingDefaults sampling_defaults_for(const ServeOptions& o) {
-  if (o.generation_config == "vllm") return {};
+  server::SamplingDefaults defaults;
+  if (!o.model_dir.empty()) {
+    defaults.thinking = server::read_default_thinking(o.model_dir);
+    if (!defaults.thinking) {
+      std::printf("fp4serve: chat requests that choose no thinking mode get chat mode (%s sets "
+                  "default_chat_template_kwargs)\n", o.model_dir.c_str());
+    }
+  }
+  if (o.generation_config == "vllm") return defaults;
   std::string dir = o.generation_config == "auto" ? o.model_dir : o.generation_config;
   if (o.generation_config != "auto") {
     FP4SERVE_CHECK(std::filesystem::is_regular_file(std::filesystem::path(dir) / "generation_config.json"),
                    "--generation-config: '{}' holds no generation_config.json", dir);
   }
-  if (dir.empty()) return {};
-  server::SamplingDefaults defaults = server::read_generation_config(dir);
+  if (dir.empty()) return defaults;
+  const bool thinking = defaults.thinking;
+  defaults = server::read_generation_config(dir);
+  defaults.thinking = thinking;
   std::string changed = server::describe_sampling_defaults(defaults);
   if (!changed.empty()) {
     std::printf("fp4serve: default sampling from %s/generation_config.json (requests may override): %s\n",

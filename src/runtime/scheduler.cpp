@@ -105,6 +105,12 @@ std::vector<std::shared_ptr<GenerationStream>> Scheduler::submit(std::vector<Gen
     FP4SERVE_CHECK(r.max_new_tokens >= 1, "max_new_tokens must be >= 1 (got {})", r.max_new_tokens);
     check_sampling_params(r.sampling);  // before any is queued: all or none
   }
+  if (requests.size() > capacity()) {
+    metrics_.count_rejected();
+    throw TooLargeError(fmt::format("the request needs {} sequences at once, but the server holds at most {} ({} "
+                                    "running, --max-num-seqs, plus {} queued); it can never be scheduled",
+                                    requests.size(), capacity(), config_.max_num_seqs, config_.max_waiting));
+  }
   std::vector<std::shared_ptr<GenerationStream>> streams;
   {
     std::lock_guard lock(mutex_);

@@ -84,8 +84,13 @@ struct SchedulerConfig {
   int64_t max_batched_tokens = 512;  // tokens per step: decodes plus prompt chunks
 };
 
-// submit() refusals, so the server can answer 429 or 503.
+// submit() refusals, so the server can answer 429, 400 or 503. Queue full is
+// momentary (retry later); too large never fits, however long one waits.
 class QueueFullError : public Error {
+ public:
+  using Error::Error;
+};
+class TooLargeError : public Error {
  public:
   using Error::Error;
 };
@@ -102,7 +107,8 @@ class Scheduler {
   Scheduler& operator=(const Scheduler&) = delete;
 
   // Queues the requests (the n choices of one API request) all or none.
-  // Throws QueueFullError when they do not fit, DrainingError after begin_drain().
+  // Throws TooLargeError when there are more than capacity(), QueueFullError
+  // when they do not fit now, DrainingError after begin_drain().
   std::vector<std::shared_ptr<GenerationStream>> submit(std::vector<GenerationRequest> requests);
 
   // Refuses new requests from now on; those already queued or running finish.
@@ -117,6 +123,8 @@ class Scheduler {
   };
   Load load() const;
   const SchedulerConfig& config() const { return config_; }
+  // The most sequences held at once, running and queued.
+  size_t capacity() const { return static_cast<size_t>(config_.max_num_seqs) + static_cast<size_t>(config_.max_waiting); }
 
  private:
   struct Sequence;

@@ -114,6 +114,20 @@ void CompletionService::check_model(const std::optional<std::string>& model) con
   }
 }
 
+// Before any tokenizing: a request with more choices (n x prompts) than the
+// scheduler holds at once can never run, so it is a 400, not a 429 to retry.
+void CompletionService::check_capacity(size_t sequences, const GenerationOptions& options) const {
+  const size_t capacity = scheduler_.capacity();
+  if (sequences <= capacity) return;
+  const size_t n = static_cast<size_t>(options.n);
+  throw ApiError(400,
+                 fmt::format("This server runs at most {} sequences at once ({} running, --max-num-seqs, plus {} "
+                             "queued). However, you requested {} ({} prompts x n={}). Reduce n or the prompts",
+                             capacity, scheduler_.config().max_num_seqs, scheduler_.config().max_waiting, sequences,
+                             sequences / n, n),
+                 n > 1 ? "n" : "prompt", "request_too_large");
+}
+
 void CompletionService::check_token_ids(const std::vector<int32_t>& ids, const char* param) const {
   for (int32_t id : ids) {
     if (id >= text_.vocab_size()) {
@@ -153,6 +167,7 @@ std::vector<int32_t> CompletionService::stop_token_ids(const GenerationOptions& 
 
 CompletionService::Prepared CompletionService::prepare_chat(const ChatRequest& request) const {
   check_model(request.model);
+  check_capacity(static_cast<size_t>(request.options.n), request.options);
   Prepared p;
   p.stop_token_ids = stop_token_ids(request.options);
   std::vector<int32_t> prompt;
@@ -173,6 +188,7 @@ CompletionService::Prepared CompletionService::prepare_chat(const ChatRequest& r
 
 CompletionService::Prepared CompletionService::prepare_completion(const CompletionRequest& request) const {
   check_model(request.model);
+  check_capacity(request.prompts.size() * static_cast<size_t>(request.options.n), request.options);
   Prepared p;
   p.stop_token_ids = stop_token_ids(request.options);
   for (const auto& prompt : request.prompts) {

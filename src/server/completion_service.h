@@ -43,9 +43,10 @@ class CompletionService {
   CompletionService(const ServingText& text, runtime::Scheduler& scheduler, runtime::SchedulerMetrics& metrics,
                     ServiceConfig config);
 
-  // All of these throw ApiError (404 unknown model, 400 context overflow or
-  // bad token ids, 429 queue full, 408 timeout, 500 model failure) before any
-  // byte is sent; streams report later failures as an error event.
+  // All of these throw ApiError (404 unknown model; 400 for what can never
+  // run: context overflow, bad token ids, more choices than the scheduler
+  // holds; 429 queue full, a momentary state; 408 timeout, 500 model failure)
+  // before any byte is sent; streams report later failures as an error event.
   nlohmann::json chat(const ChatRequest& request, const ClientGone& client_gone);
   std::unique_ptr<EventSource> chat_stream(const ChatRequest& request);
   nlohmann::json completion(const CompletionRequest& request, const ClientGone& client_gone);
@@ -62,6 +63,7 @@ class CompletionService {
   Prepared prepare_chat(const ChatRequest& request) const;
   Prepared prepare_completion(const CompletionRequest& request) const;
   void check_model(const std::optional<std::string>& model) const;
+  void check_capacity(size_t sequences, const GenerationOptions& options) const;
   int64_t resolve_max_tokens(int64_t prompt_tokens, std::optional<int64_t> requested, const char* param) const;
   std::vector<int32_t> stop_token_ids(const GenerationOptions& options) const;
   void check_token_ids(const std::vector<int32_t>& ids, const char* param) const;

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "base/error.h"
@@ -27,12 +28,9 @@ bool read_number(const json& config, const std::string& path, const char* key, d
   return true;
 }
 
-}  // namespace
-
-SamplingDefaults read_generation_config(const std::string& model_dir) {
-  SamplingDefaults d;
-  const std::string path = (std::filesystem::path(model_dir) / "generation_config.json").string();
-  if (!std::filesystem::exists(path)) return d;
+// The JSON object in `path`, or null when there is no such file.
+json read_json_object(const std::string& path) {
+  if (!std::filesystem::exists(path)) return nullptr;
   std::ifstream in(path, std::ios::binary);
   FP4SERVE_CHECK(in.good(), "{}: cannot be read", path);
   std::stringstream text;
@@ -40,6 +38,45 @@ SamplingDefaults read_generation_config(const std::string& model_dir) {
   json config = json::parse(text.str(), nullptr, false);
   FP4SERVE_CHECK(!config.is_discarded(), "{}: not valid JSON", path);
   FP4SERVE_CHECK(config.is_object(), "{}: expected a JSON object", path);
+  return config;
+}
+
+// default_chat_template_kwargs.thinking / .enable_thinking, if the file sets one.
+std::optional<bool> thinking_in(const json& config, const std::string& path) {
+  auto kwargs = config.find("default_chat_template_kwargs");
+  if (kwargs == config.end() || kwargs->is_null()) return std::nullopt;
+  FP4SERVE_CHECK(kwargs->is_object(), "{}: 'default_chat_template_kwargs' must be an object, got {}", path,
+                 kwargs->type_name());
+  std::optional<bool> thinking;
+  for (const char* key : {"thinking", "enable_thinking"}) {
+    auto it = kwargs->find(key);
+    if (it == kwargs->end() || it->is_null()) continue;
+    FP4SERVE_CHECK(it->is_boolean(), "{}: 'default_chat_template_kwargs.{}' must be a boolean, got {}", path, key,
+                   it->type_name());
+    FP4SERVE_CHECK(!thinking || *thinking == it->get<bool>(),
+                   "{}: 'default_chat_template_kwargs' sets thinking and enable_thinking to different values", path);
+    thinking = it->get<bool>();
+  }
+  return thinking;
+}
+
+}  // namespace
+
+bool read_default_thinking(const std::string& model_dir) {
+  for (const char* name : {"generation_config.json", "tokenizer_config.json"}) {
+    const std::string path = (std::filesystem::path(model_dir) / name).string();
+    const json config = read_json_object(path);
+    if (config.is_null()) continue;
+    if (auto thinking = thinking_in(config, path)) return *thinking;
+  }
+  return true;
+}
+
+SamplingDefaults read_generation_config(const std::string& model_dir) {
+  SamplingDefaults d;
+  const std::string path = (std::filesystem::path(model_dir) / "generation_config.json").string();
+  const json config = read_json_object(path);
+  if (config.is_null()) return d;
   read_number(config, path, "temperature", 0.0, 2.0, &d.temperature);
   read_number(config, path, "top_p", 0.0, 1.0, &d.top_p);
   FP4SERVE_CHECK(d.top_p > 0.0, "{}: 'top_p' must be in (0, 1], got 0", path);

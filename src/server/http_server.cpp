@@ -232,7 +232,7 @@ class HttpServer::Impl {
       });
     });
     server_.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(req, res, true, [&] { send_json(res, service_.tokenize(parse_tokenize_request(req.body))); });
+      guarded(req, res, true, [&] { send_json(res, service_.tokenize(parse_tokenize_request(req.body, service_.config().sampling_defaults))); });
     });
     server_.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
       guarded(req, res, true, [&] { send_json(res, service_.detokenize(parse_detokenize_request(req.body))); });

@@ -1,21 +1,36 @@
 #include "server/openai_request.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
+#include <stdexcept>
 
 #include "server/api_error.h"
-#include "text/utf8.h"
+#include "server/request_json.h"
 
 namespace fp4serve::server {
 namespace {
 
-using nlohmann::json;
+// Ordered: prompts render tool schemas in the client's key order.
+using json = nlohmann::ordered_json;
 
-std::string type_name(const json& v) {
-  if (v.is_number_integer()) return "integer";
-  if (v.is_number()) return "number";
-  return v.type_name();
+// The top-level fields each endpoint reads; parse_request_object drops the
+// others unbuilt. Fields::get refuses to read one missing here (a 500 in
+// every test that touches it), so the lists cannot fall behind the readers.
+constexpr std::string_view kGenerationFields[] = {
+    "model", "temperature", "top_p", "top_k", "min_p", "presence_penalty", "frequency_penalty", "repetition_penalty",
+    "seed", "logit_bias", "stop", "stop_token_ids", "include_stop_str_in_output", "ignore_eos", "skip_special_tokens",
+    "n", "stream", "stream_options", "max_tokens", "logprobs"};
+constexpr std::string_view kChatFields[] = {
+    "messages", "tools", "tool_choice", "thinking", "chat_template_kwargs", "reasoning_effort", "response_format",
+    "add_generation_prompt", "max_completion_tokens", "top_logprobs"};
+constexpr std::string_view kCompletionFields[] = {"prompt", "suffix", "echo"};
+constexpr std::string_view kTokenizeFields[] = {"prompt", "add_special_tokens", "return_token_strs"};
+constexpr std::string_view kDetokenizeFields[] = {"model", "tokens"};
+
+bool listed(FieldNames names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
 }
 
 // Typed access to optional request fields; null counts as absent (the SDKs
@@ -23,8 +38,13 @@ std::string type_name(const json& v) {
 class Fields {
  public:
   Fields(const json& object, std::string path = {}) : object_(object), path_(std::move(path)) {}
+  // The request body itself: only the fields it kept may be asked for.
+  Fields(const json& body, std::vector<FieldNames> kept) : object_(body), kept_(std::move(kept)) {}
 
   const json* get(const char* name) const {
+    if (!kept_.empty() && std::none_of(kept_.begin(), kept_.end(), [&](FieldNames f) { return listed(f, name); })) {
+      throw std::logic_error(fmt::format("request field '{}' is read but was not kept by the parser", name));
+    }
     auto it = object_.find(name);
     return it == object_.end() || it->is_null() ? nullptr : &*it;
   }
@@ -33,14 +53,14 @@ class Fields {
   std::optional<bool> boolean(const char* field) const {
     const json* v = get(field);
     if (!v) return std::nullopt;
-    if (!v->is_boolean()) bad_request(name(field), fmt::format("'{}' must be a boolean, got {}", name(field), type_name(*v)));
+    if (!v->is_boolean()) bad_request(name(field), fmt::format("'{}' must be a boolean, got {}", name(field), json_type_name(*v)));
     return v->get<bool>();
   }
 
   std::optional<double> number(const char* field, double min, double max) const {
     const json* v = get(field);
     if (!v) return std::nullopt;
-    if (!v->is_number()) bad_request(name(field), fmt::format("'{}' must be a number, got {}", name(field), type_name(*v)));
+    if (!v->is_number()) bad_request(name(field), fmt::format("'{}' must be a number, got {}", name(field), json_type_name(*v)));
     double x = v->get<double>();
     if (!(x >= min && x <= max)) {
       bad_request(name(field), fmt::format("'{}' must be in [{}, {}], got {}", name(field), min, max, x));
@@ -52,7 +72,7 @@ class Fields {
     const json* v = get(field);
     if (!v) return std::nullopt;
     if (!v->is_number_integer()) {
-      bad_request(name(field), fmt::format("'{}' must be an integer, got {}", name(field), type_name(*v)));
+      bad_request(name(field), fmt::format("'{}' must be an integer, got {}", name(field), json_type_name(*v)));
     }
     if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
       bad_request(name(field), fmt::format("'{}' must be in [{}, {}]", name(field), min, max));
@@ -65,13 +85,14 @@ class Fields {
   std::optional<std::string> string(const char* field) const {
     const json* v = get(field);
     if (!v) return std::nullopt;
-    if (!v->is_string()) bad_request(name(field), fmt::format("'{}' must be a string, got {}", name(field), type_name(*v)));
+    if (!v->is_string()) bad_request(name(field), fmt::format("'{}' must be a string, got {}", name(field), json_type_name(*v)));
     return v->get<std::string>();
   }
 
  private:
   const json& object_;
   std::string path_;
+  std::vector<FieldNames> kept_;
 };
 
 std::vector<int32_t> token_id_list(const json& v, const std::string& field) {
@@ -99,7 +120,7 @@ std::vector<std::string> stop_strings(const Fields& f) {
       stops.push_back(s.get<std::string>());
     }
   } else {
-    bad_request("stop", fmt::format("'stop' must be a string or an array of strings, got {}", type_name(*v)));
+    bad_request("stop", fmt::format("'stop' must be a string or an array of strings, got {}", json_type_name(*v)));
   }
   for (const auto& s : stops) {
     if (s.empty()) bad_request("stop", "'stop' strings must not be empty");
@@ -108,8 +129,7 @@ std::vector<std::string> stop_strings(const Fields& f) {
 }
 
 // The fields /v1/chat/completions and /v1/completions share.
-GenerationOptions generation_options(const json& body, const SamplingDefaults& defaults) {
-  Fields f(body);
+GenerationOptions generation_options(const Fields& f, const SamplingDefaults& defaults) {
   GenerationOptions o;
   runtime::SamplingParams& s = o.sampling;
   s.temperature = f.number("temperature", 0.0, 2.0).value_or(defaults.temperature);
@@ -161,12 +181,15 @@ GenerationOptions generation_options(const json& body, const SamplingDefaults& d
   return o;
 }
 
-// What every endpoint's body shares: a JSON object (parse_json_body) with an
-// optional 'model'. `read` fills in the endpoint's own fields.
+// What every endpoint's body shares: a JSON object (parse_request_object,
+// keeping the fields in `kept`) with an optional 'model'. `read` fills in the
+// endpoint's own fields; it may move values out of the body.
 template <typename Request, typename Read>
-Request parse_request(std::string_view text, Read read) {
-  const json body = parse_json_body(text);
-  const Fields f(body);
+Request parse_request(std::string_view text, std::vector<FieldNames> kept, Read read) {
+  std::vector<std::string_view> names;
+  for (FieldNames list : kept) names.insert(names.end(), list.begin(), list.end());
+  json body = parse_request_object(text, FieldNames(names));
+  const Fields f(body, std::move(kept));
   Request r;
   r.model = f.string("model");
   read(body, f, r);
@@ -220,10 +243,10 @@ void check_tool_calls(const json& calls, const std::string& where) {
   }
 }
 
-void check_messages(const json& body) {
-  auto it = body.find("messages");
-  if (it == body.end() || it->is_null()) bad_request("messages", "'messages' is required");
-  if (!it->is_array()) bad_request("messages", fmt::format("'messages' must be an array, got {}", type_name(*it)));
+void check_messages(const Fields& f) {
+  const json* it = f.get("messages");
+  if (!it) bad_request("messages", "'messages' is required");
+  if (!it->is_array()) bad_request("messages", fmt::format("'messages' must be an array, got {}", json_type_name(*it)));
   if (it->empty()) bad_request("messages", "'messages' must not be empty");
   for (size_t i = 0; i < it->size(); ++i) {
     const json& m = (*it)[i];
@@ -252,8 +275,7 @@ void check_messages(const json& body) {
 }
 
 // Tools and tool_choice; returns whether tools are to be rendered.
-bool check_tools(const json& body) {
-  Fields f(body);
+bool check_tools(const Fields& f) {
   const json* tools = f.get("tools");
   const json* choice = f.get("tool_choice");
   if (!tools) {
@@ -299,9 +321,9 @@ bool check_tools(const json& body) {
 
 // Thinking mode from the request, in the forms clients use: DeepSeek's
 // `thinking` (object or bool), vLLM/SGLang's chat_template_kwargs.thinking /
-// enable_thinking, and reasoning_effort ("none" = chat mode).
-void read_thinking(const json& body, ChatRequest& r) {
-  Fields f(body);
+// enable_thinking, and reasoning_effort ("none" = chat mode). A request that
+// says nothing gets the model directory's default.
+void read_thinking(const Fields& f, bool default_thinking, ChatRequest& r) {
   std::optional<bool> thinking;
   if (const json* t = f.get("thinking")) {
     if (t->is_boolean()) {
@@ -323,25 +345,29 @@ void read_thinking(const json& body, ChatRequest& r) {
   }
   if (auto effort = f.string("reasoning_effort")) {
     // DeepSeek's API mapping onto the 0731 encoding's levels low, high and max (the April encoding
-    // renders low as high): minimal/low -> low, medium/high/xhigh -> high, max -> max.
+    // renders low as high): minimal/low -> low, medium/high/xhigh -> high, max -> max. An effort asks
+    // for thinking, unless the request chose the mode itself.
     if (*effort == "none") {
       thinking = false;
     } else if (*effort == "max") {
       r.reasoning_effort = "max";
+      thinking = thinking.value_or(true);
     } else if (*effort == "minimal" || *effort == "low") {
       r.reasoning_effort = "low";
+      thinking = thinking.value_or(true);
     } else if (*effort == "medium" || *effort == "high" || *effort == "xhigh") {
       r.reasoning_effort = "high";
+      thinking = thinking.value_or(true);
     } else {
       bad_request("reasoning_effort", fmt::format("'reasoning_effort' '{}' is not one of none, minimal, low, medium, "
                                                   "high, xhigh, max", *effort));
     }
   }
-  r.thinking = thinking.value_or(true) ? ThinkingMode::kThinking : ThinkingMode::kChat;
+  r.thinking = thinking.value_or(default_thinking) ? ThinkingMode::kThinking : ThinkingMode::kChat;
 }
 
-void read_response_format(const json& body, ChatRequest& r) {
-  const json* rf = Fields(body).get("response_format");
+void read_response_format(const Fields& f, ChatRequest& r) {
+  const json* rf = f.get("response_format");
   if (!rf) return;
   if (!rf->is_object()) bad_request("response_format", "'response_format' must be an object");
   auto type = Fields(*rf, "response_format.").string("type");
@@ -366,44 +392,33 @@ void read_logprobs_chat(const Fields& f, GenerationOptions& o) {
   pass_logprobs_to_sampler(o);
 }
 
-}  // namespace
-
-nlohmann::json parse_json_body(std::string_view body) {
-  if (size_t bad = text::find_invalid_utf8(body); bad != std::string_view::npos) {
-    throw ApiError(400, fmt::format("the request body is not valid UTF-8 (byte offset {})", bad));
-  }
-  json parsed;
-  try {
-    parsed = json::parse(body);
-  } catch (const json::exception& e) {
-    // parse_error, and out_of_range for numbers beyond double (1e999).
-    throw ApiError(400, fmt::format("the request body is not valid JSON: {}", e.what()));
-  }
-  if (!parsed.is_object()) throw ApiError(400, fmt::format("the request body must be a JSON object, got {}", type_name(parsed)));
-  return parsed;
+// The chat fields of `body`, validated; messages and tools are moved out.
+void read_chat(json& body, const Fields& f, const SamplingDefaults& defaults, ChatRequest& r) {
+  check_messages(f);
+  r.render_tools = check_tools(f);
+  read_thinking(f, defaults.thinking, r);
+  read_response_format(f, r);
+  r.add_generation_prompt = f.boolean("add_generation_prompt").value_or(true);
+  r.options = generation_options(f, defaults);
+  // max_completion_tokens supersedes the deprecated max_tokens.
+  auto max_tokens = token_count(f, "max_tokens");
+  auto max_completion = token_count(f, "max_completion_tokens");
+  r.options.max_tokens = max_completion ? max_completion : max_tokens;
+  read_logprobs_chat(f, r.options);
+  r.messages = std::move(body["messages"]);
+  if (r.render_tools) r.tools = std::move(body["tools"]);
 }
 
+}  // namespace
+
 ChatRequest parse_chat_request(std::string_view text, const SamplingDefaults& defaults) {
-  return parse_request<ChatRequest>(text, [&](const json& body, const Fields& f, ChatRequest& r) {
-    check_messages(body);
-    r.render_tools = check_tools(body);
-    nlohmann::ordered_json ordered = nlohmann::ordered_json::parse(text);  // valid: parsed above
-    r.messages = ordered["messages"];
-    if (r.render_tools) r.tools = ordered["tools"];
-    read_thinking(body, r);
-    read_response_format(body, r);
-    r.add_generation_prompt = f.boolean("add_generation_prompt").value_or(true);
-    r.options = generation_options(body, defaults);
-    // max_completion_tokens supersedes the deprecated max_tokens.
-    auto max_tokens = token_count(f, "max_tokens");
-    auto max_completion = token_count(f, "max_completion_tokens");
-    r.options.max_tokens = max_completion ? max_completion : max_tokens;
-    read_logprobs_chat(f, r.options);
-  });
+  return parse_request<ChatRequest>(text, {kGenerationFields, kChatFields},
+                                    [&](json& body, const Fields& f, ChatRequest& r) { read_chat(body, f, defaults, r); });
 }
 
 CompletionRequest parse_completion_request(std::string_view text, const SamplingDefaults& defaults) {
-  return parse_request<CompletionRequest>(text, [&](const json& body, const Fields& f, CompletionRequest& r) {
+  return parse_request<CompletionRequest>(text, {kGenerationFields, kCompletionFields}, [&](json&, const Fields& f,
+                                                                                          CompletionRequest& r) {
     const json* prompt = f.get("prompt");
     if (!prompt) bad_request("prompt", "'prompt' is required");
     auto bad_prompt = [] { bad_request("prompt", "'prompt' must be a string, an array of strings, an array of token ids "
@@ -430,7 +445,7 @@ CompletionRequest parse_completion_request(std::string_view text, const Sampling
     }
     if (f.get("suffix")) throw ApiError(400, "'suffix' is not supported", "suffix");
     r.echo = f.boolean("echo").value_or(false);
-    r.options = generation_options(body, defaults);
+    r.options = generation_options(f, defaults);
     r.options.max_tokens = token_count(f, "max_tokens").value_or(16);
     if (auto n = f.integer("logprobs", 0, kMaxTopLogprobs)) {  // legacy: the number of alternatives
       r.options.logprobs = true;
@@ -440,11 +455,14 @@ CompletionRequest parse_completion_request(std::string_view text, const Sampling
   });
 }
 
-TokenizeRequest parse_tokenize_request(std::string_view text) {
-  return parse_request<TokenizeRequest>(text, [&](const json& body, const Fields& f, TokenizeRequest& r) {
+TokenizeRequest parse_tokenize_request(std::string_view text, const SamplingDefaults& defaults) {
+  return parse_request<TokenizeRequest>(text, {kGenerationFields, kChatFields, kTokenizeFields}, [&](json& body, const Fields& f,
+                                                                                                  TokenizeRequest& r) {
     r.return_token_strs = f.boolean("return_token_strs").value_or(false);
     if (body.contains("messages")) {
-      r.chat = parse_chat_request(text);
+      r.chat.emplace();
+      read_chat(body, f, defaults, *r.chat);
+      r.chat->model = r.model;
       r.add_special_tokens = f.boolean("add_special_tokens").value_or(false);
     } else {
       r.prompt = f.string("prompt");
@@ -455,7 +473,7 @@ TokenizeRequest parse_tokenize_request(std::string_view text) {
 }
 
 DetokenizeRequest parse_detokenize_request(std::string_view text) {
-  return parse_request<DetokenizeRequest>(text, [](const json&, const Fields& f, DetokenizeRequest& r) {
+  return parse_request<DetokenizeRequest>(text, {kDetokenizeFields}, [](json&, const Fields& f, DetokenizeRequest& r) {
     const json* tokens = f.get("tokens");
     if (!tokens) bad_request("tokens", "'tokens' is required");
     r.tokens = token_id_list(*tokens, "tokens");

@@ -75,15 +75,14 @@ struct DetokenizeRequest {
   std::vector<int32_t> tokens;
 };
 
-// Parses a request body: 400 for bytes that are not UTF-8 (with the offset),
-// for malformed JSON (with the parser's position) and for a non-object.
-nlohmann::json parse_json_body(std::string_view body);
-
-// Sampling fields the request leaves out take `defaults` (the model's
-// generation_config.json, else OpenAI's).
+// Each body is parsed by parse_request_object (server/request_json.h): 400 for
+// bytes that are not UTF-8, malformed JSON, trailing bytes, nesting beyond
+// kMaxJsonDepth or a non-object, each with its byte offset; fields the
+// endpoint does not read are dropped unbuilt. Fields the request leaves out
+// take `defaults` (the model's generation_config.json, else OpenAI's).
 ChatRequest parse_chat_request(std::string_view body, const SamplingDefaults& defaults = {});
 CompletionRequest parse_completion_request(std::string_view body, const SamplingDefaults& defaults = {});
-TokenizeRequest parse_tokenize_request(std::string_view body);
+TokenizeRequest parse_tokenize_request(std::string_view body, const SamplingDefaults& defaults = {});
 DetokenizeRequest parse_detokenize_request(std::string_view body);
 
 }  // namespace fp4serve::server

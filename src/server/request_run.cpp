@@ -28,6 +28,8 @@ RequestRun::RequestRun(runtime::Scheduler& scheduler, runtime::SchedulerMetrics&
     streams_ = scheduler.submit(std::move(requests));
   } catch (const runtime::QueueFullError& e) {
     throw ApiError(429, e.what(), {}, "queue_full");
+  } catch (const runtime::TooLargeError& e) {
+    throw ApiError(400, e.what(), "n", "request_too_large");
   } catch (const runtime::DrainingError& e) {
     throw ApiError(503, e.what(), {}, "shutting_down");
   }

@@ -25,7 +25,8 @@ struct ChoiceSpec {
 class RequestRun {
  public:
   // Submits every choice at once (all or none): throws ApiError 429 when the
-  // queue is full, 503 while draining.
+  // queue is full, 400 when the choices outnumber the scheduler's capacity
+  // (they never fit), 503 while draining.
   RequestRun(runtime::Scheduler& scheduler, runtime::SchedulerMetrics& metrics, const ServingText& text,
              const GenerationOptions& options, std::vector<ChoiceSpec> choices, std::vector<int32_t> stop_token_ids, runtime::Clock::time_point deadline);
   ~RequestRun();

@@ -8,7 +8,10 @@ namespace fp4serve::text {
 
 namespace {
 
-constexpr std::string_view kToolCallsStart = "\n\n<｜DSML｜tool_calls";
+// DeepSeek's encoder writes a blank line before the block; models also start
+// it without one (right after </think>, most often), which must not leak.
+constexpr std::string_view kToolCallsAfterBlankLine = "\n\n<｜DSML｜tool_calls";
+constexpr std::string_view kToolCallsStart = "<｜DSML｜tool_calls";
 constexpr std::string_view kToolCallsEnd = "</｜DSML｜tool_calls>";
 constexpr std::string_view kInvokeStart = "<｜DSML｜invoke name=\"";
 constexpr std::string_view kInvokeEnd = "</｜DSML｜invoke>";
@@ -37,11 +40,21 @@ CompletionDelta OutputParser::finish() {
   return delta;
 }
 
+bool OutputParser::in_block() const {
+  return state_ != State::kReasoning && state_ != State::kContent && state_ != State::kAfterBlock &&
+         state_ != State::kTrailing;
+}
+
 void OutputParser::consume(size_t n) {
-  if (state_ != State::kReasoning && state_ != State::kContent && state_ != State::kParameterValue && state_ != State::kTrailing)
-    uncommitted_.append(pending_, 0, n);
+  if (in_block()) block_text_.append(pending_, 0, n);
   pending_.erase(0, n);
   consumed_ += n;
+}
+
+void OutputParser::open_block(std::string_view marker) {
+  block_text_ = std::string(marker);
+  block_calls_.clear();
+  state_ = State::kBlockOpen;
 }
 
 void OutputParser::emit_reasoning(CompletionDelta& delta, std::string_view text) {
@@ -54,27 +67,31 @@ void OutputParser::emit_content(CompletionDelta& delta, std::string_view text) {
   result_.content.append(text);
 }
 
-void OutputParser::emit_arguments(CompletionDelta& delta, std::string_view text) {
-  const size_t index = result_.tool_calls.size() - 1;
-  if (delta.tool_calls.empty() || delta.tool_calls.back().index != index) delta.tool_calls.push_back({index, "", "", ""});
-  delta.tool_calls.back().arguments.append(text);
-  result_.tool_calls.back().arguments.append(text);
-  uncommitted_.clear();
+void OutputParser::add_arguments(std::string_view text) { block_calls_.back().arguments.append(text); }
+
+void OutputParser::add_value(std::string_view raw) {
+  if (!value_is_string_) return add_arguments(raw);
+  append_python_json_escaped(block_calls_.back().arguments, raw);
 }
 
-void OutputParser::emit_value(CompletionDelta& delta, std::string_view raw) {
-  if (raw.empty()) return;
-  if (!value_is_string_) return emit_arguments(delta, raw);
-  std::string escaped;
-  append_python_json_escaped(escaped, raw);
-  emit_arguments(delta, escaped);
+// The block closed: its calls become the message's, each sent as one delta.
+void OutputParser::commit_block(CompletionDelta& delta) {
+  for (ParsedToolCall& call : block_calls_) {
+    const size_t index = result_.tool_calls.size();
+    call.id = id_prefix_ + std::to_string(index);
+    delta.tool_calls.push_back({index, call.id, call.name, call.arguments});
+    result_.tool_calls.push_back(std::move(call));
+  }
+  block_calls_.clear();
+  block_text_.clear();
 }
 
 void OutputParser::divert_to_content(CompletionDelta& delta) {
-  emit_content(delta, uncommitted_);
+  emit_content(delta, block_text_);
   emit_content(delta, pending_);
   consumed_ += pending_.size();
-  uncommitted_.clear();
+  block_text_.clear();
+  block_calls_.clear();
   pending_.clear();
   state_ = State::kTrailing;
 }
@@ -85,15 +102,20 @@ OutputParser::Step OutputParser::malformed(CompletionDelta& delta, const std::st
   return Step::kProgress;
 }
 
-// Text up to the earliest marker. The longest end of pending_ that could begin
-// a marker is held back, unless this is the end of the stream.
+void OutputParser::consume_text(size_t n, std::string* text) {
+  *text = pending_.substr(0, n);
+  consume(n);
+}
+
+// Text up to the earliest marker (empty ones are skipped). The longest end of
+// pending_ that could begin a marker is held back, unless this is the end of the stream.
 OutputParser::Outcome OutputParser::scan_text(bool final, std::initializer_list<std::string_view> markers, int* found,
                                               std::string* text) {
   size_t best = std::string::npos;
   *found = -1;
   int i = 0;
   for (std::string_view marker : markers) {
-    const size_t at = pending_.find(marker);
+    const size_t at = marker.empty() ? std::string::npos : pending_.find(marker);
     if (at < best) {
       best = at;
       *found = i;
@@ -101,15 +123,14 @@ OutputParser::Outcome OutputParser::scan_text(bool final, std::initializer_list<
     ++i;
   }
   if (*found >= 0) {
-    *text = pending_.substr(0, best);
-    pending_.erase(0, best);
-    consumed_ += best;
+    consume_text(best, text);
     consume(std::data(markers)[*found].size());
     return Outcome::kMatched;
   }
   size_t hold = 0;
   if (!final) {
     for (std::string_view marker : markers) {
+      if (marker.empty()) continue;
       for (size_t n = std::min(marker.size() - 1, pending_.size()); n > hold; --n) {
         if (std::string_view(pending_).substr(pending_.size() - n) == marker.substr(0, n)) {
           hold = n;
@@ -118,9 +139,7 @@ OutputParser::Outcome OutputParser::scan_text(bool final, std::initializer_list<
       }
     }
   }
-  *text = pending_.substr(0, pending_.size() - hold);
-  pending_.erase(0, text->size());
-  consumed_ += text->size();
+  consume_text(pending_.size() - hold, text);
   return final ? Outcome::kTruncated : Outcome::kNeedMore;
 }
 
@@ -164,29 +183,23 @@ OutputParser::Step OutputParser::step(bool final, CompletionDelta& delta) {
   Outcome outcome = Outcome::kNeedMore;
   switch (state_) {
     case State::kReasoning:
-      outcome = scan_text(final, {kThinkEndToken, kToolCallsStart, kEosToken}, &chosen, &text);
-      emit_reasoning(delta, text);
+    case State::kContent: {
+      const bool reasoning = state_ == State::kReasoning;
+      // In content, </think> is text like any other (the first index is never found).
+      outcome = scan_text(final, {reasoning ? kThinkEndToken : std::string_view(), kToolCallsAfterBlankLine,
+                                  kToolCallsStart, kEosToken},
+                          &chosen, &text);
+      if (reasoning) emit_reasoning(delta, text);
+      else emit_content(delta, text);
       if (chosen == 0) state_ = State::kContent;
-      if (chosen == 1) state_ = State::kBlockOpen;
-      if (chosen == 2) {
-        result_.ended = true;
-        state_ = State::kTrailing;
-      }
-      if (chosen == 1) uncommitted_ = std::string(kToolCallsStart);
-      return outcome == Outcome::kMatched ? Step::kProgress : Step::kNeedMore;
-
-    case State::kContent:
-      outcome = scan_text(final, {kToolCallsStart, kEosToken}, &chosen, &text);
-      emit_content(delta, text);
-      if (chosen == 0) {
-        state_ = State::kBlockOpen;
-        uncommitted_ = std::string(kToolCallsStart);
-      }
-      if (chosen == 1) {
+      if (chosen == 1) open_block(kToolCallsAfterBlankLine);
+      if (chosen == 2) open_block(kToolCallsStart);
+      if (chosen == 3) {
         result_.ended = true;
         state_ = State::kTrailing;
       }
       return outcome == Outcome::kMatched ? Step::kProgress : Step::kNeedMore;
+    }
 
     case State::kBlockOpen:
       outcome = expect_one_of(final, {">"}, &chosen);
@@ -200,8 +213,8 @@ OutputParser::Step OutputParser::step(bool final, CompletionDelta& delta) {
       if (outcome == Outcome::kMismatch) return malformed(delta, "expected <｜DSML｜invoke or </｜DSML｜tool_calls>");
       if (outcome == Outcome::kMatched && chosen == 0) state_ = State::kInvokeName;
       if (outcome == Outcome::kMatched && chosen == 1) {
-        uncommitted_.clear();
         state_ = State::kAfterBlock;
+        commit_block(delta);
       }
       break;
 
@@ -209,11 +222,7 @@ OutputParser::Step OutputParser::step(bool final, CompletionDelta& delta) {
       outcome = read_until(final, "\">", &text);
       if (outcome == Outcome::kMismatch) return malformed(delta, "tool name not closed by '\">' on its line");
       if (outcome == Outcome::kMatched) {
-        const size_t index = result_.tool_calls.size();
-        const std::string id = id_prefix_ + std::to_string(index);
-        result_.tool_calls.push_back({id, text, ""});
-        delta.tool_calls.push_back({index, id, text, ""});
-        uncommitted_.clear();
+        block_calls_.push_back({"", text, ""});
         parameter_names_.clear();
         state_ = State::kBetweenParameters;
       }
@@ -225,7 +234,7 @@ OutputParser::Step OutputParser::step(bool final, CompletionDelta& delta) {
       if (outcome == Outcome::kMismatch) return malformed(delta, "expected <｜DSML｜parameter or </｜DSML｜invoke>");
       if (outcome == Outcome::kMatched && chosen == 0) state_ = State::kParameterName;
       if (outcome == Outcome::kMatched && chosen == 1) {
-        emit_arguments(delta, parameter_names_.empty() ? "{}" : "}");
+        add_arguments(parameter_names_.empty() ? "{}" : "}");
         state_ = State::kBetweenInvokes;
       }
       break;
@@ -250,18 +259,19 @@ OutputParser::Step OutputParser::step(bool final, CompletionDelta& delta) {
         header += ": ";
         if (value_is_string_) header += '"';
         parameter_names_.push_back(field_);
-        emit_arguments(delta, header);
+        add_arguments(header);
         state_ = State::kParameterValue;
       }
       break;
 
     case State::kParameterValue:
       outcome = scan_text(final, {kParameterEnd}, &chosen, &text);
-      emit_value(delta, text);
-      if (outcome != Outcome::kMatched) return Step::kNeedMore;
-      emit_arguments(delta, value_is_string_ ? "\"" : "");
-      state_ = State::kBetweenParameters;
-      return Step::kProgress;
+      add_value(text);
+      if (outcome == Outcome::kMatched) {
+        add_arguments(value_is_string_ ? "\"" : "");
+        state_ = State::kBetweenParameters;
+      }
+      break;
 
     case State::kAfterBlock:
       if (pending_.empty() && !final) return Step::kNeedMore;
@@ -269,7 +279,6 @@ OutputParser::Step OutputParser::step(bool final, CompletionDelta& delta) {
       if (outcome == Outcome::kMismatch) return malformed(delta, "expected <｜end▁of▁sentence｜> after </｜DSML｜tool_calls>");
       if (outcome == Outcome::kMatched) {
         result_.ended = true;
-        uncommitted_.clear();
         state_ = State::kTrailing;
       }
       break;
@@ -285,9 +294,11 @@ OutputParser::Step OutputParser::step(bool final, CompletionDelta& delta) {
   }
   if (outcome == Outcome::kMatched) return Step::kProgress;
   if (final && (outcome == Outcome::kTruncated || outcome == Outcome::kNeedMore)) {
-    // The stream ended inside markup: keep its text as content.
-    if (!uncommitted_.empty() || !pending_.empty()) divert_to_content(delta);
-    state_ = State::kTrailing;
+    // The stream ended inside markup: a block cut short is content, not a call.
+    if (in_block() && result_.malformed.empty()) {
+      result_.malformed = "completion byte " + std::to_string(consumed_) + ": the tool-call block was cut short";
+    }
+    divert_to_content(delta);
     return Step::kNeedMore;
   }
   return Step::kNeedMore;

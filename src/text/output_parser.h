@@ -10,15 +10,21 @@
 // "reasoning</think>content", in chat mode "content"; tool calls follow the
 // content as "\n\n<｜DSML｜tool_calls>\n<｜DSML｜invoke name=...>..." and the
 // message ends with <｜end▁of▁sentence｜> (which may also be absent: stop or length).
+// A tool-call block is recognized wherever it starts: after the blank line
+// DeepSeek's encoder writes before it (which is then not content), right after
+// </think>, mid-line, or inside reasoning that never closed.
 //
 // Guarantees, whatever the split of the text into pieces (tested on every
 // split of short outputs and random splits of long ones):
 //  - the deltas concatenate to result(), and result() equals parsing the text whole;
 //  - markup is never emitted as content or reasoning, even partly: text that
 //    might start a tag is held back until it is known not to;
-//  - no text is lost: text that breaks the DSML grammar, and text after the end
-//    of the message, become content (and `malformed` says where), and at finish()
-//    a truncated tag is flushed as content, a truncated parameter value into its arguments.
+//  - a tool-call block is all or nothing: its calls are emitted (each as one
+//    delta with id, name and the complete arguments) only once
+//    </｜DSML｜tool_calls> has closed it, so a client never sees a partial call;
+//  - no text is lost: a block that breaks the DSML grammar or is cut short
+//    becomes content, every byte of it from its first marker on (and `malformed`
+//    says where it broke), as does text after the end of the message.
 // Tool-call arguments are the JSON object DeepSeek's reference decoder builds:
 // string="true" values as JSON strings, string="false" values verbatim. Push
 // whole UTF-8 characters (as IncrementalDecoder produces them).
@@ -83,22 +89,29 @@ class OutputParser {
 
   Step step(bool final, CompletionDelta& delta);
   Outcome scan_text(bool final, std::initializer_list<std::string_view> markers, int* found, std::string* text);
+  void open_block(std::string_view marker);
   Outcome expect_one_of(bool final, std::initializer_list<std::string_view> options, int* chosen);
   Outcome read_until(bool final, std::string_view terminator, std::string* field);
   bool skip_space();  // false when nothing but spaces has arrived yet
   void consume(size_t n);
+  void consume_text(size_t n, std::string* text);
+  bool in_block() const;
   Step malformed(CompletionDelta& delta, const std::string& problem);
   void divert_to_content(CompletionDelta& delta);
   void emit_content(CompletionDelta& delta, std::string_view text);
   void emit_reasoning(CompletionDelta& delta, std::string_view text);
-  void emit_arguments(CompletionDelta& delta, std::string_view text);
-  void emit_value(CompletionDelta& delta, std::string_view raw);
+  void add_arguments(std::string_view text);
+  void add_value(std::string_view raw);
+  void commit_block(CompletionDelta& delta);
 
   std::string id_prefix_;
   State state_;
   std::string pending_;
   size_t consumed_ = 0;      // bytes of input consumed before pending_
-  std::string uncommitted_;  // markup read since the last tool-call delta: content again if the grammar breaks
+  // The open tool-call block: its text as generated (content again if the
+  // block breaks or is cut short) and the calls read from it so far.
+  std::string block_text_;
+  std::vector<ParsedToolCall> block_calls_;
   std::string field_;    // a name being read
   bool value_is_string_ = false;
   std::vector<std::string> parameter_names_;

@@ -103,6 +103,61 @@ describe('DeepSeek-V4 text layer', () => {
     assert.deepEqual(JSON.parse(calls[0].arguments), { city: 'Paris', days: 3 });
   });
 
+  // V4 often opens the block right after </think>, without the encoder's blank
+  // line; other engines hand that back as raw markup in content.
+  const noBlankLine = toolCallReply.replace('</think>\n\n<｜DSML｜', '</think><｜DSML｜');
+
+  async function streamed(request) {
+    const stream = await client.chat.completions.create({ ...request, stream: true });
+    const calls = {};
+    let content = '', reasoning = '', finish = null;
+    for await (const chunk of stream) {
+      const c = chunk.choices[0];
+      content += c?.delta?.content ?? '';
+      reasoning += c?.delta?.reasoning_content ?? '';
+      for (const d of c?.delta?.tool_calls ?? []) {
+        calls[d.index] ??= { id: d.id, name: d.function?.name, arguments: '' };
+        calls[d.index].arguments += d.function?.arguments ?? '';
+      }
+      finish = c?.finish_reason ?? finish;
+    }
+    return { content, reasoning, calls: Object.values(calls), finish };
+  }
+
+  it('parses a tool-call block right after </think>, streaming or not', async () => {
+    const request = { model: 'deepseek-v4-fake', messages: [{ role: 'user', content: scripted(noBlankLine) }], tools };
+    const plain = (await client.chat.completions.create(request)).choices[0];
+    assert.equal(plain.finish_reason, 'tool_calls');
+    assert.equal(plain.message.content, null);
+    assert.equal(plain.message.reasoning_content, 'I need the weather tool.');
+    assert.equal(plain.message.tool_calls.length, 1);
+    assert.equal(plain.message.tool_calls[0].function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(plain.message.tool_calls[0].function.arguments), { city: 'Paris', days: 3 });
+
+    const stream = await streamed(request);
+    assert.equal(stream.finish, 'tool_calls');
+    assert.equal(stream.content, '');
+    assert.equal(stream.reasoning, 'I need the weather tool.');
+    assert.equal(stream.calls.length, 1);
+    assert.equal(stream.calls[0].name, 'get_weather');
+    assert.equal(stream.calls[0].arguments, plain.message.tool_calls[0].function.arguments);
+  });
+
+  it('a tool-call block cut short by max_tokens is text, never a partial call', async () => {
+    const reply = toolCallReply.slice(0, toolCallReply.indexOf('</｜DSML｜invoke>'));
+    const request = { model: 'deepseek-v4-fake', messages: [{ role: 'user', content: scripted(reply + '</｜DSML｜invoke>') }], tools };
+    // Tokens up to the cut: the scripted reply's own count through /tokenize.
+    const untilCut = (await server.post('/tokenize', JSON.stringify({ prompt: reply }))).json.count;
+    const plain = (await client.chat.completions.create({ ...request, max_tokens: untilCut })).choices[0];
+    assert.equal(plain.finish_reason, 'length');
+    assert.equal(plain.message.tool_calls, undefined);
+    assert.equal(plain.message.reasoning_content + '</think>' + plain.message.content, reply);
+    const stream = await streamed({ ...request, max_tokens: untilCut });
+    assert.equal(stream.finish, 'length');
+    assert.deepEqual(stream.calls, []);
+    assert.equal(stream.reasoning + '</think>' + stream.content, reply);
+  });
+
   it('renders response_format into the prompt and validates the JSON reply', async () => {
     const messages = [{ role: 'user', content: scripted('{"city": "Paris"}') }];
     const plain = await server.post('/tokenize', JSON.stringify({ messages, reasoning_effort: 'none' }));

@@ -71,6 +71,23 @@ describe('errors through the SDK', () => {
       (e) => e instanceof OpenAI.BadRequestError && /1006 tokens \(6 in the prompt, 1000 for the completion\)/.test(e.message),
     );
   });
+
+  it('400, not 429 (which SDKs retry), for more choices than the server ever holds', async () => {
+    // Capacity here: 64 running + 256 queued = 320 sequences.
+    const prompts = Array.from({ length: 400 }, (_, i) => `prompt ${i}`);
+    await assert.rejects(client.completions.create({ model: 'fake-v4', prompt: prompts, max_tokens: 2 }), (e) => {
+      assert.ok(e instanceof OpenAI.BadRequestError, `${e.status} ${e.message}`);
+      assert.equal(e.code, 'request_too_large');
+      assert.equal(e.param, 'prompt');
+      assert.match(e.message, /at most 320 sequences .* requested 400 \(400 prompts x n=1\)/);
+      return true;
+    });
+    await assert.rejects(client.completions.create({ model: 'fake-v4', prompt: ['a', 'b', 'c'], n: 128, max_tokens: 2 }),
+      (e) => e instanceof OpenAI.BadRequestError && e.param === 'n' && /requested 384 \(3 prompts x n=128\)/.test(e.message));
+    // At the capacity it runs.
+    const fits = await client.completions.create({ model: 'fake-v4', prompt: prompts.slice(0, 320), max_tokens: 1 });
+    assert.equal(fits.choices.length, 320);
+  });
 });
 
 describe('raw bad input', () => {

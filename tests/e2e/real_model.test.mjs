@@ -92,10 +92,13 @@ describe('the default model behind the API', () => {
   it('renders the chat template from the tokenizer\'s special tokens, thinking off and on', async () => {
     const messages = user('What kind of text is this? The jury praised the city.');
     const chat = await server.post('/tokenize', JSON.stringify({ messages, reasoning_effort: 'none' }));
-    const thinking = await server.post('/tokenize', JSON.stringify({ messages }));
+    const thinking = await server.post('/tokenize', JSON.stringify({ messages, reasoning_effort: 'high' }));
     const text = await server.post('/tokenize', JSON.stringify({ prompt: messages[0].content, add_special_tokens: false }));
     assert.deepEqual(chat.json.tokens, [BOS, USER, ...text.json.tokens, ASSISTANT, THINK_END]);
     assert.deepEqual(thinking.json.tokens, [BOS, USER, ...text.json.tokens, ASSISTANT, THINK]);
+    // No thinking flags: the model directory's default (generation_config.json), chat mode.
+    const unflagged = await server.post('/tokenize', JSON.stringify({ messages }));
+    assert.deepEqual(unflagged.json.tokens, chat.json.tokens);
   });
 
   it('answers chat in chat mode with content only, and with reasoning_content in thinking mode', async () => {
@@ -104,11 +107,25 @@ describe('the default model behind the API', () => {
     assert.ok(plain.choices[0].message.content.length > 0);
     assert.equal(plain.choices[0].message.reasoning_content, undefined);
     assert.equal(plain.usage.completion_tokens_details.reasoning_tokens, 0);
-    const thinking = await client.chat.completions.create({ model: MODEL, messages, temperature: 0, max_tokens: 60 });
+    const thinking = await client.chat.completions.create({ model: MODEL, messages, reasoning_effort: 'high', temperature: 0, max_tokens: 60 });
     const m = thinking.choices[0].message;
     assert.equal(typeof m.reasoning_content, 'string');
     assert.ok(m.reasoning_content.length > 0, 'no reasoning_content in thinking mode');
     assert.ok(thinking.usage.completion_tokens_details.reasoning_tokens > 0);
+  });
+
+  it('answers a plain OpenAI request (no thinking flags) in content, as generation_config.json says', async () => {
+    const shipped = JSON.parse(readFileSync(join(defaultModelDir, 'generation_config.json'), 'utf8'));
+    assert.equal(shipped.default_chat_template_kwargs.thinking, false);
+    const messages = user('Tell me about the jury and the election.');
+    const r = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 40 });
+    const m = r.choices[0].message;
+    assert.ok(m.content.length > 0, 'empty content');
+    assert.ok(m.reasoning_content === undefined || m.reasoning_content === '', `reasoning: ${m.reasoning_content}`);
+    assert.equal(r.usage.completion_tokens_details.reasoning_tokens, 0);
+    const streamed = await streamChat({ model: MODEL, messages, max_tokens: 40 });
+    assert.ok(streamed.content.length > 0);
+    assert.equal(streamed.reasoning, '');
   });
 
   it('streams what the plain response says, with usage in the last chunk', async () => {
@@ -237,7 +254,7 @@ describe('the default model under load', () => {
       model: MODEL,
       messages: user(`Tell me about the ${words[i % 8]} ` + 'and the people '.repeat(i % 9) + `(${i}).`),
       max_tokens: 12 + ((i * 13) % 29),
-      ...(i % 2 ? { reasoning_effort: 'none' } : {}),
+      reasoning_effort: i % 2 ? 'none' : 'high',
       ...(i % 4 === 3 ? { temperature: 0.9, top_p: 0.9, seed: 1000 + i } : { temperature: 0 }),
     }));
     const serial = [];

@@ -255,6 +255,26 @@ TEST(Scheduler, QueueBoundRejectsWithQueueFull) {
   EXPECT_NO_THROW(scheduler.submit({r})[0]->cancel());
 }
 
+TEST(Scheduler, MoreSequencesThanCapacityNeverFit) {
+  FakeStepModel model(small_model());
+  SchedulerMetrics metrics;
+  Scheduler scheduler(model, {.max_num_seqs = 2, .max_waiting = 3, .max_batched_tokens = 64}, metrics);
+  EXPECT_EQ(scheduler.capacity(), 5u);
+  const GenerationRequest r = request({4, 5}, 1);
+  // Six choices cannot be held even by an idle scheduler: not "queue full", which means retry.
+  try {
+    scheduler.submit(std::vector<GenerationRequest>(6, r));
+    ADD_FAILURE() << "accepted 6 sequences with capacity 5";
+  } catch (const TooLargeError& e) {
+    EXPECT_NE(std::string(e.what()).find("needs 6 sequences at once, but the server holds at most 5"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(metrics.counters().rejected_requests, 1u);
+  auto streams = scheduler.submit(std::vector<GenerationRequest>(5, r));  // exactly the capacity fits
+  EXPECT_EQ(streams.size(), 5u);
+  for (auto& s : streams) collect(*s);
+}
+
 TEST(Scheduler, DeadlineEndsWithTimeout) {
   // Steps of at least 5 ms: at most 40 tokens before the deadline, far from the
   // context (256), and 200 ms is long enough to start generating on a busy machine.

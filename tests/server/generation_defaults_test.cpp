@@ -89,5 +89,57 @@ TEST_F(GenerationDefaults, MalformedFilesNameTheFileAndField) {
   EXPECT_NE(error_of(R"({"repetition_penalty": 0})").find("'repetition_penalty' must be > 0"), std::string::npos);
 }
 
+TEST_F(GenerationDefaults, ThinkingDefaultFollowsTheModelDirectory) {
+  auto write_file = [&](const char* name, const std::string& text) { std::ofstream(dir_ / name) << text; };
+  EXPECT_TRUE(read_default_thinking(dir_.string()));  // no files: DeepSeek-V4 thinks by default
+  write_file("tokenizer_config.json", R"({"default_chat_template_kwargs": {"enable_thinking": false}})");
+  EXPECT_FALSE(read_default_thinking(dir_.string()));
+  // generation_config.json comes first.
+  write(R"({"temperature": 0.6, "default_chat_template_kwargs": {"thinking": true}})");
+  EXPECT_TRUE(read_default_thinking(dir_.string()));
+  write(R"({"default_chat_template_kwargs": {"thinking": false, "enable_thinking": false}})");
+  EXPECT_FALSE(read_default_thinking(dir_.string()));
+  // A file without the field defers to the next one.
+  write(R"({"temperature": 0.6})");
+  EXPECT_FALSE(read_default_thinking(dir_.string()));
+
+  auto thinking_error = [&](const std::string& text) {
+    write(text);
+    try {
+      read_default_thinking(dir_.string());
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(thinking_error(R"({"default_chat_template_kwargs": {"thinking": "no"}})")
+                .find("generation_config.json: 'default_chat_template_kwargs.thinking' must be a boolean"),
+            std::string::npos);
+  EXPECT_NE(thinking_error(R"({"default_chat_template_kwargs": true})").find("must be an object"), std::string::npos);
+  EXPECT_NE(thinking_error(R"({"default_chat_template_kwargs": {"thinking": true, "enable_thinking": false}})")
+                .find("different values"),
+            std::string::npos);
+}
+
+TEST_F(GenerationDefaults, DefaultModelAnswersInContent) {
+  // models/default was fine-tuned on answers without reasoning; its config says so.
+  EXPECT_FALSE(read_default_thinking(std::string(FP4SERVE_SOURCE_DIR) + "/models/default"));
+}
+
+TEST_F(GenerationDefaults, RequestsOverrideTheThinkingDefault) {
+  SamplingDefaults chat_mode;
+  chat_mode.thinking = false;
+  const std::string messages = R"("messages": [{"role": "user", "content": "hi"}])";
+  EXPECT_EQ(parse_chat_request("{" + messages + "}", chat_mode).thinking, ThinkingMode::kChat);
+  EXPECT_EQ(parse_chat_request("{" + messages + "}").thinking, ThinkingMode::kThinking);
+  for (const char* explicit_thinking : {R"("reasoning_effort": "high")", R"("chat_template_kwargs": {"thinking": true})",
+                                        R"("thinking": {"type": "enabled"})"}) {
+    EXPECT_EQ(parse_chat_request("{" + messages + ", " + explicit_thinking + "}", chat_mode).thinking,
+              ThinkingMode::kThinking)
+        << explicit_thinking;
+  }
+  EXPECT_EQ(parse_tokenize_request("{" + messages + "}", chat_mode).chat->thinking, ThinkingMode::kChat);
+}
+
 }  // namespace
 }  // namespace fp4serve::server

@@ -139,14 +139,73 @@ TEST(OutputParser, BrokenGrammarAndTrailingTextBecomeContent) {
   EXPECT_TRUE(trailing.ended);
   EXPECT_NE(trailing.malformed.find("text after"), std::string::npos);
 
+  // A parameter given twice breaks the block: all of it is content, no call is made.
   const std::string parameter = "<" + kDsml + "parameter name=\"a\" string=\"true\">1</" + kDsml + "parameter>\n";
-  auto twice = parse_completion("\n\n<" + kDsml + "tool_calls>\n<" + kDsml + "invoke name=\"f\">\n" + parameter + parameter,
-                                ThinkingMode::kChat);
-  ASSERT_EQ(twice.tool_calls.size(), 1u);
-  EXPECT_EQ(twice.tool_calls[0].arguments, "{\"a\": \"1\"");
-  // The second parameter, from the newline before it, is content again.
-  EXPECT_EQ(twice.content, "\n" + parameter);
+  const std::string block = "\n\n<" + kDsml + "tool_calls>\n<" + kDsml + "invoke name=\"f\">\n" + parameter + parameter;
+  auto twice = parse_completion(block, ThinkingMode::kChat);
+  EXPECT_TRUE(twice.tool_calls.empty());
+  EXPECT_EQ(twice.content, block);
   EXPECT_NE(twice.malformed.find("given twice"), std::string::npos);
+}
+
+TEST(OutputParser, ToolCallBlockWithoutTheBlankLineIsStillACall) {
+  // V4 models often open the block right after </think> or mid-line; it used
+  // to come back as raw markup in content, with no tool_calls.
+  const std::string block = "<" + kDsml + "tool_calls>\n<" + kDsml + "invoke name=\"get_weather\">\n<" + kDsml +
+                            "parameter name=\"city\" string=\"true\">Paris</" + kDsml + "parameter>\n</" + kDsml +
+                            "invoke>\n</" + kDsml + "tool_calls>";
+  auto after_think = parse_completion("Need the weather.</think>" + block + kEos, ThinkingMode::kThinking);
+  EXPECT_EQ(after_think.reasoning_content, "Need the weather.");
+  EXPECT_EQ(after_think.content, "");
+  ASSERT_EQ(after_think.tool_calls.size(), 1u);
+  EXPECT_EQ(after_think.tool_calls[0].name, "get_weather");
+  EXPECT_EQ(after_think.tool_calls[0].arguments, "{\"city\": \"Paris\"}");
+  EXPECT_EQ(after_think.malformed, "");
+
+  auto mid_line = parse_completion("Checking." + block, ThinkingMode::kChat);
+  EXPECT_EQ(mid_line.content, "Checking.");
+  ASSERT_EQ(mid_line.tool_calls.size(), 1u);
+
+  // One newline is not the encoder's blank line: it stays in the content.
+  auto one_newline = parse_completion("Checking.\n" + block, ThinkingMode::kChat);
+  EXPECT_EQ(one_newline.content, "Checking.\n");
+  ASSERT_EQ(one_newline.tool_calls.size(), 1u);
+
+  // Reasoning that never closed: the block still ends it.
+  auto in_reasoning = parse_completion("Let me call it." + block, ThinkingMode::kThinking);
+  EXPECT_EQ(in_reasoning.reasoning_content, "Let me call it.");
+  ASSERT_EQ(in_reasoning.tool_calls.size(), 1u);
+}
+
+TEST(OutputParser, BrokenOrTruncatedBlockNeverYieldsAPartialCall) {
+  const std::string first = "<" + kDsml + "invoke name=\"a\">\n<" + kDsml + "parameter name=\"x\" string=\"false\">1</" +
+                            kDsml + "parameter>\n</" + kDsml + "invoke>\n";
+  // A complete first call, then a broken second one: the block is all or nothing.
+  const std::string broken = "\n\n<" + kDsml + "tool_calls>\n" + first + "<" + kDsml + "invoke name=\"b\">\nbogus</" + kDsml +
+                             "invoke>\n</" + kDsml + "tool_calls>";
+  auto parsed = parse_completion("Hi" + broken, ThinkingMode::kChat);
+  EXPECT_TRUE(parsed.tool_calls.empty());
+  EXPECT_EQ(parsed.content, "Hi" + broken);
+  EXPECT_NE(parsed.malformed.find("expected <｜DSML｜parameter"), std::string::npos) << parsed.malformed;
+
+  // Streamed: no tool-call delta ever appears, even after the first call closed.
+  OutputParser streaming(ThinkingMode::kChat);
+  std::string content;
+  for (char c : "Hi" + broken) {
+    const CompletionDelta d = streaming.push(std::string_view(&c, 1));
+    EXPECT_TRUE(d.tool_calls.empty());
+    content += d.content;
+  }
+  const CompletionDelta last = streaming.finish();
+  EXPECT_TRUE(last.tool_calls.empty());
+  EXPECT_EQ(content + last.content, "Hi" + broken);
+
+  // Cut short (max_tokens) after a complete call, before the block closed.
+  const std::string cut = "\n\n<" + kDsml + "tool_calls>\n" + first;
+  auto truncated = parse_completion(cut, ThinkingMode::kChat);
+  EXPECT_TRUE(truncated.tool_calls.empty());
+  EXPECT_EQ(truncated.content, cut);
+  EXPECT_NE(truncated.malformed.find("cut short"), std::string::npos) << truncated.malformed;
 }
 
 TEST(OutputParser, TruncatedOutputKeepsEveryByte) {
@@ -157,13 +216,12 @@ TEST(OutputParser, TruncatedOutputKeepsEveryByte) {
   // Cut inside a would-be tag: the held-back text is content after all.
   auto content = parse_completion("Answer\n\n<｜DSML｜tool_ca", ThinkingMode::kChat);
   EXPECT_EQ(content.content, "Answer\n\n<｜DSML｜tool_ca");
-  // Cut inside a parameter value: the value so far is in the arguments.
-  auto value = parse_completion("\n\n<" + kDsml + "tool_calls>\n<" + kDsml + "invoke name=\"f\">\n<" + kDsml +
-                                    "parameter name=\"q\" string=\"true\">par</｜DS",
-                                ThinkingMode::kChat);
-  ASSERT_EQ(value.tool_calls.size(), 1u);
-  EXPECT_EQ(value.tool_calls[0].arguments, "{\"q\": \"par</｜DS");
-  EXPECT_EQ(value.content, "");
+  // Cut inside a parameter value: no call (its arguments would not be JSON); the block is content.
+  const std::string cut_value = "\n\n<" + kDsml + "tool_calls>\n<" + kDsml + "invoke name=\"f\">\n<" + kDsml +
+                                "parameter name=\"q\" string=\"true\">par</｜DS";
+  auto value = parse_completion(cut_value, ThinkingMode::kChat);
+  EXPECT_TRUE(value.tool_calls.empty());
+  EXPECT_EQ(value.content, cut_value);
 }
 
 // A generated output with its known parts.
@@ -186,7 +244,7 @@ std::string free_text(std::mt19937& rng, size_t pieces) {
 }
 
 bool contains_marker(const std::string& s) {
-  for (const std::string& m : {std::string("</think>"), "\n\n<" + kDsml + "tool_calls", kEos}) {
+  for (const std::string& m : {std::string("</think>"), "<" + kDsml + "tool_calls", kEos}) {
     if (s.find(m) != std::string::npos) return true;
   }
   return false;
@@ -196,19 +254,31 @@ bool contains_marker(const std::string& s) {
 // neither contains it nor ends in a way that makes it start earlier.
 bool first_at_end(const std::string& text, const std::string& marker) { return (text + marker).find(marker) == text.size(); }
 
+// True if the blank line that the parser strips before a block is `separator`'s
+// own: the content's last bytes do not make it start earlier.
+bool blank_line_not_earlier(const std::string& content, const std::string& separator) {
+  const std::string blank = "\n\n<" + kDsml + "tool_calls";
+  const size_t at = (content + separator + "<" + kDsml + "tool_calls").find(blank);
+  return at == std::string::npos || at >= content.size();
+}
+
 Sample make_sample(std::mt19937& rng, bool thinking) {
   Sample s;
+  // The block follows DeepSeek's blank line, or comes straight after the content.
+  const std::string separator = rng() % 2 ? "\n\n" : "";
+  const std::string block_start = separator + "<" + kDsml + "tool_calls";
   do {
     s.reasoning = thinking ? free_text(rng, rng() % 6) : "";
     s.content = free_text(rng, rng() % 6);
   } while (contains_marker(s.reasoning) || contains_marker(s.content) || !first_at_end(s.reasoning, "</think>") ||
-           !first_at_end(s.content, "\n\n<" + kDsml + "tool_calls") || !first_at_end(s.content, kEos));
+           !first_at_end(s.content, block_start) || !blank_line_not_earlier(s.content, separator) ||
+           !first_at_end(s.content, kEos));
   if (thinking) s.text = s.reasoning + "</think>";
   s.content_begin = s.text.size();
   s.text += s.content;
   s.content_end = s.text.size();
   const size_t call_count = rng() % 3;
-  if (call_count) s.text += "\n\n<" + kDsml + "tool_calls>\n";
+  if (call_count) s.text += block_start + ">\n";
   static const char* const kValues[] = {"Paris", "", "a \"quoted\" \\ value", "line\nbreak", "</｜DSML｜param", "字😀",
                                         "\x01\x1f", "<｜DSML｜parameter", "tab\there"};
   static const char* const kLiterals[] = {"5", "-1.5e3", "true", "null", "[1, 2]", "{\"k\": [\"v\"]}"};
