@@ -17,7 +17,7 @@ namespace fp4serve {
 // Presets: "tiny" (§7: layers SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP),
 // "tiny-pro" (§7 variant c: ratios [16, 16, 4, 16, 0], 3 hash layers), "small" (the same
 // schedule at hidden 64, for committed fixtures), "large" (multi-GB: the
-// loading benchmark).
+// loading benchmark), "v4-flash" and "v4-pro" (the released shapes: write them --sparse).
 std::vector<std::string> test_model_presets();
 ModelConfig test_model_config(const std::string& preset);  // throws Error for an unknown preset
 inline ModelConfig tiny_test_config() { return test_model_config("tiny"); }
@@ -43,6 +43,7 @@ struct TestModelOptions {
   std::string preset = "tiny";
   Nvfp4Scope nvfp4_scope = Nvfp4Scope::kLinears;
   uint64_t shard_bytes = uint64_t{1} << 30;
+  bool sparse = false;  // WriterOptions::sparse: headers and holes
 };
 
 WriteReport write_test_model(const std::string& dir, const TestModelOptions& options);
