@@ -41,7 +41,7 @@ PlanSummary summarize_plan(const Checkpoint& ck, const ShardPlan& plan, std::opt
   for (int r = 0; r < plan.parallel.tensor_parallel_size; ++r) {
     RankSummary rank;
     rank.rank = r;
-    for (const TensorByteRange& range : rank_byte_ranges(ck, plan, r)) rank.weight_bytes += range.bytes();
+    for (const ByteRuns& range : rank_byte_ranges(ck, plan, r)) rank.weight_bytes += range.bytes();
     rank.replicated_bytes = replicated;
     rank.kv_bytes_per_token = s.context.bytes_per_token;
     if (gpu_memory_bytes) {

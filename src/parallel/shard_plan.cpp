@@ -329,26 +329,17 @@ uint64_t element_bits(const LinearWeight& lw, const TensorView& weight) {
   return dtype_size(weight.dtype) * 8;
 }
 
-// The bytes of rect (in logical elements) of a row-major [rows, cols] tensor of
+// The runs of rect (in logical elements) of a row-major [rows, cols] tensor of
 // `bits`-bit elements: whole rows as one run, else one run per row.
-void rect_ranges(const TensorView* t, int64_t cols, uint64_t bits, const SliceRect& rect,
-                 std::vector<TensorByteRange>* out) {
-  if (rect.empty() || t->nbytes == 0) return;
+ByteRuns rect_runs(const TensorView& t, int64_t cols, uint64_t bits, const SliceRect& rect) {
+  if (rect.empty() || t.nbytes == 0) return ByteRuns{&t, 0, 0, 0, 0};
   const uint64_t row_bytes = static_cast<uint64_t>(cols) * bits / 8;
   const uint64_t begin = static_cast<uint64_t>(rect.col_begin) * bits / 8;
   const uint64_t end = static_cast<uint64_t>(rect.col_end) * bits / 8;
   const uint64_t first_row = static_cast<uint64_t>(rect.row_begin) * row_bytes;
-  if (rect.col_begin == 0 && rect.col_end == cols) {
-    out->push_back({t, first_row, static_cast<uint64_t>(rect.rows()) * row_bytes, 1, 0});
-  } else {
-    out->push_back({t, first_row + begin, end - begin, static_cast<uint64_t>(rect.rows()), row_bytes});
-  }
-}
-
-// A weight slice's block scales: the blocks its rows and columns fall in.
-SliceRect scale_rect(const LinearWeight& lw, const SliceRect& w) {
-  const int64_t rb = row_block(lw.encoding), cb = col_block(lw.encoding);
-  return SliceRect{w.row_begin / rb, (w.row_end + rb - 1) / rb, w.col_begin / cb, (w.col_end + cb - 1) / cb};
+  if (rect.col_begin == 0 && rect.col_end == cols)
+    return ByteRuns{&t, first_row, static_cast<uint64_t>(rect.rows()) * row_bytes, 1, 0};
+  return ByteRuns{&t, first_row + begin, end - begin, static_cast<uint64_t>(rect.rows()), row_bytes};
 }
 
 }  // namespace
@@ -357,27 +348,39 @@ ShardPlan plan_shards(const Checkpoint& checkpoint, const ParallelConfig& parall
   return Planner(checkpoint, parallel).run();
 }
 
-std::vector<TensorByteRange> rank_byte_ranges(const Checkpoint& ck, const ShardPlan& plan, int rank) {
+ByteRuns weight_runs(const LinearWeight& lw, const SliceRect& rect) {
+  return rect_runs(lw.weight, lw.in_features, element_bits(lw, lw.weight), rect);
+}
+
+ByteRuns scale_runs(const LinearWeight& lw, const SliceRect& w) {
+  if (lw.scale.nbytes == 0 || w.empty()) return ByteRuns{&lw.scale, 0, 0, 0, 0};
+  const int64_t rb = row_block(lw.encoding), cb = col_block(lw.encoding);
+  const SliceRect blocks{w.row_begin / rb, (w.row_end + rb - 1) / rb, w.col_begin / cb, (w.col_end + cb - 1) / cb};
+  int64_t rows, cols;
+  matrix_extent(lw.scale.shape, &rows, &cols);
+  return rect_runs(lw.scale, cols, dtype_size(lw.scale.dtype) * 8, blocks);
+}
+
+ByteRuns tensor_runs(const TensorView& t, const SliceRect& rect) {
+  int64_t rows, cols;
+  matrix_extent(t.shape, &rows, &cols);
+  return rect_runs(t, cols, dtype_size(t.dtype) * 8, rect);
+}
+
+std::vector<ByteRuns> rank_byte_ranges(const Checkpoint& ck, const ShardPlan& plan, int rank) {
   if (rank < 0 || rank >= plan.parallel.tensor_parallel_size)
     fail("rank {} is outside [0, {})", rank, plan.parallel.tensor_parallel_size);
-  std::vector<TensorByteRange> out;
+  std::vector<ByteRuns> out;
+  auto add = [&](const ByteRuns& runs) {
+    if (runs.count > 0 && runs.length > 0) out.push_back(runs);
+  };
   for (const TensorShard& s : plan.linears) {
-    const SliceRect& rect = s.ranks[size_t(rank)];
-    if (rect.empty()) continue;
     const LinearWeight& lw = ck.linear(s.name);
-    rect_ranges(&lw.weight, lw.in_features, element_bits(lw, lw.weight), rect, &out);
-    if (lw.scale.nbytes > 0) {
-      int64_t scale_rows, scale_cols;
-      matrix_extent(lw.scale.shape, &scale_rows, &scale_cols);
-      rect_ranges(&lw.scale, scale_cols, dtype_size(lw.scale.dtype) * 8, scale_rect(lw, rect), &out);
-    }
+    add(weight_runs(lw, s.ranks[size_t(rank)]));
+    add(scale_runs(lw, s.ranks[size_t(rank)]));
   }
-  for (const TensorShard& s : plan.tensors) {
-    const SliceRect& rect = s.ranks[size_t(rank)];
-    if (rect.empty()) continue;
-    const TensorView& t = s.stored_only ? ck.source->tensor(s.name) : ck.tensor(s.name);
-    rect_ranges(&t, s.cols, dtype_size(t.dtype) * 8, rect, &out);
-  }
+  for (const TensorShard& s : plan.tensors)
+    add(tensor_runs(s.stored_only ? ck.source->tensor(s.name) : ck.tensor(s.name), s.ranks[size_t(rank)]));
   return out;
 }
 

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
+#include "io/ranged_read.h"
 
 namespace fp4serve {
 
@@ -76,21 +77,16 @@ struct ShardPlan {
 // neither divides nor is a multiple of o_groups), or for a size < 1.
 ShardPlan plan_shards(const Checkpoint& checkpoint, const ParallelConfig& parallel);
 
-// `count` byte runs of `length` bytes of a stored tensor, the first at `offset` from the
-// tensor's first byte and each next one `stride` bytes further (a column slice takes a
-// run from every row; a row slice is one run).
-struct TensorByteRange {
-  const TensorView* tensor = nullptr;
-  uint64_t offset = 0;
-  uint64_t length = 0;
-  uint64_t count = 1;
-  uint64_t stride = 0;
-  uint64_t bytes() const { return length * count; }
-};
-
-// The bytes rank `rank` needs: each of its slices mapped onto the weight's and the
+// The bytes rank `rank` needs (what it reads with RangedReader): each of its slices mapped onto the weight's and the
 // scale's storage (packed FP4 columns, block-scale rows and columns).
-std::vector<TensorByteRange> rank_byte_ranges(const Checkpoint& checkpoint, const ShardPlan& plan, int rank);
+std::vector<ByteRuns> rank_byte_ranges(const Checkpoint& checkpoint, const ShardPlan& plan, int rank);
+
+// The runs that hold `rect` of a linear's weight (packed FP4 columns included) and of its
+// block scale (the blocks the rect's rows and columns fall in; count 0 without a scale),
+// and of a plain tensor seen as [rows, cols].
+ByteRuns weight_runs(const LinearWeight& linear, const SliceRect& rect);
+ByteRuns scale_runs(const LinearWeight& linear, const SliceRect& rect);
+ByteRuns tensor_runs(const TensorView& tensor, const SliceRect& rect);
 
 const char* shard_kind_name(ShardKind kind);
 const char* combine_name(Combine combine);
