@@ -1,6 +1,7 @@
 // `fp4serve plan MODEL_DIR --tensor-parallel-size N [--enable-expert-parallel]
-// [--gpu-memory GB] [--json]`: how the checkpoint splits over N GPUs and whether it
-// fits, from headers only (no tensor data is read but the scalar NVFP4 scales).
+// [--gpu-memory GB] [--json] [--decode-cost]`: how the checkpoint splits over N GPUs and
+// whether it fits, from headers only (no tensor data is read but the scalar NVFP4
+// scales); --decode-cost adds the communication cost model of parallel/decode_cost.h.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -12,6 +13,7 @@
 #include "checkpoint/checkpoint.h"
 #include "cli/command.h"
 #include "io/safetensors.h"
+#include "parallel/decode_cost.h"
 #include "parallel/plan_report.h"
 #include "parallel/shard_plan.h"
 
@@ -24,9 +26,11 @@ struct PlanArgs {
   bool expert_parallel = false;
   double gpu_memory_gb = 0;
   bool json = false;
+  bool decode_cost = false;
 };
 
 int run_plan(const PlanArgs& a) {
+  if (a.json && a.decode_cost) fail("--decode-cost prints a table: use it without --json");
   const auto start = std::chrono::steady_clock::now();
   LoadOptions options;
   options.page_in = false;
@@ -46,6 +50,7 @@ int run_plan(const PlanArgs& a) {
   } else {
     std::printf("%s", plan_text(summary, a.model_dir).c_str());
   }
+  if (a.decode_cost) std::printf("\n%s", decode_cost_text(ck, a.tensor_parallel_size, {1, 8, 64, 256}).c_str());
   std::fprintf(stderr, "planned from headers in %.2f s (%zu shard files)\n", seconds, ck.source->files().size());
   return 0;
 }
@@ -61,6 +66,8 @@ const RegisterCommand plan{Command{
                    "Routed experts whole, by range over the ranks (else split by columns like any linear)");
       sub.add_option("--gpu-memory", args->gpu_memory_gb, "Memory of one GPU in GB (1e9 bytes): say whether it fits");
       sub.add_flag("--json", args->json, "Print one JSON object");
+      sub.add_flag("--decode-cost", args->decode_cost,
+                   "Also print the decode-step cost model: weights read vs bytes on NVLink and PCIe, TP vs EP");
       return [args] { return run_plan(*args); };
     }}};
 
