@@ -115,7 +115,7 @@ LinearWeight placeholder_linear(const ExpectedLinear& l, WeightEncoding encoding
   return lw;
 }
 
-constexpr uint64_t kSparseTensorThreshold = uint64_t{64} << 20;
+constexpr uint64_t kSparseTensorThreshold = uint64_t{1} << 20;
 
 // Collects tensors into shards of about `shard_bytes`, then names them
 // model-0000i-of-0000n.safetensors and writes the index (one shard: model.safetensors).

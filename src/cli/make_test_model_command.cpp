@@ -53,7 +53,7 @@ const RegisterCommand make_test_model{Command{
       sub.add_option("--nvfp4-scope", args->scope, "For --layout nvfp4: experts | linears")->capture_default_str();
       sub.add_option("--shard-gb", args->shard_gb, "Shard size in GB")->capture_default_str();
       sub.add_flag("--sparse", args->sparse,
-                   "Headers only: linears (and tensors over 64 MiB) are holes; for plan / inspect on full-size shapes");
+                   "Headers only: linears (and tensors over 1 MiB) are holes; for plan / inspect on full-size shapes");
       return [args] { return run_make(*args); };
     }}};
 
