@@ -249,8 +249,6 @@ class Planner {
       const Range rows = wo_a_rows[size_t(r)], cols = wo_a_cols[size_t(r)];
       a.ranks.push_back(rows.end > rows.begin ? SliceRect{rows.begin, rows.end, cols.begin, cols.end} : SliceRect{});
     }
-    if (a.kind == ShardKind::kRows)
-      for (SliceRect& r : a.ranks) r.col_begin = 0, r.col_end = 0;  // filled with the whole width by take()
     decided_[wo_a] = std::move(a);
     decide(wo_b, ShardKind::kColumns, Combine::kAllReduce, scaled(groups, R), note);
   }
