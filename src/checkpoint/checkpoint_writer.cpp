@@ -73,11 +73,50 @@ double relative_rms(const LinearWeight& lw, const std::vector<float>& master) {
   return ref > 0 ? std::sqrt(diff / ref) : std::sqrt(diff);
 }
 
+// A linear's stored tensors in `encoding` with no data (holes for a sparse checkpoint);
+// the shapes and dtypes are the ones quantize_weight produces.
+LinearWeight placeholder_linear(const ExpectedLinear& l, WeightEncoding encoding) {
+  const int64_t n = l.out_features, k = l.in_features;
+  LinearWeight lw;
+  lw.encoding = encoding;
+  lw.out_features = n;
+  lw.in_features = k;
+  lw.name = l.name;
+  auto view = [](DType dtype, std::vector<int64_t> shape) {
+    TensorView t;
+    t.dtype = dtype;
+    t.nbytes = static_cast<size_t>(element_count(shape)) * dtype_size(dtype);
+    t.shape = std::move(shape);
+    return t;
+  };
+  switch (encoding) {
+    case WeightEncoding::kFP8Block:
+      lw.weight = view(DType::F8_E4M3, {n, k});
+      lw.scale = view(DType::F8_E8M0, {(n + 127) / 128, (k + 127) / 128});
+      break;
+    case WeightEncoding::kMXFP4:
+      lw.weight = view(DType::I8, {n, k / 2});
+      lw.scale = view(DType::F8_E8M0, {n, k / 32});
+      break;
+    case WeightEncoding::kNVFP4:
+      lw.weight = view(DType::U8, {n, k / 2});
+      lw.scale = view(DType::F8_E4M3, {n, k / 16});
+      break;
+    case WeightEncoding::kF16: lw.weight = view(DType::F16, {n, k}); break;
+    case WeightEncoding::kF32: lw.weight = view(DType::F32, {n, k}); break;
+    case WeightEncoding::kBF16: lw.weight = view(DType::BF16, {n, k}); break;
+  }
+  return lw;
+}
+
+constexpr uint64_t kSparseTensorThreshold = uint64_t{1} << 20;
+
 // Collects tensors into shards of about `shard_bytes`, then names them
 // model-0000i-of-0000n.safetensors and writes the index (one shard: model.safetensors).
 class ShardWriter {
  public:
-  ShardWriter(fs::path dir, uint64_t shard_bytes) : dir_(std::move(dir)), shard_bytes_(shard_bytes) {}
+  ShardWriter(fs::path dir, uint64_t shard_bytes, bool sparse)
+      : dir_(std::move(dir)), shard_bytes_(shard_bytes), sparse_(sparse) {}
 
   void add(const std::string& name, TensorView tensor) {
     pending_bytes_ += tensor.nbytes;
@@ -111,7 +150,8 @@ class ShardWriter {
   void flush() {
     if (pending_.empty()) return;
     const std::string name = fmt::format("shard-{:05d}.partial.safetensors", shard_names_.size() + 1);
-    write_safetensors((dir_ / name).string(), pending_, {{"format", "pt"}});
+    write_safetensors((dir_ / name).string(), pending_, {{"format", "pt"}},
+                      sparse_ ? MissingData::kHole : MissingData::kError);
     for (const auto& t : pending_) weight_map_[t.name] = name;
     shard_names_.push_back(name);
     pending_.clear();
@@ -120,6 +160,7 @@ class ShardWriter {
 
   fs::path dir_;
   uint64_t shard_bytes_;
+  bool sparse_;
   std::vector<NamedTensor> pending_;
   uint64_t pending_bytes_ = 0;
   uint64_t total_bytes_ = 0;
@@ -212,7 +253,7 @@ WriteReport write_checkpoint(const std::string& dir_name, const ModelConfig& con
   for (const auto& l : expected.linears) by_name[l.name] = &l;
 
   WriteReport report;
-  ShardWriter shards(dir, options.shard_bytes);
+  ShardWriter shards(dir, options.shard_bytes, options.sparse);
 
   auto emit_linear = [&](const LinearWeight& lw) {
     if (lw.encoding == WeightEncoding::kNVFP4) {
@@ -243,6 +284,15 @@ WriteReport write_checkpoint(const std::string& dir_name, const ModelConfig& con
     if (encoding == WeightEncoding::kNVFP4 && !partner.empty() && layout_encoding(options, *by_name.at(partner)) ==
                                                                       WeightEncoding::kNVFP4)
       group.push_back(by_name.at(partner));  // w1/w3 share ModelOpt's fused amax
+    if (options.sparse) {
+      for (const ExpectedLinear* member : group) {
+        LinearWeight lw = placeholder_linear(*member, encoding);
+        if (input_scales && encoding == WeightEncoding::kNVFP4) lw.input_scale = *masters.input_amax(*member) / kNvfp4Normalizer;
+        emit_linear(lw);
+        done[member->name] = true;
+      }
+      continue;
+    }
     std::vector<std::vector<float>> values;
     float amax = 0, input_amax = 0;
     for (const ExpectedLinear* member : group) {
@@ -267,6 +317,15 @@ WriteReport write_checkpoint(const std::string& dir_name, const ModelConfig& con
   for (const ExpectedTensor& t : expected.tensors) {
     const std::string stored = to_stored(scheme, TensorRole::kTensor, t.name);
     const DType dtype = layout_tensor_dtype(options.layout, t);
+    const uint64_t bytes = static_cast<uint64_t>(element_count(t.shape)) * dtype_size(t.kind == TensorKind::kIndex ? DType::I64 : dtype);
+    if (options.sparse && bytes > kSparseTensorThreshold) {
+      TensorView hole;
+      hole.dtype = t.kind == TensorKind::kIndex ? DType::I64 : dtype;
+      hole.shape = t.shape;
+      hole.nbytes = bytes;
+      shards.add(stored, std::move(hole));
+      continue;
+    }
     if (t.kind == TensorKind::kIndex) {
       const std::vector<int64_t> values = masters.index_tensor(t);
       TensorView out = make_owned_tensor(DType::I64, t.shape, t.name);

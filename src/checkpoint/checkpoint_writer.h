@@ -52,6 +52,11 @@ struct WriterOptions {
   OutputLayout layout = OutputLayout::kNative;
   Nvfp4Scope nvfp4_scope = Nvfp4Scope::kLinears;
   uint64_t shard_bytes = uint64_t{2} << 30;  // a shard is closed once it holds at least this much
+  // Headers with holes: every linear's weight and block scale, and any other tensor over
+  // 1 MiB, is left unwritten (zeros in a sparse file); scalar scales and small tensors get
+  // their values. For header-only commands (plan, inspect) on full-size shapes: the value
+  // checks of load_checkpoint refuse such a checkpoint (its block scales are zero).
+  bool sparse = false;
 };
 
 struct ModuleError {

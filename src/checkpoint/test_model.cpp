@@ -47,6 +47,13 @@ bool ends_with(const std::string& s, const char* tail) {
 // Every preset's compressed layers use V4's YaRN (factor 16 over 65,536 positions).
 constexpr YarnConfig kYarn{16.0, 65536, 32.0, 1.0};
 
+// DeepSeek-V4's schedules: `head` layers, then (4, 128) pairs, then a last CSA layer and the MTP layer (0).
+std::vector<int64_t> v4_ratios(std::vector<int64_t> head, int pairs) {
+  for (int i = 0; i < pairs; ++i) head.insert(head.end(), {4, 128});
+  head.insert(head.end(), {4, 0});
+  return head;
+}
+
 struct Preset {
   const char* name;
   ModelConfig shape;  // what the presets differ in; with_common_fields adds the rest
@@ -79,6 +86,20 @@ const std::vector<Preset>& presets() {
                  .compress_ratios = {0, 4, 128, 4, 128, 4, 128, 4, 128, 4, 128, 4, 0}, .yarn = kYarn,
                  .max_position_embeddings = 65536, .index_n_heads = 16, .index_head_dim = 128, .index_topk = 64,
                  .n_routed_experts = 32, .experts_per_token = 4, .moe_intermediate_size = 1024, .num_hash_layers = 2}},
+      // The released models' shapes (HF config.json of deepseek-ai/DeepSeek-V4-Flash and -Pro), for
+      // plans and cost models; at full size only as sparse checkpoints (make-test-model --sparse).
+      {"v4-flash", {.vocab_size = 129280, .hidden_size = 4096, .num_layers = 43, .num_heads = 64, .head_dim = 512,
+                    .rope_head_dim = 64, .q_lora_rank = 1024, .o_lora_rank = 1024, .o_groups = 8,
+                    .sliding_window = 128, .compress_ratios = v4_ratios({0, 0}, 20), .yarn = kYarn,
+                    .max_position_embeddings = 1048576, .index_n_heads = 64, .index_head_dim = 128,
+                    .index_topk = 512, .n_routed_experts = 256, .experts_per_token = 6,
+                    .moe_intermediate_size = 2048, .num_hash_layers = 3}},
+      {"v4-pro", {.vocab_size = 129280, .hidden_size = 7168, .num_layers = 61, .num_heads = 128, .head_dim = 512,
+                  .rope_head_dim = 64, .q_lora_rank = 1536, .o_lora_rank = 1024, .o_groups = 16,
+                  .sliding_window = 128, .compress_ratios = v4_ratios({128, 128}, 29), .yarn = kYarn,
+                  .max_position_embeddings = 1048576, .index_n_heads = 64, .index_head_dim = 128,
+                  .index_topk = 1024, .n_routed_experts = 384, .experts_per_token = 6,
+                  .moe_intermediate_size = 3072, .num_hash_layers = 3}},
   };
   return table;
 }
@@ -139,9 +160,13 @@ std::vector<std::string> test_model_presets() {
 
 ModelConfig test_model_config(const std::string& preset) {
   for (const Preset& p : presets())
-    if (preset == p.name) return with_draft(with_common_fields(p.shape), DraftKind::kMtp);
+    if (preset == p.name) {
+      ModelConfig c = with_common_fields(p.shape);
+      if (preset == "v4-pro") c.routed_scaling_factor = 2.5;
+      return with_draft(c, DraftKind::kMtp);
+    }
   if (preset == "flash") return flash_proportioned_config({});
-  fail("unknown test model preset '{}' (known: tiny, tiny-pro, small, large, flash)", preset);
+  fail("unknown test model preset '{}' (known: tiny, tiny-pro, small, large, flash, v4-flash, v4-pro)", preset);
 }
 
 ModelConfig with_draft(ModelConfig c, DraftKind draft) {
@@ -241,6 +266,7 @@ WriteReport write_test_model(const std::string& dir, const TestModelOptions& opt
   w.layout = options.layout;
   w.nvfp4_scope = options.nvfp4_scope;
   w.shard_bytes = options.shard_bytes;
+  w.sparse = options.sparse;
   return write_checkpoint(dir, config, masters, w);
 }
 

@@ -17,7 +17,8 @@ namespace fp4serve {
 
 // Presets: "tiny" (layers SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP),
 // "tiny-pro" (ratios [16, 16, 4, 16, 0], 3 hash layers), "small" (the same schedule at hidden
-// 64, for committed fixtures), "large" (multi-GB: the loading benchmark), "flash" (below).
+// 64, for committed fixtures), "large" (multi-GB: the loading benchmark), "flash" (below), "v4-flash"
+// and "v4-pro" (the released shapes: write them --sparse).
 // "flash": V4-Flash's per-layer proportions (hidden 4096, 64 heads of 512, FP8 attention and shared
 // expert, MXFP4 experts of 2048, top-6, Flash's SWA/CSA/HCA pattern, 3 hash layers) with fewer
 // layers, experts and vocabulary: what `fp4serve bench decode` measures without a 160 GB download.
@@ -62,6 +63,7 @@ struct TestModelOptions {
   DraftKind draft = DraftKind::kMtp;
   Nvfp4Scope nvfp4_scope = Nvfp4Scope::kLinears;
   uint64_t shard_bytes = uint64_t{1} << 30;
+  bool sparse = false;  // WriterOptions::sparse: headers and holes
 };
 
 WriteReport write_test_model(const std::string& dir, const TestModelOptions& options);

@@ -87,7 +87,13 @@ struct NamedTensor {
 // temporary file in the same directory that is renamed over `path` only once
 // complete, so a failed write never leaves a partial file under `path`. Throws
 // Error naming the path (and tensor) on bad input or I/O failure.
+//
+// With MissingData::kHole, a tensor whose view has no data (null, with nbytes set) is
+// written as a hole (a sparse file reads it as zeros): full-size checkpoints for
+// commands that read headers only (plan, inspect) without the disk they would fill.
+enum class MissingData : uint8_t { kError, kHole };
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                       const std::map<std::string, std::string>& metadata = {});
+                       const std::map<std::string, std::string>& metadata = {},
+                       MissingData missing_data = MissingData::kError);
 
 }  // namespace fp4serve

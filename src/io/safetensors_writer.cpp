@@ -39,6 +39,18 @@ class TemporaryFile {
     }
   }
 
+  // Leaves `size` bytes unwritten (a hole in a sparse file).
+  void skip(uint64_t size, const std::string& final_path) {
+    if (::lseek(fd_, static_cast<off_t>(size), SEEK_CUR) < 0)
+      fail("{}: cannot seek past {} bytes: {}", final_path, size, std::strerror(errno));
+  }
+
+  // Sets the file's length to the current position (a trailing hole has no bytes written).
+  void end_here(const std::string& final_path) {
+    const off_t at = ::lseek(fd_, 0, SEEK_CUR);
+    if (at < 0 || ::ftruncate(fd_, at) != 0) fail("{}: cannot set the file length: {}", final_path, std::strerror(errno));
+  }
+
   void commit(const std::string& final_path) {
     // mkstemp made the file private (0600); a checkpoint is shared like any other file.
     if (::fchmod(fd_, 0644) != 0 || ::fsync(fd_) != 0) fail("{}: cannot flush: {}", final_path, std::strerror(errno));
@@ -57,7 +69,7 @@ class TemporaryFile {
   bool renamed_ = false;
 };
 
-void check_tensor(const NamedTensor& t, const std::string& path) {
+void check_tensor(const NamedTensor& t, const std::string& path, MissingData missing_data) {
   if (t.name == "__metadata__") fail("{}: '__metadata__' is reserved and cannot name a tensor", path);
   uint64_t bytes = dtype_size(t.tensor.dtype);
   for (int64_t d : t.tensor.shape) {
@@ -70,16 +82,17 @@ void check_tensor(const NamedTensor& t, const std::string& path) {
     fail("{}: tensor '{}': dtype {} x shape {} needs {} bytes, but the view holds {}", path, t.name,
          dtype_name(t.tensor.dtype), shape_string(t.tensor.shape), bytes, t.tensor.nbytes);
   }
-  if (bytes > 0 && t.tensor.data == nullptr) fail("{}: tensor '{}': no data", path, t.name);
+  if (bytes > 0 && t.tensor.data == nullptr && missing_data == MissingData::kError)
+    fail("{}: tensor '{}': no data", path, t.name);
 }
 
 }  // namespace
 
 void write_safetensors(const std::string& path, const std::vector<NamedTensor>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
+                       const std::map<std::string, std::string>& metadata, MissingData missing_data) {
   std::set<std::string> names;
   for (const auto& t : tensors) {
-    check_tensor(t, path);
+    check_tensor(t, path, missing_data);
     if (!names.insert(t.name).second) fail("{}: tensor '{}' given twice", path, t.name);
   }
 
@@ -115,7 +128,14 @@ void write_safetensors(const std::string& path, const std::vector<NamedTensor>& 
   TemporaryFile file(path);
   file.write(length, sizeof(length), path);
   file.write(reinterpret_cast<const std::byte*>(text.data()), text.size(), path);
-  for (const NamedTensor* t : order) file.write(t->tensor.data, t->tensor.nbytes, path);
+  for (const NamedTensor* t : order) {
+    if (t->tensor.data == nullptr) {
+      file.skip(t->tensor.nbytes, path);
+    } else {
+      file.write(t->tensor.data, t->tensor.nbytes, path);
+    }
+  }
+  file.end_here(path);
   file.commit(path);
 }
 

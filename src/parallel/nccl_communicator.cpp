@@ -1,0 +1,148 @@
+#include "parallel/nccl_communicator.h"
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+
+#include <cstring>
+
+#include "base/error.h"
+
+namespace fp4serve {
+namespace {
+
+void check_nccl(ncclResult_t result, const char* what) {
+  if (result != ncclSuccess) fail("NCCL {}: {}", what, ncclGetErrorString(result));
+}
+
+void check_cuda(cudaError_t result, const char* what) {
+  if (result != cudaSuccess) fail("CUDA {}: {}", what, cudaGetErrorString(result));
+}
+
+ncclDataType_t nccl_type(CommType type) {
+  switch (type) {
+    case CommType::kF32: return ncclFloat32;
+    case CommType::kI32: return ncclInt32;
+    case CommType::kI64: return ncclInt64;
+    case CommType::kU8: return ncclUint8;
+  }
+  return ncclUint8;
+}
+
+class NcclCommunicator final : public Communicator {
+ public:
+  NcclCommunicator(ncclComm_t comm, int device, int rank, int size) : comm_(comm), device_(device), rank_(rank), size_(size) {
+    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+    check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+    check_cuda(cudaMalloc(&token_, sizeof(int32_t)), "cudaMalloc (barrier token)");
+  }
+  ~NcclCommunicator() override {
+    cudaSetDevice(device_);
+    cudaStreamSynchronize(stream_);
+    ncclCommDestroy(comm_);
+    cudaFree(token_);
+    cudaStreamDestroy(stream_);
+  }
+
+  int rank() const override { return rank_; }
+  int size() const override { return size_; }
+
+  void all_reduce_sum(void* data, size_t count, CommType type) override {
+    refuse_byte_sums(type);
+    use_device();
+    check_nccl(ncclAllReduce(data, data, count, nccl_type(type), ncclSum, comm_, stream_), "all-reduce");
+  }
+
+  void all_gather(const void* send, void* recv, size_t count, CommType type) override {
+    use_device();
+    check_nccl(ncclAllGather(send, recv, count, nccl_type(type), comm_, stream_), "all-gather");
+  }
+
+  void reduce_scatter_sum(const void* send, void* recv, size_t count, CommType type) override {
+    refuse_byte_sums(type);
+    use_device();
+    check_nccl(ncclReduceScatter(send, recv, count, nccl_type(type), ncclSum, comm_, stream_), "reduce-scatter");
+  }
+
+  void all_to_all_v(const void* send, const size_t* send_counts, const size_t* send_offsets, void* recv,
+                    const size_t* recv_counts, const size_t* recv_offsets, CommType type) override {
+    use_device();
+    const size_t es = comm_type_size(type);
+    check_nccl(ncclGroupStart(), "group start");
+    for (int p = 0; p < size_; ++p) {
+      if (send_counts[p])
+        check_nccl(ncclSend(static_cast<const std::byte*>(send) + send_offsets[p] * es, send_counts[p], nccl_type(type),
+                            p, comm_, stream_),
+                   "send");
+      if (recv_counts[p])
+        check_nccl(ncclRecv(static_cast<std::byte*>(recv) + recv_offsets[p] * es, recv_counts[p], nccl_type(type), p,
+                            comm_, stream_),
+                   "recv");
+    }
+    check_nccl(ncclGroupEnd(), "all-to-all-v");
+  }
+
+  void broadcast(void* data, size_t count, CommType type, int root) override {
+    if (root < 0 || root >= size_) fail("communicator broadcast: root {} is outside [0, {})", root, size_);
+    use_device();
+    check_nccl(ncclBroadcast(data, data, count, nccl_type(type), root, comm_, stream_), "broadcast");
+  }
+
+  void barrier() override {
+    use_device();
+    check_nccl(ncclAllReduce(token_, token_, 1, ncclInt32, ncclSum, comm_, stream_), "barrier");
+    synchronize();
+  }
+
+  void synchronize() override {
+    use_device();
+    check_cuda(cudaStreamSynchronize(stream_), "stream synchronize");
+  }
+
+ private:
+  void use_device() const { check_cuda(cudaSetDevice(device_), "cudaSetDevice"); }
+  static void refuse_byte_sums(CommType type) {
+    if (type == CommType::kU8) fail("communicator: cannot sum {} elements (bytes are moved, never summed)", comm_type_name(type));
+  }
+
+  ncclComm_t comm_;
+  int device_;
+  int rank_, size_;
+  cudaStream_t stream_ = nullptr;
+  void* token_ = nullptr;
+};
+
+}  // namespace
+
+int visible_cuda_devices() {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) return 0;
+  return count;
+}
+
+std::vector<std::unique_ptr<Communicator>> make_nccl_group(const std::vector<int>& devices, const NodeLaunch& launch) {
+  if (devices.empty()) fail("NCCL communicator: no GPUs given");
+  ncclUniqueId id{};
+  if (launch.node_rank == 0) check_nccl(ncclGetUniqueId(&id), "get unique id");
+  const auto blob = exchange_bootstrap_blob(
+      launch, std::span<const std::byte>(reinterpret_cast<const std::byte*>(&id), sizeof(id)));
+  if (blob.size() != sizeof(id))
+    fail("NCCL communicator: node 0 sent a {}-byte id, expected {} (different NCCL versions?)", blob.size(), sizeof(id));
+  std::memcpy(&id, blob.data(), sizeof(id));
+
+  const int local = static_cast<int>(devices.size());
+  const int world = launch.nnodes * local;
+  std::vector<ncclComm_t> comms(devices.size());
+  check_nccl(ncclGroupStart(), "group start");
+  for (int i = 0; i < local; ++i) {
+    check_cuda(cudaSetDevice(devices[size_t(i)]), "cudaSetDevice");
+    check_nccl(ncclCommInitRank(&comms[size_t(i)], world, id, launch.node_rank * local + i), "init rank");
+  }
+  check_nccl(ncclGroupEnd(), "communicator init");
+  std::vector<std::unique_ptr<Communicator>> out;
+  for (int i = 0; i < local; ++i)
+    out.push_back(std::make_unique<NcclCommunicator>(comms[size_t(i)], devices[size_t(i)], launch.node_rank * local + i,
+                                                     world));
+  return out;
+}
+
+}  // namespace fp4serve
