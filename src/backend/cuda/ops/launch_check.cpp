@@ -1,0 +1,17 @@
+#ifdef FP4SERVE_HAVE_CUDA
+#include <cuda_runtime_api.h>
+
+#include "base/error.h"
+
+namespace fp4serve::cuda {
+
+void check_launch(const char* what) {
+  const cudaError_t status = cudaGetLastError();
+  FP4SERVE_CHECK(status == cudaSuccess, "CUDA error in {}: {} ({})", what, cudaGetErrorName(status),
+                 cudaGetErrorString(status));
+}
+
+void require(bool ok, const char* what) { FP4SERVE_CHECK(ok, "{}", what); }
+
+}  // namespace fp4serve::cuda
+#endif
