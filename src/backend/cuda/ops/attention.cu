@@ -14,12 +14,12 @@ namespace {
 constexpr int kThreads = 128;
 constexpr int kWarps = kThreads / 32;
 
-__global__ void indexer_kernel(const SequenceLayerRef* sequences, const StepRow* rows, const float* q,
+__global__ void indexer_kernel(int64_t entries_offset, const StepRow* rows, const float* q,
                                const float* weights, int64_t heads, int64_t dim, int64_t ratio, int64_t topk,
                                int64_t max_entries, float* all_scores, int32_t* all_selected) {
   const int64_t t = blockIdx.x;
   const StepRow row = rows[t];
-  const float* keys = sequences[row.sequence].index_compressor.entries;
+  const float* keys = row.slot + entries_offset;
   const int64_t count = (row.position + 1) / ratio;
   const int64_t k = count < topk ? count : topk;
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
@@ -69,12 +69,11 @@ struct KeySet {
   }
 };
 
-__global__ void attention_kernel(SparseAttention p, const SequenceLayerRef* sequences, const StepRow* rows) {
+__global__ void attention_kernel(SparseAttention p, const StepRow* rows) {
   extern __shared__ float o_shared[];
   __shared__ float red[32];
   const int64_t t = blockIdx.x, h = blockIdx.y, hd = p.hd;
   const StepRow row = rows[t];
-  const SequenceLayerRef& seq = sequences[row.sequence];
   const int64_t lo = row.position - p.window + 1 > 0 ? row.position - p.window + 1 : 0;
   const int64_t window_keys = row.position - lo + 1;
   int64_t entries = 0;
@@ -83,7 +82,7 @@ __global__ void attention_kernel(SparseAttention p, const SequenceLayerRef* sequ
     if (p.selected && entries > p.topk) entries = p.topk;
   }
   const int64_t n = window_keys + entries;
-  const KeySet keys{p.kv, seq.window, seq.compressor.entries, p.selected ? p.selected + t * p.topk : nullptr,
+  const KeySet keys{p.kv, row.slot + p.window_offset, row.slot + p.entries_offset, p.selected ? p.selected + t * p.topk : nullptr,
                     row.row_begin, row.start, lo, window_keys, p.window, hd};
   const float* qh = p.q + (t * p.heads + h) * hd;
   float* s = p.scores + (t * p.heads + h) * p.max_keys;
@@ -117,39 +116,37 @@ __global__ void attention_kernel(SparseAttention p, const SequenceLayerRef* sequ
   for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) o[i] = o_shared[i];
 }
 
-__global__ void window_store_kernel(const SequenceLayerRef* sequences, const StepRow* rows, const float* kv, int64_t hd,
+__global__ void window_store_kernel(int64_t window_offset, const StepRow* rows, const float* kv, int64_t hd,
                                     int64_t window) {
   const StepRow row = rows[blockIdx.x];
   if (row.position < row.end - window) return;
-  float* ring = sequences[row.sequence].window + (row.position % window) * hd;
+  float* ring = row.slot + window_offset + (row.position % window) * hd;
   for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) ring[i] = kv[blockIdx.x * hd + i];
 }
 
 }  // namespace
 
-void indexer_select(cudaStream_t stream, const SequenceLayerRef* sequences, const StepRow* rows, int64_t row_count,
-                    const float* q, const float* weights, int64_t heads, int64_t dim, int64_t ratio, int64_t topk,
+void indexer_select(cudaStream_t stream, int64_t entries_offset, const StepRow* rows, int64_t row_count, const float* q, const float* weights, int64_t heads, int64_t dim, int64_t ratio, int64_t topk,
                     int64_t max_entries, float* scores, int32_t* selected) {
   if (row_count == 0) return;
   require(ratio > 0 && topk > 0, "indexer_select: ratio and topk must be positive");
-  indexer_kernel<<<static_cast<unsigned>(row_count), kThreads, 0, stream>>>(sequences, rows, q, weights, heads, dim, ratio,
+  indexer_kernel<<<static_cast<unsigned>(row_count), kThreads, 0, stream>>>(entries_offset, rows, q, weights, heads, dim, ratio,
                                                                              topk, max_entries, scores, selected);
   check_launch("indexer_select");
 }
 
-void sparse_attention(cudaStream_t stream, const SparseAttention& p, const SequenceLayerRef* sequences,
-                      const StepRow* rows, int64_t row_count) {
+void sparse_attention(cudaStream_t stream, const SparseAttention& p, const StepRow* rows, int64_t row_count) {
   if (row_count == 0) return;
   const size_t smem = static_cast<size_t>(p.hd) * sizeof(float);
   attention_kernel<<<dim3(static_cast<unsigned>(row_count), static_cast<unsigned>(p.heads)), kThreads, smem, stream>>>(
-      p, sequences, rows);
+      p, rows);
   check_launch("sparse_attention");
 }
 
-void window_store(cudaStream_t stream, const SequenceLayerRef* sequences, const StepRow* rows, int64_t row_count,
-                  const float* kv, int64_t hd, int64_t window) {
+void window_store(cudaStream_t stream, int64_t window_offset, const StepRow* rows, int64_t row_count, const float* kv,
+                  int64_t hd, int64_t window) {
   if (row_count == 0) return;
-  window_store_kernel<<<static_cast<unsigned>(row_count), kThreads, 0, stream>>>(sequences, rows, kv, hd, window);
+  window_store_kernel<<<static_cast<unsigned>(row_count), kThreads, 0, stream>>>(window_offset, rows, kv, hd, window);
   check_launch("window_store");
 }
 

@@ -1,7 +1,7 @@
 // The CSA / HCA compressors and the indexer's compressor on the GPU (src/model/compressor.cpp).
 // The CPU ingests token by token; here every entry a step emits is pooled at once: its
 // candidates come from the step's own rows (positions >= the run's start) or from the
-// state's rings (earlier positions), which compressor_store refreshes after the step.
+// state (earlier positions), which compressor_store brings up to date after the step.
 #include <cuda_runtime.h>
 
 #include "backend/cuda/ops/device_numerics.cuh"
@@ -12,52 +12,49 @@ namespace {
 
 constexpr int kThreads = 256;
 
-__device__ __forceinline__ const CompressorStateRef& state_of(const SequenceLayerRef& s, bool index_state) {
-  return index_state ? s.index_compressor : s.compressor;
-}
-
 // Candidate (position q, column col) of a pooling: its a value and its score (z + ape).
 struct Candidate {
   float kv, score;
 };
 
-__device__ __forceinline__ Candidate candidate(const CompressorParams& p, const CompressorStateRef& st, const StepRow& row,
-                                               const float* a, const float* z, int64_t q, int64_t col) {
+__device__ __forceinline__ Candidate candidate(const CompressorParams& p, const StepRow& row, const float* a,
+                                               const float* z, int64_t q, int64_t col) {
   const int64_t width = (p.overlap ? 2 : 1) * p.dim;
   if (q < 0) return {0.0f, -INFINITY};
   if (q >= row.start) {
     const int64_t r = row.row_begin + (q - row.start);
     return {a[r * width + col], z[r * width + col] + p.ape[(q % p.ratio) * width + col]};
   }
-  const int64_t slot = q % ((p.overlap ? 2 : 1) * p.ratio);
-  return {st.kv[slot * width + col], st.score[slot * width + col]};
+  // Before the run: the window current at its start, or (overlap) the one before it.
+  const bool current = q >= (row.start / p.ratio) * p.ratio;
+  const int64_t state_row = (current && p.overlap ? p.ratio : 0) + q % p.ratio;
+  return {row.slot[p.state.kv + state_row * width + col], row.slot[p.state.score + state_row * width + col]};
 }
 
-__global__ void emit_kernel(CompressorParams p, const SequenceLayerRef* sequences, bool index_state, const StepRow* rows,
-                            const float* a, const float* z, const EmittedEntry* emitted) {
+__global__ void emit_kernel(CompressorParams p, const StepRow* rows, const float* a, const float* z,
+                            const EmittedEntry* emitted) {
   extern __shared__ float entry[];
   __shared__ float red[32];
   const EmittedEntry em = emitted[blockIdx.x];
   const StepRow row = rows[em.row];
-  const CompressorStateRef& st = state_of(sequences[row.sequence], index_state);
   const int64_t r = p.ratio, d = p.dim, first = row.position + 1 - r;
   for (int64_t f = threadIdx.x; f < d; f += blockDim.x) {
     // Candidates in the reference's order: the previous window's first half, then this
     // window's (second half with overlap).
     const int64_t prev = p.overlap ? r : 0;
     float mx = -INFINITY;
-    for (int64_t i = 0; i < prev; ++i) mx = fmaxf(mx, candidate(p, st, row, a, z, first - r + i, f).score);
-    for (int64_t i = 0; i < r; ++i) mx = fmaxf(mx, candidate(p, st, row, a, z, first + i, prev ? d + f : f).score);
+    for (int64_t i = 0; i < prev; ++i) mx = fmaxf(mx, candidate(p, row, a, z, first - r + i, f).score);
+    for (int64_t i = 0; i < r; ++i) mx = fmaxf(mx, candidate(p, row, a, z, first + i, prev ? d + f : f).score);
     float sum = 0.0f;
-    for (int64_t i = 0; i < prev; ++i) sum += expf(candidate(p, st, row, a, z, first - r + i, f).score - mx);
-    for (int64_t i = 0; i < r; ++i) sum += expf(candidate(p, st, row, a, z, first + i, prev ? d + f : f).score - mx);
+    for (int64_t i = 0; i < prev; ++i) sum += expf(candidate(p, row, a, z, first - r + i, f).score - mx);
+    for (int64_t i = 0; i < r; ++i) sum += expf(candidate(p, row, a, z, first + i, prev ? d + f : f).score - mx);
     float acc = 0.0f;
     for (int64_t i = 0; i < prev; ++i) {
-      const Candidate c = candidate(p, st, row, a, z, first - r + i, f);
+      const Candidate c = candidate(p, row, a, z, first - r + i, f);
       if (c.score != -INFINITY) acc += c.kv * (expf(c.score - mx) / sum);
     }
     for (int64_t i = 0; i < r; ++i) {
-      const Candidate c = candidate(p, st, row, a, z, first + i, prev ? d + f : f);
+      const Candidate c = candidate(p, row, a, z, first + i, prev ? d + f : f);
       acc += c.kv * (expf(c.score - mx) / sum);
     }
     entry[f] = round_bf16(acc);
@@ -107,37 +104,52 @@ __global__ void emit_kernel(CompressorParams p, const SequenceLayerRef* sequence
     }
     __syncthreads();
   }
-  for (int64_t f = threadIdx.x; f < d; f += blockDim.x) st.entries[em.index * d + f] = entry[f];
+  for (int64_t f = threadIdx.x; f < d; f += blockDim.x) row.slot[p.state.entries + em.index * d + f] = entry[f];
 }
 
-__global__ void store_kernel(CompressorParams p, const SequenceLayerRef* sequences, bool index_state, const StepRow* rows,
-                             const float* a, const float* z) {
-  const StepRow row = rows[blockIdx.x];
-  const int64_t slots = (p.overlap ? 2 : 1) * p.ratio, width = (p.overlap ? 2 : 1) * p.dim;
-  if (row.position < row.end - slots) return;
-  const CompressorStateRef& st = state_of(sequences[row.sequence], index_state);
-  const int64_t slot = row.position % slots, t = blockIdx.x;
-  for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
-    st.kv[slot * width + c] = a[t * width + c];
-    st.score[slot * width + c] = z[t * width + c] + p.ape[(row.position % p.ratio) * width + c];
+// One block per run: with overlap, a window that was current at the run's start and
+// completed during it moves to the previous-window rows first; then the run's own
+// positions of the last complete and the current window are written.
+__global__ void store_kernel(CompressorParams p, const StepRun* runs, const float* a, const float* z) {
+  const StepRun run = runs[blockIdx.x];
+  const int64_t r = p.ratio, width = (p.overlap ? 2 : 1) * p.dim;
+  const int64_t current = run.end / r, at_start = run.start / r;
+  float* kv = run.slot + p.state.kv;
+  float* score = run.slot + p.state.score;
+  if (p.overlap && current == at_start + 1) {
+    for (int64_t q = at_start * r; q < run.start; ++q)
+      for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
+        kv[(q % r) * width + c] = kv[(r + q % r) * width + c];
+        score[(q % r) * width + c] = score[(r + q % r) * width + c];
+      }
+    __syncthreads();
+  }
+  int64_t from = (p.overlap ? current - 1 : current) * r;
+  if (from < run.start) from = run.start;
+  for (int64_t q = from; q < run.end; ++q) {
+    const int64_t state_row = (q >= current * r && p.overlap ? r : 0) + q % r, t = run.row_begin + (q - run.start);
+    for (int64_t c = threadIdx.x; c < width; c += blockDim.x) {
+      kv[state_row * width + c] = a[t * width + c];
+      score[state_row * width + c] = z[t * width + c] + p.ape[(q % r) * width + c];
+    }
   }
 }
 
 }  // namespace
 
-void compressor_emit(cudaStream_t stream, const CompressorParams& p, const SequenceLayerRef* sequences, bool index_state,
-                     const StepRow* rows, const float* a, const float* z, const EmittedEntry* emitted, int64_t count) {
+void compressor_emit(cudaStream_t stream, const CompressorParams& p, const StepRow* rows, const float* a, const float* z,
+                     const EmittedEntry* emitted, int64_t count) {
   if (count == 0) return;
   require(!(p.qat && p.indexer) || (p.dim & (p.dim - 1)) == 0, "compressor_emit: the indexer dim must be a power of two");
   const size_t smem = static_cast<size_t>(p.dim) * sizeof(float);
-  emit_kernel<<<static_cast<unsigned>(count), kThreads, smem, stream>>>(p, sequences, index_state, rows, a, z, emitted);
+  emit_kernel<<<static_cast<unsigned>(count), kThreads, smem, stream>>>(p, rows, a, z, emitted);
   check_launch("compressor_emit");
 }
 
-void compressor_store(cudaStream_t stream, const CompressorParams& p, const SequenceLayerRef* sequences, bool index_state,
-                      const StepRow* rows, int64_t row_count, const float* a, const float* z) {
-  if (row_count == 0) return;
-  store_kernel<<<static_cast<unsigned>(row_count), kThreads, 0, stream>>>(p, sequences, index_state, rows, a, z);
+void compressor_store(cudaStream_t stream, const CompressorParams& p, const StepRun* runs, int64_t run_count,
+                      const float* a, const float* z) {
+  if (run_count == 0) return;
+  store_kernel<<<static_cast<unsigned>(run_count), kThreads, 0, stream>>>(p, runs, a, z);
   check_launch("compressor_store");
 }
 

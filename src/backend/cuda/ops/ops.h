@@ -110,31 +110,28 @@ void hc_post(cudaStream_t stream, const float* y, float* X, int64_t rows, int64_
              const float* comb);
 
 // ---- the stateful attention of a step ---------------------------------------------------
-// One sequence's state in one layer, in device memory. The partial-window rings keep the
-// projections of the last `slots` positions (slots = ratio, or 2 * ratio with overlap) at
-// position % slots, z with `ape` already added.
-struct CompressorStateRef {
-  float* entries = nullptr;  // [capacity, d]
-  float* kv = nullptr;       // [slots, coff * d]
-  float* score = nullptr;    // [slots, coff * d]
-};
-struct SequenceLayerRef {
-  float* window = nullptr;  // [W, hd], position % W
-  CompressorStateRef compressor, index_compressor;
+// A sequence's state lives in one device block (its slot); each layer's parts sit at float
+// offsets from the slot's base (backend/backend.h AttentionStateLayout): the window ring
+// [W, hd] at position % W, and per compressor the reference's kv_state / score_state
+// [coff*ratio, coff*dim] (with overlap rows [0, ratio) hold the previous complete window,
+// [ratio, 2*ratio) the current one; z is stored with `ape` added) and the entries.
+struct CompressorOffsets {
+  int64_t kv = 0, score = 0, entries = 0;
 };
 
-// Row t of a step: its sequence (index into the step's SequenceLayerRef array), where its
-// sequence's rows begin in the step, and the positions of that run.
+// Row t of a step: its sequence's slot, where the sequence's rows begin in the step, and
+// the positions of that run.
 struct StepRow {
-  int32_t sequence = 0;
-  int32_t row_begin = 0;     // first step row of the run
-  int64_t start = 0;         // position of row_begin
-  int64_t end = 0;           // one past the run's last position
-  int64_t position = 0;      // this row's position
+  float* slot = nullptr;
+  int64_t row_begin = 0;  // first step row of the run
+  int64_t start = 0;      // position of row_begin
+  int64_t end = 0;        // one past the run's last position
+  int64_t position = 0;   // this row's position
 };
 
 struct CompressorParams {
   int64_t ratio = 0, dim = 0;
+  CompressorOffsets state;
   bool overlap = false;
   bool indexer = false;          // QAT: Hadamard + E2M1 (indexer) or FP8 on the nope dims (main)
   const float* ape = nullptr;    // [ratio, coff * dim]
@@ -153,19 +150,25 @@ struct EmittedEntry {
 };
 
 // Pools, normalizes, ropes and (QAT) rounds every entry of `emitted` from the step's a/z
-// rows [rows, coff*dim] and the state's rings (src/model/compressor.cpp).
-void compressor_emit(cudaStream_t stream, const CompressorParams& p, const SequenceLayerRef* sequences, bool index_state,
-                     const StepRow* rows, const float* a, const float* z, const EmittedEntry* emitted, int64_t count);
-// Stores the last `slots` rows of each run into its rings (after compressor_emit).
-void compressor_store(cudaStream_t stream, const CompressorParams& p, const SequenceLayerRef* sequences, bool index_state,
-                      const StepRow* rows, int64_t row_count, const float* a, const float* z);
+// rows [rows, coff*dim] and the state (src/model/compressor.cpp).
+void compressor_emit(cudaStream_t stream, const CompressorParams& p, const StepRow* rows, const float* a, const float* z,
+                     const EmittedEntry* emitted, int64_t count);
+
+// One run of a step, for compressor_store: its first row and positions.
+struct StepRun {
+  float* slot = nullptr;
+  int64_t row_begin = 0, start = 0, end = 0;
+};
+// Leaves each run's state as the CPU's token-by-token ingest would (after compressor_emit):
+// the current window's rows, and with overlap the last complete window's.
+void compressor_store(cudaStream_t stream, const CompressorParams& p, const StepRun* runs, int64_t run_count,
+                      const float* a, const float* z);
 
 // The indexer: scores of each row's visible index entries ((position + 1) / ratio of them),
 // score[c] = bf16(sum_h bf16(relu(bf16(q_h . K_c)) * w_h)), then the top k (ties: lower
 // index), best first, into selected [rows, topk] (unused slots -1). scores is scratch of
 // rows * max_entries floats.
-void indexer_select(cudaStream_t stream, const SequenceLayerRef* sequences, const StepRow* rows, int64_t row_count,
-                    const float* q, const float* weights, int64_t heads, int64_t dim, int64_t ratio, int64_t topk,
+void indexer_select(cudaStream_t stream, int64_t entries_offset, const StepRow* rows, int64_t row_count, const float* q, const float* weights, int64_t heads, int64_t dim, int64_t ratio, int64_t topk,
                     int64_t max_entries, float* scores, int32_t* selected);
 
 struct SparseAttention {
@@ -179,17 +182,17 @@ struct SparseAttention {
   const int32_t* selected = nullptr;  // [rows, topk] from indexer_select, or null: every entry
   int64_t topk = 0;
   int64_t max_keys = 0;  // bound on the keys of any row (sizes `scores`)
+  int64_t window_offset = 0, entries_offset = 0;  // in each slot
   float scale = 1.0f;
   float* scores = nullptr;  // scratch [rows * heads * max_keys]
   float* o = nullptr;       // [rows, heads, hd]
 };
 // o = softmax-with-sink attention over the window (from kv for positions >= start, else
 // the ring) and the selected (or all) compressed entries, then inverse RoPE.
-void sparse_attention(cudaStream_t stream, const SparseAttention& p, const SequenceLayerRef* sequences,
-                      const StepRow* rows, int64_t row_count);
+void sparse_attention(cudaStream_t stream, const SparseAttention& p, const StepRow* rows, int64_t row_count);
 // Writes each run's last W keys into its window ring (after sparse_attention).
-void window_store(cudaStream_t stream, const SequenceLayerRef* sequences, const StepRow* rows, int64_t row_count,
-                  const float* kv, int64_t hd, int64_t window);
+void window_store(cudaStream_t stream, int64_t window_offset, const StepRow* rows, int64_t row_count, const float* kv,
+                  int64_t hd, int64_t window);
 
 // ---- MoE ---------------------------------------------------------------------------------
 // Routing: scores = sqrt(softplus(logits)); experts from tid2eid[tokens[t]] (when given)
