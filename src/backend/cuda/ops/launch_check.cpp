@@ -1,4 +1,4 @@
-#ifdef FP4SERVE_HAVE_CUDA
+// Built into fp4serve_cuda (CMakeLists.txt), so the ops' host code links without the core.
 #include <cuda_runtime_api.h>
 
 #include "base/error.h"
@@ -14,4 +14,3 @@ void check_launch(const char* what) {
 void require(bool ok, const char* what) { FP4SERVE_CHECK(ok, "{}", what); }
 
 }  // namespace fp4serve::cuda
-#endif
