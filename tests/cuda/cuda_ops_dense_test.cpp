@@ -107,7 +107,7 @@ TEST(CudaOps, ExactLinearMatchesCpuForEveryEncoding) {
 TEST(CudaOps, GatheredLinearPicksEachRowsExpert) {
   FP4SERVE_REQUIRE_GPU();
   std::mt19937 rng = fresh_rng();
-  const int64_t experts = 3, n = 32, k = 128, rows = 7;
+  const int64_t experts = 3, n = 32, k = 128, rows = 8, per_token = 2;
   std::vector<testing::TestWeight> weights;
   std::vector<cuda::ExactDeviceWeight> placed;
   std::vector<cuda::ops::ExactWeight> refs;
@@ -116,23 +116,22 @@ TEST(CudaOps, GatheredLinearPicksEachRowsExpert) {
     placed.push_back(cuda::ExactDeviceWeight::upload(weights.back().weight));
     refs.push_back(placed.back().ref());
   }
-  const std::vector<int32_t> expert = {2, 0, 1, 1, 2, 0, 2};
-  const std::vector<int32_t> x_row = {0, 0, 1, 2, 2, 3, 1};
-  const std::vector<float> x = random_bf16(rng, 4 * k);
+  const std::vector<int32_t> expert = {2, 0, 1, 1, 2, 0, 2, 1};  // assignment a reads token a / per_token
+  const std::vector<float> x = random_bf16(rng, rows / per_token * k);
   std::vector<float> want(rows * n);
   for (int64_t a = 0; a < rows; ++a) {
     cpu::LinearJob job;
     job.weight = &weights[static_cast<size_t>(expert[a])].weight;
-    job.x = x.data() + x_row[a] * k;
+    job.x = x.data() + (a / per_token) * k;
     job.rows = 1;
     job.y = want.data() + a * n;
     job.round_bf16 = true;
     cpu::linear(job);
   }
-  cuda::DeviceBuffer drefs = to_device(refs), dexpert = to_device(expert), drow = to_device(x_row), dx = to_device(x);
+  cuda::DeviceBuffer drefs = to_device(refs), dexpert = to_device(expert), dx = to_device(x);
   cuda::DeviceBuffer dy = poisoned(want.size());
   cuda::ops::linear_exact_gathered(nullptr, drefs.as<cuda::ops::ExactWeight>(), dexpert.as<int32_t>(), dx.as<float>(), k,
-                                   drow.as<int32_t>(), rows, n, k, dy.as<float>(), true);
+                                   per_token, rows, n, k, dy.as<float>(), true);
   expect_bf16_close(from_device<float>(dy, want.size()), want, 1e-3, "gathered MXFP4 experts", 0.95);
 }
 

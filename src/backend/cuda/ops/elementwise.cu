@@ -34,6 +34,11 @@ __global__ void rms_norm_kernel(const float* x, int64_t x_stride, const float* w
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) out[i] = round_bf16(weight[i] * (in[i] * r));
 }
 
+__global__ void fill_kernel(float* dst, int64_t count, float value) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < count) dst[i] = value;
+}
+
 __global__ void scale_bf16_kernel(float* x, int64_t n, float scale) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) x[i] = round_bf16(x[i] * scale);
@@ -160,6 +165,12 @@ void rms_norm(cudaStream_t stream, const float* x, int64_t x_stride, const float
   if (rows == 0) return;
   rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, x_stride, weight, n, eps, y, y_stride);
   check_launch("rms_norm");
+}
+
+void fill(cudaStream_t stream, float* dst, int64_t count, float value) {
+  if (count == 0) return;
+  fill_kernel<<<static_cast<unsigned>((count + kThreads - 1) / kThreads), kThreads, 0, stream>>>(dst, count, value);
+  check_launch("fill");
 }
 
 void scale_bf16(cudaStream_t stream, float* x, int64_t n, float scale) {

@@ -53,14 +53,14 @@ __global__ void linear_exact_kernel(ExactLinear job) {
 }
 
 __global__ void linear_gathered_kernel(const ExactWeight* weights, const int32_t* expert, const float* x,
-                                       int64_t x_stride, const int32_t* x_row, int64_t rows, int64_t n_out, float* y,
+                                       int64_t x_stride, int64_t x_row_divisor, int64_t rows, int64_t n_out, float* y,
                                        bool round) {
   const int lane = threadIdx.x % 32;
   const int64_t out = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (out >= rows * n_out) return;
   const int64_t a = out / n_out, n = out % n_out;
   const ExactWeight& w = weights[expert[a]];
-  const float v = dot_row(w, n, x + (x_row ? x_row[a] : a) * x_stride, lane);
+  const float v = dot_row(w, n, x + (a / x_row_divisor) * x_stride, lane);
   if (lane == 0) y[a * n_out + n] = round ? round_bf16(v) : v;
 }
 
@@ -92,10 +92,10 @@ void linear_exact(cudaStream_t stream, const ExactLinear& job) {
 }
 
 void linear_exact_gathered(cudaStream_t stream, const ExactWeight* weights, const int32_t* expert, const float* x,
-                           int64_t x_stride, const int32_t* x_row, int64_t rows, int64_t n, int64_t k, float* y,
+                           int64_t x_stride, int64_t x_row_divisor, int64_t rows, int64_t n, int64_t k, float* y,
                            bool round_bf16) {
   if (rows * n == 0) return;
-  linear_gathered_kernel<<<grid_for(rows * n), kWarpsPerBlock * 32, 0, stream>>>(weights, expert, x, x_stride, x_row,
+  linear_gathered_kernel<<<grid_for(rows * n), kWarpsPerBlock * 32, 0, stream>>>(weights, expert, x, x_stride, x_row_divisor,
                                                                                  rows, n, y, round_bf16);
   check_launch("linear_exact_gathered");
 }

@@ -40,10 +40,11 @@ struct ExactLinear {
 };
 void linear_exact(cudaStream_t stream, const ExactLinear& job);
 
-// The routed experts' form: row a of x (row x_row[a], or a when x_row is null) times the
-// weight weights[expert[a]] (a device array), into y[a]. expert and x_row are device arrays.
+// The routed experts' form: assignment a multiplies row a / x_row_divisor of x (the
+// token of a (token, slot) pair: divisor k; the pair's own row: 1) by the weight
+// weights[expert[a]] (device arrays), into y[a].
 void linear_exact_gathered(cudaStream_t stream, const ExactWeight* weights, const int32_t* expert, const float* x,
-                           int64_t x_stride, const int32_t* x_row, int64_t rows, int64_t n, int64_t k, float* y,
+                           int64_t x_stride, int64_t x_row_divisor, int64_t rows, int64_t n, int64_t k, float* y,
                            bool round_bf16);
 
 // DeepSeek's act_quant as quantize-dequantize: out = E4M3(clamp(x / s, +-448)) * s per block
@@ -60,6 +61,9 @@ void embed(cudaStream_t stream, const void* table, EmbedTable type, int64_t dim,
 // y[r] = bf16(w * (x[r] * rsqrt(mean(x[r]^2) + eps))) for each row; y may alias x.
 void rms_norm(cudaStream_t stream, const float* x, int64_t x_stride, const float* weight, int64_t rows, int64_t n,
               float eps, float* y, int64_t y_stride);
+
+// dst[0..count) = value.
+void fill(cudaStream_t stream, float* dst, int64_t count, float value);
 
 // x = bf16(x * scale) over n values (the indexer's head weights).
 void scale_bf16(cudaStream_t stream, float* x, int64_t n, float scale);
