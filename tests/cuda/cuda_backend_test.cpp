@@ -78,7 +78,9 @@ TEST(CudaBackend, LinearJobsMatchTheCpuBackend) {
   std::deque<testing::TestWeight> weights;
   for (const auto& [e, n, k] : std::vector<std::tuple<WeightEncoding, int64_t, int64_t>>{
            {WeightEncoding::kMXFP4, 256, 256}, {WeightEncoding::kNVFP4, 48, 128}, {WeightEncoding::kBF16, 24, 96},
-           {WeightEncoding::kF32, 24, 64}, {WeightEncoding::kFP8Block, 200, 256}, {WeightEncoding::kF16, 32, 128}}) {
+           {WeightEncoding::kF32, 24, 64}, {WeightEncoding::kFP8Block, 200, 256}, {WeightEncoding::kF16, 32, 128},
+           // Shapes the Hopper GEMMs take (K % 128, N % 16): the backend's fast path.
+           {WeightEncoding::kFP8Block, 256, 384}, {WeightEncoding::kBF16, 64, 256}}) {
     weights.push_back(testing::make_test_weight(e, n, k, rng()));
     b.place(weights.back().weight);
   }

@@ -26,7 +26,10 @@ CudaBackend::CudaBackend() {
   FP4SERVE_CHECK(prop.major == 9, "--device cuda: {} is compute capability {}.{}; this build's kernels need a Hopper GPU (9.0)",
                  prop.name, prop.major, prop.minor);
   check_cuda(cudaSetDevice(0), "cudaSetDevice");
-  check_cuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "stream creation");
+  // A blocking stream: the GEMMs' scratch set-up and the uploads run on the legacy stream,
+  // which then orders with this one.
+  check_cuda(cudaStreamCreate(&stream_), "stream creation");
+  gemm_context_ = std::make_unique<GpuContext>(stream_);
   description_ = fmt::format("cuda: {} ({} SMs, {:.0f} GiB)", prop.name, prop.multiProcessorCount,
                              static_cast<double>(prop.totalGlobalMem) / (1u << 30));
 }
@@ -38,6 +41,7 @@ CudaBackend::~CudaBackend() {
   tables_.clear();
   small_.clear();
   experts_.clear();
+  gemm_context_.reset();
   for (DeviceBuffer& b : work_) b = DeviceBuffer();
   cudaStreamDestroy(stream_);
 }
@@ -58,15 +62,46 @@ MemoryInfo CudaBackend::memory_info() const {
   return ::fp4serve::DeviceBuffer(ptr, bytes, &release_device, nullptr);
 }
 
+namespace {
+
+bool fits_gemms(const LinearWeight& w) {
+  const bool encoding = w.encoding == WeightEncoding::kBF16 || w.encoding == WeightEncoding::kFP8Block ||
+                        w.encoding == WeightEncoding::kMXFP4 || w.encoding == WeightEncoding::kNVFP4;
+  return encoding && w.in_features % 128 == 0 && w.out_features % 16 == 0;
+}
+
+ops::ExactWeightKind exact_kind(WeightKind k) {
+  switch (k) {
+    case WeightKind::kBF16: return ops::ExactWeightKind::kBF16;
+    case WeightKind::kFP8Block: return ops::ExactWeightKind::kFP8Block;
+    case WeightKind::kMXFP4: return ops::ExactWeightKind::kMXFP4;
+    case WeightKind::kNVFP4: return ops::ExactWeightKind::kNVFP4;
+  }
+  return ops::ExactWeightKind::kBF16;
+}
+
+}  // namespace
+
+// The GEMMs' layout and the exact one hold the same bytes (FP8 scales as floats).
 uint64_t CudaBackend::placement_bytes(const LinearWeight& weight) const { return ExactDeviceWeight::device_bytes_for(weight); }
 
 uint64_t CudaBackend::placement_bytes(const TensorView& table) const { return table.nbytes; }
 
 void CudaBackend::place(const LinearWeight& weight) {
   if (linears_.count(&weight)) return;
-  ExactDeviceWeight placed = ExactDeviceWeight::upload(weight);
-  const uint64_t bytes = placed.device_bytes();
-  linears_.emplace(&weight, std::move(placed));
+  PlacedLinear p;
+  if (fits_gemms(weight)) {
+    p.fast = DeviceLinear::upload(weight);
+    const DeviceLinear& d = *p.fast;
+    p.ref = {exact_kind(d.kind()), d.weight_data(), d.scale_data(), d.global_scale(), d.out_features(), d.in_features()};
+    p.bytes = d.device_bytes();
+  } else {
+    p.exact = ExactDeviceWeight::upload(weight);
+    p.ref = p.exact->ref();
+    p.bytes = p.exact->device_bytes();
+  }
+  const uint64_t bytes = p.bytes;
+  linears_.emplace(&weight, std::move(p));
   if (progress_) progress_(bytes);
 }
 
@@ -122,7 +157,7 @@ void* CudaBackend::work_bytes(Work slot, size_t bytes) {
   return b.data();
 }
 
-const ExactDeviceWeight& CudaBackend::placed(const LinearWeight* weight) const {
+const PlacedLinear& CudaBackend::placed(const LinearWeight* weight) const {
   FP4SERVE_CHECK(weight != nullptr, "a linear without a weight");
   auto it = linears_.find(weight);
   FP4SERVE_CHECK(it != linears_.end(), "linear {}: not placed on the GPU (Backend::place first)", weight->name);
@@ -139,10 +174,10 @@ void CudaBackend::embed(const EmbedParams& p) {
 
 void CudaBackend::hc_pre(const HcPreParams& p) {
   const int64_t m = (2 + p.hc) * p.hc, width = p.hc * p.dim;
-  const ExactDeviceWeight& fn = placed(p.site.fn);
-  FP4SERVE_CHECK(fn.ref().n == m && fn.ref().k == width, "{}: [{}, {}], expected [{}, {}] for hc_pre", p.site.fn->name,
-                 fn.ref().n, fn.ref().k, m, width);
-  ops::linear_exact(stream_, {fn.ref(), p.X, width, p.rows, p.mixes, m, 0, m, false});
+  const ops::ExactWeight& fn = placed(p.site.fn).ref;
+  FP4SERVE_CHECK(fn.n == m && fn.k == width, "{}: [{}, {}], expected [{}, {}] for hc_pre", p.site.fn->name, fn.n, fn.k, m,
+                 width);
+  ops::linear_exact(stream_, {fn, p.X, width, p.rows, p.mixes, m, 0, m, false});
   ops::hc_scale_mixes(stream_, p.X, p.rows, width, p.norm_eps, p.mixes, m);
   ops::hc_sinkhorn(stream_, p.mixes, p.site.scale, p.site.base, p.rows, p.hc, p.sinkhorn_iters, p.hc_eps, p.pre, p.post, p.comb);
   ops::hc_collapse(stream_, p.X, p.pre, p.rows, p.dim, p.hc, p.u);
@@ -152,14 +187,14 @@ void CudaBackend::hc_post(const HcPostParams& p) { ops::hc_post(stream_, p.y, p.
 
 void CudaBackend::hc_head(const HcHeadParams& p) {
   const int64_t width = p.hc * p.dim;
-  const ExactDeviceWeight& fn = placed(p.site.fn);
-  FP4SERVE_CHECK(fn.ref().n == p.hc && fn.ref().k == width, "{}: [{}, {}], expected [{}, {}] for hc_head",
-                 p.site.fn->name, fn.ref().n, fn.ref().k, p.hc, width);
+  const ops::ExactWeight& fn = placed(p.site.fn).ref;
+  FP4SERVE_CHECK(fn.n == p.hc && fn.k == width, "{}: [{}, {}], expected [{}, {}] for hc_head", p.site.fn->name, fn.n,
+                 fn.k, p.hc, width);
   float* picked = work<float>(Work::kGathered, p.rows * width);
   float* mixes = work<float>(Work::kMixes, p.rows * p.hc);
   float* pre = work<float>(Work::kRouteWeights, p.rows * p.hc);
   ops::gather_rows(stream_, p.X, p.row_ids, p.rows, width, picked);
-  ops::linear_exact(stream_, {fn.ref(), picked, width, p.rows, mixes, p.hc, 0, p.hc, false});
+  ops::linear_exact(stream_, {fn, picked, width, p.rows, mixes, p.hc, 0, p.hc, false});
   ops::hc_scale_mixes(stream_, picked, p.rows, width, p.norm_eps, mixes, p.hc);
   ops::hc_head_weights(stream_, mixes, p.site.scale, p.site.base, p.rows, p.hc, p.hc_eps, pre);
   ops::hc_collapse(stream_, picked, pre, p.rows, p.dim, p.hc, p.y);

@@ -8,6 +8,7 @@
 
 #include <array>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "backend/backend.h"
 #include "backend/cuda/exact_weight.h"
 #include "backend/cuda/gpu_context.h"
+#include "backend/cuda/linear_cuda.h"
 #include "backend/cuda/ops/ops.h"
 
 namespace fp4serve::cuda {
@@ -25,8 +27,18 @@ enum class Work : int {
   kQuantized, kQuantizedShared, kMixes, kGathered, kRopeCos, kRopeSin,
   kStepRows, kStepRuns, kEmittedMain, kEmittedIndex, kIndexScores, kSelected, kAttentionScores,
   kLogits, kRouteExperts, kRouteWeights, kHidden1, kHidden3, kMid, kDown,
-  kSharedHidden1, kSharedHidden3, kSharedMid, kSharedDown,
+  kSharedHidden1, kSharedHidden3, kSharedMid, kSharedDown, kGemmIn, kGemmOut,
   kCount
+};
+
+// A placed linear: on the Hopper GEMMs' layout when its shape fits them (K % 128 == 0,
+// N % 16 == 0; BF16, FP8 block-128, MXFP4, NVFP4), which the exact linear reads too, else
+// in the exact linear's own (F16/F32 weights, small shapes). One copy either way.
+struct PlacedLinear {
+  std::optional<DeviceLinear> fast;
+  std::optional<ExactDeviceWeight> exact;
+  ops::ExactWeight ref;
+  size_t bytes = 0;
 };
 
 // The routed experts of one MoE layer as device tables for linear_exact_gathered.
@@ -74,9 +86,12 @@ class CudaBackend final : public Backend {
 
  private:
   // The placed copy of a weight; Error naming it when it was never placed.
-  const ExactDeviceWeight& placed(const LinearWeight* weight) const;
-  // One linear from fp32 rows (quantizing them first when act says so).
+  const PlacedLinear& placed(const LinearWeight* weight) const;
+  // One linear from fp32 rows: the Hopper GEMMs where they compute the job's policy on
+  // the whole weight with bf16 outputs, else the exact linear (quantizing first when act
+  // says so).
   void run_linear(const LinearJob& job);
+  bool run_on_gemm(const LinearJob& job, const PlacedLinear& w);
   template <typename T>
   T* work(Work slot, int64_t count) {
     return static_cast<T*>(work_bytes(slot, static_cast<size_t>(count) * sizeof(T)));
@@ -93,7 +108,8 @@ class CudaBackend final : public Backend {
 
   cudaStream_t stream_ = nullptr;
   std::string description_;
-  std::unordered_map<const LinearWeight*, ExactDeviceWeight> linears_;
+  std::unordered_map<const LinearWeight*, PlacedLinear> linears_;
+  std::unique_ptr<GpuContext> gemm_context_;  // split-K scratch and work buffers of the GEMMs
   std::unordered_map<const void*, DeviceBuffer> tables_;
   std::vector<DeviceBuffer> small_;
   std::unordered_map<const LinearWeight*, ExpertTables> experts_;

@@ -12,11 +12,11 @@ namespace fp4serve::cuda {
 namespace {
 
 // The expert weights of one projection as a device table, all of one encoding and shape.
-DeviceBuffer table_of(const std::vector<const ExactDeviceWeight*>& weights, const std::vector<const LinearWeight*>& host) {
+DeviceBuffer table_of(const std::vector<const PlacedLinear*>& weights, const std::vector<const LinearWeight*>& host) {
   std::vector<ops::ExactWeight> refs;
   for (size_t e = 0; e < weights.size(); ++e) {
-    const ops::ExactWeight& r = weights[e]->ref();
-    FP4SERVE_CHECK(r.kind == weights[0]->ref().kind && r.n == weights[0]->ref().n && r.k == weights[0]->ref().k &&
+    const ops::ExactWeight& r = weights[e]->ref;
+    FP4SERVE_CHECK(r.kind == weights[0]->ref.kind && r.n == weights[0]->ref.n && r.k == weights[0]->ref.k &&
                        host[e]->encoding == host[0]->encoding,
                    "{}: routed experts must share one encoding and shape ({} differs)", host[0]->name, host[e]->name);
     refs.push_back(r);
@@ -31,7 +31,7 @@ DeviceBuffer table_of(const std::vector<const ExactDeviceWeight*>& weights, cons
 const ExpertTables& CudaBackend::expert_tables(const MoeParams& p) {
   auto it = experts_.find(p.gate);
   if (it != experts_.end()) return it->second;
-  std::vector<const ExactDeviceWeight*> w1, w3, w2;
+  std::vector<const PlacedLinear*> w1, w3, w2;
   std::vector<const LinearWeight*> h1, h3, h2;
   for (const ExpertLinears& e : p.routed) {
     w1.push_back(&placed(e.w1)), w3.push_back(&placed(e.w3)), w2.push_back(&placed(e.w2));
@@ -55,8 +55,8 @@ void CudaBackend::moe(const MoeParams& p) {
   const ExpertTables& t = expert_tables(p);
 
   float* logits = work<float>(Work::kLogits, rows * E);
-  const ExactDeviceWeight& gate = placed(p.gate);
-  ops::linear_exact(stream_, {gate.ref(), p.x, D, rows, logits, E, 0, E, false});
+  const ops::ExactWeight& gate = placed(p.gate).ref;
+  ops::linear_exact(stream_, {gate, p.x, D, rows, logits, E, 0, E, false});
   int32_t* selected = work<int32_t>(Work::kRouteExperts, pairs);
   float* route = work<float>(Work::kRouteWeights, pairs);
   ops::moe_route(stream_, logits, rows, E, k, p.bias, p.tid2eid, p.tokens, p.route_scale, selected, route);

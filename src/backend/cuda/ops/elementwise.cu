@@ -34,6 +34,15 @@ __global__ void rms_norm_kernel(const float* x, int64_t x_stride, const float* w
   for (int64_t i = threadIdx.x; i < n; i += blockDim.x) out[i] = round_bf16(weight[i] * (in[i] * r));
 }
 
+__global__ void to_bf16_kernel(const float* x, int64_t x_stride, int64_t cols, uint16_t* out) {
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    out[blockIdx.x * cols + c] = __bfloat16_as_ushort(__float2bfloat16_rn(x[blockIdx.x * x_stride + c]));
+}
+
+__global__ void from_bf16_kernel(const uint16_t* y, int64_t cols, float* out, int64_t out_stride) {
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) out[blockIdx.x * out_stride + c] = bf16_bits_to_float(y[blockIdx.x * cols + c]);
+}
+
 __global__ void fill_kernel(float* dst, int64_t count, float value) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < count) dst[i] = value;
@@ -165,6 +174,18 @@ void rms_norm(cudaStream_t stream, const float* x, int64_t x_stride, const float
   if (rows == 0) return;
   rms_norm_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, x_stride, weight, n, eps, y, y_stride);
   check_launch("rms_norm");
+}
+
+void to_bf16(cudaStream_t stream, const float* x, int64_t x_stride, int64_t rows, int64_t cols, uint16_t* out) {
+  if (rows == 0) return;
+  to_bf16_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(x, x_stride, cols, out);
+  check_launch("to_bf16");
+}
+
+void from_bf16(cudaStream_t stream, const uint16_t* y, int64_t rows, int64_t cols, float* out, int64_t out_stride) {
+  if (rows == 0) return;
+  from_bf16_kernel<<<static_cast<unsigned>(rows), kThreads, 0, stream>>>(y, cols, out, out_stride);
+  check_launch("from_bf16");
 }
 
 void fill(cudaStream_t stream, float* dst, int64_t count, float value) {

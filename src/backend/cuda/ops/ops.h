@@ -62,6 +62,11 @@ void embed(cudaStream_t stream, const void* table, EmbedTable type, int64_t dim,
 void rms_norm(cudaStream_t stream, const float* x, int64_t x_stride, const float* weight, int64_t rows, int64_t n,
               float eps, float* y, int64_t y_stride);
 
+// Between the backend's fp32 activations and the Hopper GEMMs' bf16 operands (the values
+// are bf16 already where the GEMMs take them, so both directions are exact).
+void to_bf16(cudaStream_t stream, const float* x, int64_t x_stride, int64_t rows, int64_t cols, uint16_t* out);
+void from_bf16(cudaStream_t stream, const uint16_t* y, int64_t rows, int64_t cols, float* out, int64_t out_stride);
+
 // dst[0..count) = value.
 void fill(cudaStream_t stream, float* dst, int64_t count, float value);
 
