@@ -40,7 +40,7 @@ struct CompressorCase {
 };
 
 void check_compressor(const CompressorCase& c, std::mt19937& rng) {
-  const int64_t d = c.indexer ? 64 : 128, rd = 32, coff = c.overlap ? 2 : 1, width = coff * d;
+  const int64_t d = c.indexer ? 64 : 128, rd = 64, coff = c.overlap ? 2 : 1, width = coff * d;
   CompressorWeights w;
   w.ratio = c.ratio;
   w.dim = d;
