@@ -2,7 +2,7 @@
 // mixed sizes (several sequences per step, prefill and decode rows) against the CPU's
 // token-by-token ingest; the indexer's scores and top-k (ties included); attention with
 // sinks over ring, step rows and compressed entries against a transcription of
-// src/model/attention.cpp's formula; and the window ring's update.
+// the CPU attention's formula; and the window ring's update.
 #ifdef FP4SERVE_HAVE_CUDA
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // Backend::moe on the GPU: the fp32 gate, routing on the device, every (token, slot) pair
 // through its expert's w1/w3 (linear_exact_gathered reads the expert id on the device, so
 // no count comes back to the host), SwiGLU with the routing weight, w2, and the combine in
-// ascending expert id with the shared expert last (src/model/moe.cpp's order).
+// ascending expert id with the shared expert last (the CPU backend's order).
 #ifdef FP4SERVE_HAVE_CUDA
 #include <vector>
 

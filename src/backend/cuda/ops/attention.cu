@@ -1,5 +1,5 @@
-// The stateful part of an attention layer on the GPU (src/model/attention.cpp,
-// src/model/indexer.cpp): the indexer's scores and top-k, attention with a sink over the
+// The stateful part of an attention layer on the GPU (the CPU backend's attention.cpp
+// and indexer.cpp): the indexer's scores and top-k, attention with a sink over the
 // window and the compressed entries, inverse RoPE, and the window ring. Every row of a
 // step runs at once: a row's window keys at positions >= its run's start come from the
 // step's kv rows, earlier ones from the ring, which window_store refreshes afterwards.

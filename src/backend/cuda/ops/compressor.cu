@@ -1,4 +1,4 @@
-// The CSA / HCA compressors and the indexer's compressor on the GPU (src/model/compressor.cpp).
+// The CSA / HCA compressors and the indexer's compressor on the GPU (the CPU backend's compressor.cpp).
 // The CPU ingests token by token; here every entry a step emits is pooled at once: its
 // candidates come from the step's own rows (positions >= the run's start) or from the
 // state (earlier positions), which compressor_store brings up to date after the step.

@@ -101,7 +101,7 @@ __device__ __forceinline__ float block_max(float v, float* shared) {
   return m;
 }
 
-// RoPE of one interleaved pair at (c, s), results bf16 (src/model/rope.cpp rotate()).
+// RoPE of one interleaved pair at (c, s), results bf16 (the CPU's RopeTable::rotate).
 __device__ __forceinline__ void rotate_pair(float* v, float c, float s, bool inverse) {
   if (inverse) s = -s;
   const float a = v[0], b = v[1];

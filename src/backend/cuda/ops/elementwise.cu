@@ -1,5 +1,5 @@
 // Embedding, RMSNorm, RoPE and the per-row preparation of attention on the GPU, with the
-// rounding points of src/model/{model,norms,rope,attention}.cpp.
+// rounding points of the CPU backend's norms, RoPE and attention.
 #include <cuda_runtime.h>
 
 #include "backend/cuda/ops/device_numerics.cuh"

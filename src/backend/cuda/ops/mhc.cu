@@ -1,4 +1,4 @@
-// Manifold-constrained hyper-connections on the GPU (src/model/mhc.cpp): the rms scale of
+// Manifold-constrained hyper-connections on the GPU (the CPU backend's mhc.cpp): the rms scale of
 // the mixes, the Sinkhorn split (one thread per row: hc is 4, the work is tiny and serial),
 // the collapse and the expansion, with the CPU's order of every sum.
 #include <cuda_runtime.h>

@@ -1,4 +1,4 @@
-// The MoE's routing, SwiGLU and combine on the GPU (src/model/moe.cpp). The projections
+// The MoE's routing, SwiGLU and combine on the GPU (the CPU backend's moe.cpp). The projections
 // run through linear_exact_gathered (every assignment picks its expert's weights on the
 // device), so no expert count is read back.
 #include <cuda_runtime.h>

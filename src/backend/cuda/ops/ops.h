@@ -1,7 +1,7 @@
 // The forward pass's ops on the GPU, as plain launch functions over device pointers (the
 // CUDA backend composes them; tests/cuda checks each against the CPU op). Activations are
 // fp32 buffers holding bf16 values wherever DeepSeek's inference/model.py stores a bf16
-// tensor, so the rounding points are the CPU model's (src/model/*.cpp) one for one. Every
+// tensor, so the rounding points are the CPU backend's (src/backend/cpu/) one for one. Every
 // function enqueues on `stream` and returns at once; errors of the launch throw Error.
 // Sizes the host needs (entries a compressor emits, keys a query sees) are functions of
 // positions, so nothing here reads device memory back.
@@ -84,7 +84,7 @@ void gather_rows(cudaStream_t stream, const float* in, const int64_t* index, int
 void rope_angles(cudaStream_t stream, const float* freqs, int64_t rd, const int64_t* positions, int64_t rows,
                  float* cos, float* sin);
 
-// The per-row preparation of attention, in the CPU's order (src/model/attention.cpp):
+// The per-row preparation of attention, in the CPU backend's order (its attention.cpp):
 //  q heads: head_rms_norm_bf16, then RoPE on the last rd dims;
 //  kv: rms_norm with kv_norm, RoPE, FP8 QAT (block 64 over the nope dims) when qat;
 //  indexer query heads: RoPE, then Hadamard + E2M1 (block 32) when qat.
@@ -106,7 +106,7 @@ void attention_prep(cudaStream_t stream, const AttentionPrep& p);
 // ---- mHC -------------------------------------------------------------------------------
 // mixes[r, :m] *= rsqrt(mean(X[r]^2) + eps) over the width values of row r.
 void hc_scale_mixes(cudaStream_t stream, const float* X, int64_t rows, int64_t width, float eps, float* mixes, int64_t m);
-// Per row: pre, post, comb from mixes [(2+hc)*hc] (src/model/mhc.cpp hc_split_sinkhorn).
+// Per row: pre, post, comb from mixes [(2+hc)*hc] (the CPU backend's hc_split_sinkhorn).
 void hc_sinkhorn(cudaStream_t stream, const float* mixes, const float* scale, const float* base, int64_t rows,
                  int64_t hc, int64_t iters, float eps, float* pre, float* post, float* comb);
 // The head's weights: pre[r, j] = sigmoid(mixes[r, j] * scale[0] + base[j]) + eps.
@@ -159,7 +159,7 @@ struct EmittedEntry {
 };
 
 // Pools, normalizes, ropes and (QAT) rounds every entry of `emitted` from the step's a/z
-// rows [rows, coff*dim] and the state (src/model/compressor.cpp).
+// rows [rows, coff*dim] and the state (the CPU backend's compressor_ingest).
 void compressor_emit(cudaStream_t stream, const CompressorParams& p, const StepRow* rows, const float* a, const float* z,
                      const EmittedEntry* emitted, int64_t count);
 
