@@ -289,7 +289,7 @@ void check_attention_layer(int64_t ratio, bool qat, std::mt19937& rng) {
       StepRows sr;
       sr.rows = rows;
       sr.slices = on_gpu ? gpu_slices : cpu_slices;
-      sr.device_slices = on_gpu ? dslices.gpu() : dslices.cpu();
+      sr.device_slices = on_gpu ? dslices.gpu() : cpu_slices.data();
       sr.positions = on_gpu ? dpos.gpu() : dpos.cpu();
       sr.tokens = on_gpu ? tokens.gpu() : tokens.cpu();
       sr.max_position = max_position;
