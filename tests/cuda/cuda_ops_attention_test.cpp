@@ -3,7 +3,11 @@
 // token-by-token ingest; the indexer's scores and top-k (ties included); attention with
 // sinks over ring, step rows and compressed entries against a transcription of
 // the CPU attention's formula; and the window ring's update.
-#ifdef FP4SERVE_HAVE_CUDA
+//
+// These call the CPU ops as src/model/ declares them before the backend seam; once the CPU
+// backend (backend/cpu/cpu_backend.h) exists, cuda_backend_test.cpp compares the same ops
+// through the Backend interface and this file compiles to nothing (port or drop it then).
+#if defined(FP4SERVE_HAVE_CUDA) && !__has_include("backend/cpu/cpu_backend.h")
 #include <gtest/gtest.h>
 
 #include <algorithm>

@@ -2,7 +2,11 @@
 // (with and without FP8 activations, bf16 and fp32 outputs, groups of output rows), FP8
 // activation quantization, embedding, RMSNorm, mHC, the attention row preparation, and
 // the MoE's routing, SwiGLU and combine. Decode (1 row) and prefill (> 16 rows) shapes.
-#ifdef FP4SERVE_HAVE_CUDA
+//
+// These call the CPU ops as src/model/ declares them before the backend seam; once the CPU
+// backend (backend/cpu/cpu_backend.h) exists, cuda_backend_test.cpp compares the same ops
+// through the Backend interface and this file compiles to nothing (port or drop it then).
+#if defined(FP4SERVE_HAVE_CUDA) && !__has_include("backend/cpu/cpu_backend.h")
 #include <gtest/gtest.h>
 
 #include <algorithm>
