@@ -266,10 +266,11 @@ const RegisterCommand serve{Command{
       sub.add_option("--max-header-bytes", o->limits.max_header_bytes,
                      "Largest request header section (fields, without the request line); larger gets 431")
           ->capture_default_str()
-          ->check(CLI::Range(size_t{1024}, size_t{1} << 24));
-      sub.add_option("--max-url-bytes", o->limits.max_url_bytes, "Longest request target; longer gets 414")
+          ->check(CLI::Range(size_t{1024}, server::kMaxHeaderSectionBytes));
+      sub.add_option("--max-url-bytes", o->limits.max_url_bytes,
+                     "Longest request target; longer gets 414 (with --max-header-bytes at most 65533 in all)")
           ->capture_default_str()
-          ->check(CLI::Range(size_t{256}, size_t{1} << 24));
+          ->check(CLI::Range(size_t{256}, server::kMaxHeaderSectionBytes));
       sub.add_option("--header-timeout", o->header_timeout_s,
                      "Seconds a connection may take from its first wait (or its previous response) to the end of "
                      "a request's headers; then it is closed")

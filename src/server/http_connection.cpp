@@ -109,10 +109,8 @@ void HttpConnection::on_header(error_code ec) {
     // client was idle or too slow, and every byte we send it costs us as much as it.
     if (is_disconnect(ec)) return close();
     if (ec == http::error::header_limit || ec == http::error::buffer_overflow) {
-      auto data = io_->buffer.cdata();
-      std::string_view received(static_cast<const char*>(data.data()), data.size());
-      size_t line_end = received.find("\r\n");
-      if (line_end == std::string_view::npos || line_end > limits.max_url_bytes) {
+      // Beast parses the request line on its own first: no target yet means it is the line that is too long.
+      if (io_->parser->get().target().empty()) {
         return refuse(414, fmt::format("the request URL is longer than {} bytes (--max-url-bytes)",
                                        limits.max_url_bytes));
       }
@@ -130,6 +128,13 @@ void HttpConnection::on_header(error_code ec) {
   const auto& request = io_->parser->get();
   if (request.target().size() > limits.max_url_bytes) {
     return refuse(414, fmt::format("the request URL is longer than {} bytes (--max-url-bytes)", limits.max_url_bytes));
+  }
+  // Beast's limit covers the request line and the fields together; each has its own.
+  size_t field_bytes = 0;
+  for (const auto& field : request) field_bytes += field.name_string().size() + field.value().size() + 4;
+  if (field_bytes > limits.max_header_bytes) {
+    return refuse(431, fmt::format("the request headers are larger than {} bytes (--max-header-bytes)",
+                                   limits.max_header_bytes));
   }
   // Request smuggling patterns (RFC 9112 6.3): a body length two parties could read differently.
   const size_t lengths = request.count(http::field::content_length);

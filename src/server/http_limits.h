@@ -8,10 +8,14 @@
 
 namespace fp4serve::server {
 
+// Boost.Beast keeps a header field's length in 16 bits: the whole header
+// section (request line included) must stay below this for no field to overflow.
+constexpr size_t kMaxHeaderSectionBytes = 65533;
+
 struct HttpLimits {
   size_t max_body_bytes = size_t{64} << 20;   // over it: 413, chunked or not
-  size_t max_header_bytes = size_t{64} << 10; // header fields; over it: 431
-  size_t max_url_bytes = size_t{16} << 10;    // request target; over it: 414
+  size_t max_header_bytes = size_t{32} << 10; // header fields; over it: 431
+  size_t max_url_bytes = size_t{8} << 10;     // request target; over it: 414
   // Whole-phase deadlines, not per-byte timeouts: a client sending one byte a
   // second cannot keep a connection past them.
   std::chrono::milliseconds header_timeout{std::chrono::seconds(10)};  // from the first wait to the blank line

@@ -131,6 +131,11 @@ class HttpServer::Impl : public ConnectionHost {
   std::atomic<int>& open_responses() override { return open_responses_; }
 
   int bind() {
+    const HttpLimits& limits = config_.limits;
+    FP4SERVE_CHECK(limits.max_header_bytes + limits.max_url_bytes <= kMaxHeaderSectionBytes,
+                   "--max-header-bytes {} plus --max-url-bytes {} is over {}, the largest header section "
+                   "Boost.Beast can hold",
+                   limits.max_header_bytes, limits.max_url_bytes, kMaxHeaderSectionBytes);
     raise_descriptor_limit(config_.limits.max_connections);
     const std::string where = fmt::format("{}:{}", config_.host, config_.port);
     error_code ec;
@@ -153,7 +158,15 @@ class HttpServer::Impl : public ConnectionHost {
 
   void serve() {
     accept();
-    io_.run();
+    // A handler that throws loses its connection, not the server.
+    for (;;) {
+      try {
+        io_.run();
+        return;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "fp4serve serve: internal error in the HTTP transport: %s\n", e.what());
+      }
+    }
   }
 
   void drain_and_stop(std::chrono::milliseconds timeout) {
