@@ -221,8 +221,12 @@ void HttpConnection::write_response(const HttpResponse& response, bool close_aft
   for (const auto& [name, value] : response.headers) bytes += name + ": " + value + "\r\n";
   if (close_after) {
     bytes += "Connection: close\r\n";
-  } else if (http10_) {
-    bytes += "Connection: keep-alive\r\n";
+  } else {
+    // Clients that honour the hint close an idle connection before our header deadline
+    // does, instead of racing a new request against our close.
+    if (http10_) bytes += "Connection: keep-alive\r\n";
+    const auto idle = std::chrono::duration_cast<std::chrono::seconds>(host_.limits().header_timeout).count();
+    bytes += fmt::format("Keep-Alive: timeout={}\r\n", std::max<int64_t>(1, idle));
   }
   bytes += "\r\n";
   if (!head_request_) bytes += response.body;
