@@ -60,19 +60,18 @@ struct HttpConnection::Io {
   std::vector<char> scratch;  // lingering close
 };
 
-HttpConnection::HttpConnection(asio::ip::tcp::socket socket, ConnectionHost& host,
-                               std::atomic<int>& live_connections)
-    : host_(host), live_connections_(live_connections) {
+HttpConnection::HttpConnection(asio::ip::tcp::socket socket, ConnectionHost& host, ConnectionCounters& counters)
+    : host_(host), counters_(counters) {
   const HttpLimits& limits = host.limits();
   native_socket_ = socket.native_handle();
   io_ = std::make_unique<Io>(std::move(socket),
                              limits.max_header_bytes + limits.max_url_bytes + kReadSlack);
-  ++live_connections_;
+  ++counters_.live;
 }
 
 HttpConnection::~HttpConnection() {
   response_closed();
-  --live_connections_;
+  --counters_.live;
 }
 
 template <typename Task>
@@ -197,7 +196,7 @@ void HttpConnection::on_body(error_code ec) {
   phase_ = Phase::kHandling;
   io_->stream.expires_never();
   response_open_ = true;
-  ++host_.open_responses();
+  ++counters_.open_responses;
   host_.dispatch(shared_from_this(), std::move(request));
 }
 
@@ -339,7 +338,7 @@ void HttpConnection::abort() {
 void HttpConnection::response_closed() {
   if (!response_open_) return;
   response_open_ = false;
-  --host_.open_responses();
+  --counters_.open_responses;
 }
 
 bool HttpConnection::peer_gone() const {

@@ -42,13 +42,17 @@ class ConnectionHost {
   virtual const HttpLimits& limits() const = 0;
   // A complete request: the host must answer it with respond() or a stream.
   virtual void dispatch(std::shared_ptr<HttpConnection> connection, HttpRequest request) = 0;
-  // Dispatched requests whose response is not yet fully written (drain waits on them).
-  virtual std::atomic<int>& open_responses() = 0;
+};
+
+// The server's counts a connection keeps up to date; they outlive every connection.
+struct ConnectionCounters {
+  std::atomic<int> live{0};            // open connections (the cap)
+  std::atomic<int> open_responses{0};  // dispatched requests not yet fully answered (drain waits on them)
 };
 
 class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
  public:
-  HttpConnection(boost::asio::ip::tcp::socket socket, ConnectionHost& host, std::atomic<int>& live_connections);
+  HttpConnection(boost::asio::ip::tcp::socket socket, ConnectionHost& host, ConnectionCounters& counters);
   ~HttpConnection();
   HttpConnection(const HttpConnection&) = delete;
   HttpConnection& operator=(const HttpConnection&) = delete;
@@ -99,13 +103,13 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
 
   std::unique_ptr<Io> io_;
   ConnectionHost& host_;
-  std::atomic<int>& live_connections_;
+  ConnectionCounters& counters_;
   Phase phase_ = Phase::kHeaders;
   std::chrono::steady_clock::time_point waiting_since_;
   bool keep_alive_ = true;
   bool http10_ = false;
   bool head_request_ = false;
-  bool response_open_ = false;   // counted in host_.open_responses()
+  bool response_open_ = false;   // counted in counters_.open_responses
   bool streaming_ = false;
   bool stream_ended_ = false;
   bool close_after_write_ = false;

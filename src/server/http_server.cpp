@@ -128,7 +128,6 @@ class HttpServer::Impl : public ConnectionHost {
   }
 
   const HttpLimits& limits() const override { return config_.limits; }
-  std::atomic<int>& open_responses() override { return open_responses_; }
 
   int bind() {
     const HttpLimits& limits = config_.limits;
@@ -176,7 +175,7 @@ class HttpServer::Impl : public ConnectionHost {
     scheduler_.wait_until_idle(
         std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()));
     // Let responses whose generation is over finish writing (a stream's [DONE]).
-    while (open_responses_.load() > 0 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(10ms);
+    while (counters_.open_responses.load() > 0 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(10ms);
     asio::post(io_, [this] {
       error_code ignored;
       acceptor_.close(ignored);
@@ -294,11 +293,11 @@ class HttpServer::Impl : public ConnectionHost {
   // Under the cap, or past it when an idle connection (keep-alive, or still
   // sending its headers) can make room: a slow client must not lock others out.
   void admit(tcp::socket socket) {
-    if (live_connections_.load() >= config_.limits.max_connections && !evict_idlest()) {
+    if (counters_.live.load() >= config_.limits.max_connections && !evict_idlest()) {
       return refuse(std::move(socket));
     }
-    auto connection = std::make_shared<HttpConnection>(std::move(socket), *this, live_connections_);
-    if (connections_.size() > 2 * static_cast<size_t>(std::max(live_connections_.load(), 64))) {
+    auto connection = std::make_shared<HttpConnection>(std::move(socket), *this, counters_);
+    if (connections_.size() > 2 * static_cast<size_t>(std::max(counters_.live.load(), 64))) {
       connections_.remove_if([](const std::weak_ptr<HttpConnection>& w) { return w.expired(); });
     }
     connections_.push_back(connection);
@@ -343,8 +342,7 @@ class HttpServer::Impl : public ConnectionHost {
   runtime::SchedulerMetrics& metrics_;
   HttpServerConfig config_;
   // Declared before io_ so they outlive the handlers it destroys.
-  std::atomic<int> open_responses_{0};
-  std::atomic<int> live_connections_{0};
+  ConnectionCounters counters_;
   std::atomic<int> refusals_in_flight_{0};
   asio::io_context io_{1};
   tcp::acceptor acceptor_;

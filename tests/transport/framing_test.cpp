@@ -113,7 +113,7 @@ TEST(Framing, NulBytesAre400) {
   std::string body = kTokenize + std::string(1, '\0') + "ignored";
   RawResponse after = exchange(server.port(), post_request("/tokenize", body));
   EXPECT_EQ(after.status, 400) << after.body;
-  EXPECT_NE(after.body.find("NUL byte at offset 19"), std::string::npos) << after.body;
+  EXPECT_NE(after.body.find("NUL byte"), std::string::npos) << after.body;
   // Inside a header field.
   RawResponse header = exchange(server.port(), std::string("GET /health HTTP/1.1\r\nHost: t\r\nX-A: a\0b\r\n\r\n", 40));
   EXPECT_EQ(header.status, 400) << header.body;
