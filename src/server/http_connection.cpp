@@ -90,7 +90,7 @@ void HttpConnection::read_request() {
   const HttpLimits& limits = host_.limits();
   phase_ = Phase::kHeaders;
   waiting_since_ = std::chrono::steady_clock::now();
-  streaming_ = stream_ended_ = response_complete_ = close_after_write_ = head_request_ = false;
+  response_complete_ = close_after_write_ = head_request_ = false;
   io_->parser.emplace();
   // Beast counts the request line in its header limit; the target has its own (checked below).
   io_->parser->header_limit(static_cast<uint32_t>(limits.max_header_bytes + limits.max_url_bytes));
@@ -237,7 +237,6 @@ void HttpConnection::write_response(const HttpResponse& response, bool close_aft
 void HttpConnection::start_stream(std::string content_type) {
   on_io_thread([this, content_type = std::move(content_type)] {
     if (closed_) return;
-    streaming_ = true;
     // HTTP/1.0 has no chunked coding: the end of the stream is the end of the connection.
     close_after_write_ = http10_ || !keep_alive_;
     std::string bytes = status_line(200) + "Content-Type: " + content_type + "\r\nCache-Control: no-cache\r\n";

@@ -110,8 +110,6 @@ class HttpConnection : public std::enable_shared_from_this<HttpConnection> {
   bool http10_ = false;
   bool head_request_ = false;
   bool response_open_ = false;   // counted in counters_.open_responses
-  bool streaming_ = false;
-  bool stream_ended_ = false;
   bool close_after_write_ = false;
   bool writing_ = false;
   bool response_complete_ = false;  // every byte of the current response is queued
