@@ -5,13 +5,15 @@ namespace {
 
 using namespace std::chrono_literals;
 
-constexpr auto kIdleSleep = 2ms;         // when no stream had news: bounds the added latency
+constexpr auto kIdleSleep = 2ms;         // between checks of the progress count: bounds the added latency
+constexpr auto kFullPassEvery = 50ms;    // polls every stream even without new tokens
 constexpr auto kKeepAliveEvery = 5s;     // SSE comment on a silent stream (long prefills)
 constexpr auto kPeerCheckEvery = 100ms;  // how soon a vanished client's generation stops
 
 }  // namespace
 
-SsePump::SsePump(size_t max_unsent_bytes) : max_unsent_bytes_(max_unsent_bytes), thread_([this] { run(); }) {}
+SsePump::SsePump(size_t max_unsent_bytes, std::function<uint64_t()> progress)
+    : max_unsent_bytes_(max_unsent_bytes), progress_(std::move(progress)), thread_([this] { run(); }) {}
 
 SsePump::~SsePump() {
   {
@@ -63,23 +65,34 @@ bool SsePump::pump(Stream& s, std::chrono::steady_clock::time_point now, bool& p
 
 void SsePump::run() {
   std::vector<Stream> streams;
+  uint64_t seen_progress = progress_();
+  auto last_full_pass = std::chrono::steady_clock::now();
+  bool progressed = false;
   for (;;) {
-    bool progressed = false;
+    bool added = false;
     {
       std::unique_lock lock(mutex_);
       if (streams.empty()) wake_.wait(lock, [&] { return stopping_ || !incoming_.empty(); });
       if (stopping_) break;
       for (auto& s : incoming_) streams.push_back(std::move(s));
-      progressed = !incoming_.empty();
+      added = !incoming_.empty();
       incoming_.clear();
     }
     const auto now = std::chrono::steady_clock::now();
-    for (size_t i = 0; i < streams.size();) {
-      if (pump(streams[i], now, progressed)) {
-        ++i;
-      } else {
-        streams[i] = std::move(streams.back());
-        streams.pop_back();
+    const uint64_t progress = progress_();
+    // A pass that moved events may have left more (a stream over its unsent bound, the
+    // scheduler mid-step): go again; otherwise only on news.
+    if (progressed || added || progress != seen_progress || now - last_full_pass >= kFullPassEvery) {
+      seen_progress = progress;
+      last_full_pass = now;
+      progressed = added;
+      for (size_t i = 0; i < streams.size();) {
+        if (pump(streams[i], now, progressed)) {
+          ++i;
+        } else {
+          streams[i] = std::move(streams.back());
+          streams.pop_back();
+        }
       }
     }
     if (!progressed) {

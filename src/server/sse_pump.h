@@ -1,12 +1,16 @@
 // Moves the events of every open SSE stream from the scheduler to the client
 // connections on one thread, so an open stream holds no thread of its own.
-// The service's EventSource can only be polled, so the pump polls every
-// stream without waiting and sleeps briefly when none had anything new; a
-// stream whose client does not read is skipped until its unsent bytes drain.
+// The service's EventSource can only be polled: the pump polls every stream
+// without waiting, but only when the scheduler has produced tokens since its
+// last pass (a cheap counter), a stream is new, or a slow tick has passed
+// (finishes without a token: timeouts, errors); a stream whose client does not
+// read is skipped until its unsent bytes drain.
 #pragma once
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -19,7 +23,8 @@ namespace fp4serve::server {
 
 class SsePump {
  public:
-  explicit SsePump(size_t max_unsent_bytes);
+  // `progress`: a count that grows whenever the scheduler produces tokens.
+  SsePump(size_t max_unsent_bytes, std::function<uint64_t()> progress);
   ~SsePump();  // cancels the streams still open
   SsePump(const SsePump&) = delete;
   SsePump& operator=(const SsePump&) = delete;
@@ -39,6 +44,7 @@ class SsePump {
   bool pump(Stream& stream, std::chrono::steady_clock::time_point now, bool& progressed);
 
   const size_t max_unsent_bytes_;
+  const std::function<uint64_t()> progress_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::vector<Stream> incoming_;
