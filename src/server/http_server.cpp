@@ -119,8 +119,7 @@ class HttpServer::Impl : public ConnectionHost {
         config_(std::move(config)),
         acceptor_(io_),
         pool_(std::make_unique<WorkerPool>(worker_count())),
-        pump_(std::make_unique<SsePump>(config_.limits.max_unsent_stream_bytes,
-                                        [&metrics] { return metrics.counters().generation_tokens; })) {}
+        pump_(std::make_unique<SsePump>(config_.limits.max_unsent_stream_bytes)) {}
 
   ~Impl() override {
     // Streams and handlers first: they hold connections, which report to this host.

@@ -1,19 +1,19 @@
 #include "server/sse_pump.h"
 
+#include <algorithm>
+
 namespace fp4serve::server {
 namespace {
 
 using namespace std::chrono_literals;
 
-constexpr auto kIdleSleep = 2ms;         // between checks of the progress count: bounds the added latency
-constexpr auto kFullPassEvery = 50ms;    // polls every stream even without new tokens
+constexpr auto kLeadWait = 50ms;         // the longest wait on one stream before all are polled again
 constexpr auto kKeepAliveEvery = 5s;     // SSE comment on a silent stream (long prefills)
 constexpr auto kPeerCheckEvery = 100ms;  // how soon a vanished client's generation stops
 
 }  // namespace
 
-SsePump::SsePump(size_t max_unsent_bytes, std::function<uint64_t()> progress)
-    : max_unsent_bytes_(max_unsent_bytes), progress_(std::move(progress)), thread_([this] { run(); }) {}
+SsePump::SsePump(size_t max_unsent_bytes) : max_unsent_bytes_(max_unsent_bytes), thread_([this] { run(); }) {}
 
 SsePump::~SsePump() {
   {
@@ -34,14 +34,19 @@ void SsePump::add(std::shared_ptr<HttpConnection> connection, std::unique_ptr<Ev
   wake_.notify_one();
 }
 
-bool SsePump::pump(Stream& s, std::chrono::steady_clock::time_point now, bool& progressed) {
+bool SsePump::pump(Stream& s, std::chrono::milliseconds wait, bool& progressed) {
   if (s.connection->closed()) {
     s.events->cancel();
     return false;
   }
-  if (s.connection->unsent_bytes() > max_unsent_bytes_) return true;  // the write deadline guards a stalled reader
+  if (s.connection->unsent_bytes() > max_unsent_bytes_) {
+    // The write deadline guards a reader that stalls for good; meanwhile do not spin on it.
+    if (wait > 0ms) std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(wait, 5ms));
+    return true;
+  }
   std::string out;
-  const bool more = s.events->next(out, 0ms);
+  const bool more = s.events->next(out, wait);
+  const auto now = std::chrono::steady_clock::now();
   if (out.empty() && more && now - s.last_write >= kKeepAliveEvery) out = ": keep-alive\n\n";
   if (!out.empty()) {
     s.last_write = now;
@@ -65,8 +70,6 @@ bool SsePump::pump(Stream& s, std::chrono::steady_clock::time_point now, bool& p
 
 void SsePump::run() {
   std::vector<Stream> streams;
-  uint64_t seen_progress = progress_();
-  auto last_full_pass = std::chrono::steady_clock::now();
   bool progressed = false;
   for (;;) {
     bool added = false;
@@ -78,26 +81,22 @@ void SsePump::run() {
       added = !incoming_.empty();
       incoming_.clear();
     }
-    const auto now = std::chrono::steady_clock::now();
-    const uint64_t progress = progress_();
-    // A pass that moved events may have left more (a stream over its unsent bound, the
-    // scheduler mid-step): go again; otherwise only on news.
-    if (progressed || added || progress != seen_progress || now - last_full_pass >= kFullPassEvery) {
-      seen_progress = progress;
-      last_full_pass = now;
-      progressed = added;
-      for (size_t i = 0; i < streams.size();) {
-        if (pump(streams[i], now, progressed)) {
-          ++i;
-        } else {
-          streams[i] = std::move(streams.back());
-          streams.pop_back();
-        }
+    // Nothing new last pass: block on the lead stream (streams[0]) until its next tokens.
+    const bool wait_on_lead = !progressed && !added;
+    progressed = added;
+    for (size_t i = 0; i < streams.size();) {
+      const bool before = progressed;
+      progressed = false;
+      const bool open = pump(streams[i], i == 0 && wait_on_lead ? kLeadWait : 0ms, progressed);
+      // The first stream that had news leads the next wait: it is in the running batch.
+      if (open && progressed && i > 0 && !before) std::swap(streams[0], streams[i]);
+      progressed = progressed || before;
+      if (open) {
+        ++i;
+      } else {
+        streams[i] = std::move(streams.back());
+        streams.pop_back();
       }
-    }
-    if (!progressed) {
-      std::unique_lock lock(mutex_);
-      wake_.wait_for(lock, kIdleSleep, [&] { return stopping_ || !incoming_.empty(); });
     }
   }
   for (auto& s : streams) s.events->cancel();
