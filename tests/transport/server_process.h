@@ -43,7 +43,6 @@ class ServerProcess {
 
   int port() const { return port_; }
   pid_t pid() const { return pid_; }
-  bool running() const;
   // From /proc/<pid>/status, in KiB: resident now and its peak.
   int64_t rss_kib() const { return status_kib("VmRSS:"); }
   int64_t peak_rss_kib() const { return status_kib("VmHWM:"); }
@@ -154,7 +153,6 @@ inline ServerProcess::~ServerProcess() {
   }
 }
 
-inline bool ServerProcess::running() const { return kill(pid_, 0) == 0 && !std::ifstream("/proc/" + std::to_string(pid_) + "/status").fail(); }
 
 inline int64_t ServerProcess::status_kib(const char* field) const {
   std::ifstream status("/proc/" + std::to_string(pid_) + "/status");
