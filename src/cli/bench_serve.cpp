@@ -44,6 +44,7 @@ struct BenchOptions {
   int max_tokens = 64;
   int fake_step_delay_us = 0;
   int64_t max_batched_tokens = 512;
+  double abort_fraction = 0;  // of requests, which hang up after their first token (soak tests)
 };
 
 // Prompts are token ids (exact lengths on any tokenizer), drawn from [16, 256):
@@ -60,6 +61,7 @@ struct Sample {
   double ttft = 0, tpot = 0, e2e = 0;
   int64_t output_tokens = 0;
   bool ok = false;
+  bool aborted = false;  // hung up on purpose after the first token
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -69,8 +71,9 @@ double percentile(std::vector<double> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
-// One streamed completion; TTFT is the first event carrying text.
-Sample stream_one(const std::string& host, int port, const std::string& body) {
+// One streamed completion; TTFT is the first event carrying text. With
+// `abort`, the client closes the connection right after that first text.
+Sample stream_one(const std::string& host, int port, const std::string& body, bool abort) {
   httplib::Client client(host, port);
   client.set_read_timeout(600, 0);
   Sample s;
@@ -95,6 +98,10 @@ Sample stream_one(const std::string& host, int port, const std::string& body) {
       if (first && j.contains("choices") && !j["choices"].empty() && !j["choices"][0]["text"].get<std::string>().empty()) {
         first = false;
         s.ttft = std::chrono::duration<double>(Clock::now() - start).count();
+        if (abort) {
+          s.aborted = true;
+          return false;
+        }
       }
     }
     return true;
@@ -188,15 +195,23 @@ void run_levels(const std::string& host, int port, const BenchOptions& o, runtim
     std::vector<std::thread> workers;
     for (int w = 0; w < concurrency; ++w) {
       workers.emplace_back([&] {
-        for (int i; (i = next++) < total;) samples[i] = stream_one(host, port, bodies[i]);
+        for (int i; (i = next++) < total;) {
+          // Spread evenly: request i aborts when the running count of aborts steps up at i.
+          const bool abort = static_cast<int>((i + 1) * o.abort_fraction) > static_cast<int>(i * o.abort_fraction);
+          samples[i] = stream_one(host, port, bodies[i], abort);
+        }
       });
     }
     for (auto& t : workers) t.join();
     const double wall = std::chrono::duration<double>(Clock::now() - start).count();
     std::vector<double> ttft, tpot, e2e;
     int64_t tokens = 0;
-    int failed = 0;
+    int failed = 0, aborted = 0;
     for (const auto& s : samples) {
+      if (s.aborted) {
+        ++aborted;
+        continue;
+      }
       if (!s.ok) {
         ++failed;
         continue;
@@ -213,9 +228,10 @@ void run_levels(const std::string& host, int port, const BenchOptions& o, runtim
     if (engine) {
       alone = fmt::format("  {:.0f}", engine_alone(*engine, prompts, concurrency, o));
     }
-    std::printf("%-6d %-5d %-8.1f %-10.0f %-22s %-22s %-22s%s%s\n", concurrency, total,
-                static_cast<double>(total - failed) / wall, static_cast<double>(tokens) / wall, triple(ttft).c_str(),
+    std::printf("%-6d %-5d %-8.1f %-10.0f %-22s %-22s %-22s%s%s%s\n", concurrency, total,
+                static_cast<double>(total - failed - aborted) / wall, static_cast<double>(tokens) / wall, triple(ttft).c_str(),
                 triple(tpot).c_str(), triple(e2e).c_str(), alone.c_str(),
+                (aborted ? fmt::format("  ({} aborted on purpose)", aborted) : std::string()).c_str(),
                 failed ? fmt::format("  ({} FAILED)", failed).c_str() : "");
     std::fflush(stdout);
   }
@@ -305,6 +321,10 @@ const RegisterBenchmark bench{Command{
           ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
       sub.add_option("--fake-model-step-delay-us", o->fake_step_delay_us, "Simulated model time per step (fake model)")
           ->capture_default_str();
+      sub.add_option("--abort-fraction", o->abort_fraction,
+                     "Fraction of requests whose client hangs up after the first token (not counted as failures)")
+          ->capture_default_str()
+          ->check(CLI::Range(0.0, 1.0));
       return [o] { return run_bench(*o); };
     }}};
 

@@ -41,6 +41,9 @@ struct ServeOptions {
   double request_timeout_s = 600;
   double drain_timeout_s = 30;
   int http_threads = 0;
+  server::HttpLimits limits;
+  double header_timeout_s = 10;
+  double body_timeout_s = 60;
   // Test-only: the deterministic fake model instead of a checkpoint.
   bool fake_model = false;
   int fake_model_step_delay_us = 0;
@@ -200,6 +203,9 @@ int run_serve(const ServeOptions& o) {
   http.port = o.port;
   http.api_key = o.api_key;
   http.threads = o.http_threads;
+  http.limits = o.limits;
+  http.limits.header_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.header_timeout_s * 1000));
+  http.limits.body_timeout = std::chrono::milliseconds(static_cast<int64_t>(o.body_timeout_s * 1000));
   server::HttpServer server(service, scheduler, metrics, http);
   int port = server.bind();
   std::printf("fp4serve: serving '%s' on http://%s:%d (max_model_len %lld, max_num_seqs %d)\n",
@@ -262,7 +268,35 @@ const RegisterCommand serve{Command{
           ->capture_default_str()
           ->check(CLI::NonNegativeNumber);
       sub.add_option("--http-threads", o->http_threads,
-                     "HTTP worker threads; each open stream holds one (default: seqs + queue + 16)");
+                     "Handler threads: a plain (non-streaming) completion holds one while it generates; "
+                     "streams hold none (default: seqs + queue + 16)")
+          ->check(CLI::Range(0, 1 << 16));
+      sub.add_option("--max-body-bytes", o->limits.max_body_bytes,
+                     "Largest request body, chunked or not; larger ones get 413")
+          ->capture_default_str()
+          ->check(CLI::Range(size_t{1}, size_t{1} << 34));
+      sub.add_option("--max-header-bytes", o->limits.max_header_bytes,
+                     "Largest request header section (fields, without the request line); larger gets 431")
+          ->capture_default_str()
+          ->check(CLI::Range(size_t{1024}, server::kMaxHeaderSectionBytes));
+      sub.add_option("--max-url-bytes", o->limits.max_url_bytes,
+                     "Longest request target; longer gets 414 (with --max-header-bytes at most 65533 in all)")
+          ->capture_default_str()
+          ->check(CLI::Range(size_t{256}, server::kMaxHeaderSectionBytes));
+      sub.add_option("--header-timeout", o->header_timeout_s,
+                     "Seconds a connection may take from its first wait (or its previous response) to the end of "
+                     "a request's headers; then it is closed")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
+      sub.add_option("--body-timeout", o->body_timeout_s,
+                     "Seconds a request may take to send its whole body; then the connection is closed")
+          ->capture_default_str()
+          ->check(CLI::PositiveNumber);
+      sub.add_option("--max-connections", o->limits.max_connections,
+                     "Open connections; past it the longest-idle one is closed, or when none is idle the new one "
+                     "gets 503")
+          ->capture_default_str()
+          ->check(CLI::Range(1, 1 << 20));
       // Hidden, test-only: the deterministic fake model of src/runtime/engine_fake_model.h.
       sub.add_flag("--fake-model", o->fake_model, "")->group("");
       sub.add_option("--fake-model-step-delay-us", o->fake_model_step_delay_us, "")->group("");

@@ -1,254 +1,329 @@
 #include "server/http_server.h"
 
-#include <arpa/inet.h>
-#include <dirent.h>
-#include <httplib.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
+#include <sys/resource.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/write.hpp>
+
+#include <algorithm>
 #include <cstdio>
+#include <list>
 #include <thread>
 
 #include "server/api_error.h"
+#include "server/http_connection.h"
 #include "server/prometheus_metrics.h"
+#include "server/sse_pump.h"
+#include "server/worker_pool.h"
 
 namespace fp4serve::server {
 namespace {
 
+namespace asio = boost::asio;
+using asio::ip::tcp;
+using boost::system::error_code;
 using nlohmann::json;
 using namespace std::chrono_literals;
 
-constexpr auto kStreamPoll = 50ms;
-constexpr auto kKeepAliveEvery = 5s;
+constexpr int kListenBacklog = 1024;
+// Connections past the cap that may be getting their 503 at once; beyond
+// this many they are closed without one (the refusal must stay cheap).
+constexpr int kMaxRefusalsInFlight = 64;
+constexpr auto kRefusalLinger = 1s;
+constexpr auto kAcceptRetry = 50ms;  // after EMFILE and the like
 
-std::string address_string(const sockaddr_storage& a, int* port) {
-  char host[INET6_ADDRSTRLEN] = {};
-  if (a.ss_family == AF_INET) {
-    const auto* in = reinterpret_cast<const sockaddr_in*>(&a);
-    inet_ntop(AF_INET, &in->sin_addr, host, sizeof host);
-    *port = ntohs(in->sin_port);
-  } else if (a.ss_family == AF_INET6) {
-    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&a);
-    inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof host);
-    *port = ntohs(in6->sin6_port);
+std::string dump(const json& body) { return body.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+HttpResponse error_response(const ApiError& error) {
+  HttpResponse response{error.status(), "application/json", dump(error.to_json()), {}};
+  if (error.status() == 429) response.headers.emplace_back("Retry-After", "1");
+  return response;
+}
+
+HttpResponse json_response(const json& body) { return {200, "application/json", dump(body), {}}; }
+
+// A connection past the cap: a 503 with a body, the unread request drained
+// briefly so the close does not reset the answer away, then closed.
+struct RefusedConnection : std::enable_shared_from_this<RefusedConnection> {
+  RefusedConnection(tcp::socket s, std::string r, std::atomic<int>& n)
+      : socket(std::move(s)), timer(socket.get_executor()), response(std::move(r)), in_flight(n) {
+    ++in_flight;
   }
-  return host;
-}
-
-// cpp-httplib 0.11 gives handlers no access to their connection, so a client
-// that hangs up while its plain response is being generated would go
-// unnoticed. The request does carry both endpoints' addresses: find the
-// socket with that peer among our descriptors (once per request).
-int find_connection_socket(const httplib::Request& req) {
-  DIR* dir = opendir("/proc/self/fd");
-  if (!dir) return -1;
-  int found = -1;
-  while (dirent* entry = readdir(dir)) {
-    int fd = std::atoi(entry->d_name);
-    if (fd <= 2 || fd == dirfd(dir)) continue;
-    sockaddr_storage peer{}, local{};
-    socklen_t peer_length = sizeof peer, local_length = sizeof local;
-    if (getpeername(fd, reinterpret_cast<sockaddr*>(&peer), &peer_length) != 0) continue;
-    if (getsockname(fd, reinterpret_cast<sockaddr*>(&local), &local_length) != 0) continue;
-    int peer_port = -1, local_port = -1;
-    std::string peer_host = address_string(peer, &peer_port);
-    address_string(local, &local_port);
-    if (peer_port == req.remote_port && local_port == req.local_port && peer_host == req.remote_addr) {
-      found = fd;
-      break;
-    }
+  ~RefusedConnection() { --in_flight; }
+  void start() {
+    timer.expires_after(kRefusalLinger);
+    timer.async_wait([self = shared_from_this()](error_code) {
+      error_code ignored;
+      self->socket.close(ignored);
+    });
+    asio::async_write(socket, asio::buffer(response), [self = shared_from_this()](error_code ec, size_t) {
+      if (ec) {
+        self->timer.cancel();
+        return;
+      }
+      error_code ignored;
+      self->socket.shutdown(tcp::socket::shutdown_send, ignored);
+      self->drain();
+    });
   }
-  closedir(dir);
-  return found;
-}
-
-// True once the peer has closed (or reset) the connection. Pending bytes
-// (a pipelined request) mean the client is still there.
-bool peer_closed(int fd) {
-  if (fd < 0) return false;
-  char byte;
-  ssize_t n = recv(fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-  if (n > 0) return false;
-  if (n == 0) return true;
-  return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
-}
-
-void send_error(httplib::Response& res, const ApiError& error) {
-  res.status = error.status();
-  if (error.status() == 429) res.set_header("Retry-After", "1");
-  res.set_content(error.to_json().dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-}
-
-void send_json(httplib::Response& res, const json& body) {
-  res.status = 200;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-}
-
-// cpp-httplib 0.11 listens with a backlog of 5, fixed inside the library: a
-// burst of connections beyond it waits for TCP's SYN retry (one second). The
-// listening socket is a protected member, so widen the backlog after binding.
-class WideBacklogServer : public httplib::Server {
- public:
-  void widen_backlog(int backlog) { ::listen(svr_sock_, backlog); }
+  void drain() {
+    socket.async_read_some(asio::buffer(scratch), [self = shared_from_this()](error_code ec, size_t) {
+      if (ec) {
+        self->timer.cancel();
+        return;
+      }
+      self->drain();
+    });
+  }
+  tcp::socket socket;
+  asio::steady_timer timer;
+  std::string response;
+  std::atomic<int>& in_flight;
+  char scratch[4096];
 };
 
-constexpr int kListenBacklog = 1024;
+// Each connection holds a descriptor: let the connection cap, not the
+// process's soft descriptor limit (often 1024), be what refuses clients.
+void raise_descriptor_limit(int max_connections) {
+  rlimit limit{};
+  if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return;
+  const rlim_t wanted = static_cast<rlim_t>(max_connections) + 256;
+  if (limit.rlim_cur >= wanted) return;
+  limit.rlim_cur = std::min(limit.rlim_max, wanted);
+  setrlimit(RLIMIT_NOFILE, &limit);
+}
 
 }  // namespace
 
-class HttpServer::Impl {
+class HttpServer::Impl : public ConnectionHost {
  public:
   Impl(HttpServer& owner, CompletionService& service, runtime::Scheduler& scheduler,
        runtime::SchedulerMetrics& metrics, HttpServerConfig config)
-      : owner_(owner), service_(service), scheduler_(scheduler), metrics_(metrics), config_(std::move(config)) {
-    const auto& sc = scheduler_.config();
-    int threads = config_.threads > 0 ? config_.threads : sc.max_num_seqs + sc.max_waiting + 16;
-    server_.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
-    server_.set_payload_max_length(config_.max_body_bytes);
-    server_.set_read_timeout(30, 0);
-    server_.set_write_timeout(30, 0);
-    server_.set_keep_alive_timeout(5);
-    server_.set_keep_alive_max_count(1000);
-    routes();
+      : owner_(owner),
+        service_(service),
+        scheduler_(scheduler),
+        metrics_(metrics),
+        config_(std::move(config)),
+        acceptor_(io_),
+        pool_(std::make_unique<WorkerPool>(worker_count())),
+        pump_(std::make_unique<SsePump>(config_.limits.max_unsent_stream_bytes)) {}
+
+  ~Impl() override {
+    // Streams and handlers first: they hold connections, which report to this host.
+    pump_.reset();
+    pool_.reset();
   }
 
+  const HttpLimits& limits() const override { return config_.limits; }
+
   int bind() {
-    int port = config_.port;
-    if (port == 0) {
-      port = server_.bind_to_any_port(config_.host);
-      FP4SERVE_CHECK(port > 0, "cannot bind to {} on any port", config_.host);
-    } else {
-      FP4SERVE_CHECK(server_.bind_to_port(config_.host, port), "cannot bind to {}:{} (in use or not allowed?)",
-                     config_.host, port);
-    }
-    server_.widen_backlog(kListenBacklog);
-    return port;
+    const HttpLimits& limits = config_.limits;
+    FP4SERVE_CHECK(limits.max_header_bytes + limits.max_url_bytes <= kMaxHeaderSectionBytes,
+                   "--max-header-bytes {} plus --max-url-bytes {} is over {}, the largest header section "
+                   "Boost.Beast can hold",
+                   limits.max_header_bytes, limits.max_url_bytes, kMaxHeaderSectionBytes);
+    raise_descriptor_limit(config_.limits.max_connections);
+    const std::string where = fmt::format("{}:{}", config_.host, config_.port);
+    error_code ec;
+    tcp::resolver resolver(io_);
+    auto endpoints = resolver.resolve(config_.host, std::to_string(config_.port), tcp::resolver::passive, ec);
+    FP4SERVE_CHECK(!ec && !endpoints.empty(), "cannot bind to {}: cannot resolve '{}': {}", where, config_.host,
+                   ec.message());
+    const tcp::endpoint endpoint = endpoints.begin()->endpoint();
+    acceptor_.open(endpoint.protocol(), ec);
+    FP4SERVE_CHECK(!ec, "cannot bind to {}: {}", where, ec.message());
+    // SO_REUSEADDR only lets a restarted server take its port back from
+    // TIME_WAIT; unlike SO_REUSEPORT it never lets two listeners share it.
+    acceptor_.set_option(tcp::acceptor::reuse_address(true), ec);
+    acceptor_.bind(endpoint, ec);
+    FP4SERVE_CHECK(!ec, "cannot bind to {}: {}", where, ec.message());
+    acceptor_.listen(kListenBacklog, ec);
+    FP4SERVE_CHECK(!ec, "cannot listen on {}: {}", where, ec.message());
+    return acceptor_.local_endpoint().port();
   }
-  void serve() { server_.listen_after_bind(); }
+
+  void serve() {
+    accept();
+    // A handler that throws loses its connection, not the server.
+    for (;;) {
+      try {
+        io_.run();
+        return;
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "fp4serve serve: internal error in the HTTP transport: %s\n", e.what());
+      }
+    }
+  }
 
   void drain_and_stop(std::chrono::milliseconds timeout) {
     owner_.draining_.store(true);
     scheduler_.begin_drain();
     auto end = std::chrono::steady_clock::now() + timeout;
-    scheduler_.wait_until_idle(std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()));
+    scheduler_.wait_until_idle(
+        std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now()));
     // Let responses whose generation is over finish writing (a stream's [DONE]).
-    while (open_responses_.load() > 0 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(10ms);
-    server_.stop();
+    while (counters_.open_responses.load() > 0 && std::chrono::steady_clock::now() < end) std::this_thread::sleep_for(10ms);
+    asio::post(io_, [this] {
+      error_code ignored;
+      acceptor_.close(ignored);
+      for (auto& weak : connections_) {
+        if (auto connection = weak.lock()) connection->close();
+      }
+      connections_.clear();
+      io_.stop();
+    });
+  }
+
+  void dispatch(std::shared_ptr<HttpConnection> connection, HttpRequest request) override {
+    const std::string& path = request.path;
+    const bool get = request.method == "GET", post = request.method == "POST";
+    if (get && path == "/health") {
+      return connection->respond({owner_.draining() ? 503 : 200, {}, {}, {}});
+    }
+    if (get && path == "/metrics") {
+      return on_worker(connection, std::move(request), false, [this](const HttpRequest&) {
+        return HttpResponse{200, "text/plain; version=0.0.4",
+                            render_prometheus(metrics_, scheduler_.load(), service_.config().served_model_name), {}};
+      });
+    }
+    if (get && path == "/v1/models") {
+      return on_worker(connection, std::move(request), true,
+                       [this](const HttpRequest&) { return json_response(service_.models()); });
+    }
+    if (post && (path == "/v1/chat/completions" || path == "/v1/completions")) {
+      const bool chat = path == "/v1/chat/completions";
+      return on_worker(connection, std::move(request), true,
+                       [this, chat, connection](const HttpRequest& r) -> std::optional<HttpResponse> {
+                         return chat ? run_chat(connection, r) : run_completion(connection, r);
+                       });
+    }
+    if (post && path == "/tokenize") {
+      return on_worker(connection, std::move(request), true, [this](const HttpRequest& r) {
+        return json_response(service_.tokenize(parse_tokenize_request(r.body, service_.config().sampling_defaults)));
+      });
+    }
+    if (post && path == "/detokenize") {
+      return on_worker(connection, std::move(request), true, [this](const HttpRequest& r) {
+        return json_response(service_.detokenize(parse_detokenize_request(r.body)));
+      });
+    }
+    connection->respond(error_response(ApiError(404, fmt::format("no route for {} {}", request.method, path))));
   }
 
  private:
-  // Counts a response from the start of its handler to its last byte.
-  struct OpenResponse {
-    explicit OpenResponse(std::atomic<int>& n) : n_(&n) { ++*n_; }
-    ~OpenResponse() { --*n_; }
-    std::atomic<int>* n_;
-  };
-
-  bool authorized(const httplib::Request& req, httplib::Response& res) {
-    if (config_.api_key.empty()) return true;
-    if (req.get_header_value("Authorization") == "Bearer " + config_.api_key) return true;
-    send_error(res, ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", {}, "invalid_api_key"));
-    return false;
+  int worker_count() const {
+    const auto& sc = scheduler_.config();
+    return config_.threads > 0 ? config_.threads : sc.max_num_seqs + sc.max_waiting + 16;
   }
 
-  // Runs a JSON endpoint, turning every failure into an OpenAI error body.
-  template <typename Body>
-  void guarded(const httplib::Request& req, httplib::Response& res, bool needs_key, Body body) {
-    OpenResponse open(open_responses_);
-    try {
-      if (needs_key && !authorized(req, res)) return;
-      body();
-    } catch (const ApiError& e) {
-      send_error(res, e);
-    } catch (const Error& e) {
-      send_error(res, ApiError(400, e.what()));
-    } catch (const std::exception& e) {
-      std::fprintf(stderr, "fp4serve serve: internal error on %s: %s\n", req.path.c_str(), e.what());
-      send_error(res, ApiError(500, std::string("internal error: ") + e.what()));
+  // Runs a handler on the worker pool, turning every failure into an OpenAI
+  // error body. A handler that returns nullopt has handed the connection to a stream.
+  template <typename Handler>
+  void on_worker(std::shared_ptr<HttpConnection> connection, HttpRequest request, bool needs_key, Handler handler) {
+    pool_->post([this, connection = std::move(connection), request = std::move(request), needs_key,
+                 handler = std::move(handler)]() mutable {
+      std::optional<HttpResponse> response;
+      try {
+        if (needs_key && !authorized(request)) {
+          throw ApiError(401, "missing or wrong API key: send 'Authorization: Bearer <key>'", {}, "invalid_api_key");
+        }
+        response = handler(request);
+      } catch (const ApiError& e) {
+        response = error_response(e);
+      } catch (const Error& e) {
+        response = error_response(ApiError(400, e.what()));
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "fp4serve serve: internal error on %s: %s\n", request.path.c_str(), e.what());
+        response = error_response(ApiError(500, std::string("internal error: ") + e.what()));
+      }
+      if (response) connection->respond(std::move(*response));
+    });
+  }
+
+  bool authorized(const HttpRequest& request) const {
+    return config_.api_key.empty() || request.authorization == "Bearer " + config_.api_key;
+  }
+
+  std::optional<HttpResponse> run_chat(const std::shared_ptr<HttpConnection>& connection, const HttpRequest& r) {
+    ChatRequest request = parse_chat_request(r.body, service_.config().sampling_defaults);
+    if (request.options.stream) {
+      pump_->add(connection, service_.chat_stream(request));
+      return std::nullopt;
     }
+    return json_response(service_.chat(request, [connection] { return connection->peer_gone(); }));
   }
 
-  void stream(const httplib::Request& req, httplib::Response& res, std::unique_ptr<EventSource> source) {
-    const int fd = find_connection_socket(req);
-    std::shared_ptr<EventSource> events(std::move(source));
-    auto open = std::make_shared<OpenResponse>(open_responses_);
-    res.status = 200;
-    res.set_header("Cache-Control", "no-cache");
-    res.set_chunked_content_provider(
-        "text/event-stream",
-        [events, fd, last_write = std::chrono::steady_clock::now()](size_t, httplib::DataSink& sink) mutable {
-          std::string out;
-          bool more = events->next(out, kStreamPoll);
-          auto now = std::chrono::steady_clock::now();
-          if (out.empty() && more && now - last_write >= kKeepAliveEvery) out = ": keep-alive\n\n";
-          if (!out.empty()) {
-            last_write = now;
-            if (!sink.write(out.data(), out.size())) {
-              events->cancel();
-              return false;
-            }
-          }
-          if (!more) {
-            sink.done();
-            return true;
-          }
-          if (peer_closed(fd)) {
-            events->cancel();
-            return false;
-          }
-          return true;
-        },
-        [events, open](bool success) {
-          if (!success) events->cancel();
-        });
+  std::optional<HttpResponse> run_completion(const std::shared_ptr<HttpConnection>& connection,
+                                             const HttpRequest& r) {
+    CompletionRequest request = parse_completion_request(r.body, service_.config().sampling_defaults);
+    if (request.options.stream) {
+      pump_->add(connection, service_.completion_stream(request));
+      return std::nullopt;
+    }
+    return json_response(service_.completion(request, [connection] { return connection->peer_gone(); }));
   }
 
-  void routes() {
-    server_.Get("/health", [this](const httplib::Request& req, httplib::Response& res) {
-      res.status = owner_.draining() ? 503 : 200;
+  void accept() {
+    acceptor_.async_accept([this](error_code ec, tcp::socket socket) {
+      if (ec == asio::error::operation_aborted || !acceptor_.is_open()) return;
+      if (ec) {
+        // Out of descriptors or memory: wait instead of spinning on the same error.
+        auto timer = std::make_shared<asio::steady_timer>(io_, kAcceptRetry);
+        timer->async_wait([this, timer](error_code) { accept(); });
+        return;
+      }
+      admit(std::move(socket));
+      accept();
     });
-    server_.Get("/v1/models", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(req, res, true, [&] { send_json(res, service_.models()); });
-    });
-    server_.Get("/metrics", [this](const httplib::Request& req, httplib::Response& res) {
-      res.set_content(render_prometheus(metrics_, scheduler_.load(), service_.config().served_model_name),
-                      "text/plain; version=0.0.4");
-    });
-    server_.Post("/v1/chat/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(req, res, true, [&] {
-        ChatRequest request = parse_chat_request(req.body, service_.config().sampling_defaults);
-        if (request.options.stream) return stream(req, res, service_.chat_stream(request));
-        int fd = find_connection_socket(req);
-        send_json(res, service_.chat(request, [fd] { return peer_closed(fd); }));
-      });
-    });
-    server_.Post("/v1/completions", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(req, res, true, [&] {
-        CompletionRequest request = parse_completion_request(req.body, service_.config().sampling_defaults);
-        if (request.options.stream) return stream(req, res, service_.completion_stream(request));
-        int fd = find_connection_socket(req);
-        send_json(res, service_.completion(request, [fd] { return peer_closed(fd); }));
-      });
-    });
-    server_.Post("/tokenize", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(req, res, true, [&] { send_json(res, service_.tokenize(parse_tokenize_request(req.body, service_.config().sampling_defaults))); });
-    });
-    server_.Post("/detokenize", [this](const httplib::Request& req, httplib::Response& res) {
-      guarded(req, res, true, [&] { send_json(res, service_.detokenize(parse_detokenize_request(req.body))); });
-    });
-    // Unknown routes and library-level refusals (413 body too large, 400
-    // unparsable HTTP) get an OpenAI error body too.
-    server_.set_error_handler([](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      std::string message = res.status == 404   ? fmt::format("no route for {} {}", req.method, req.path)
-                            : res.status == 413 ? std::string("the request body is too large")
-                                                : fmt::format("HTTP {}", res.status);
-      res.set_content(ApiError(res.status, message).to_json().dump(), "application/json");
-    });
-    server_.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-      send_error(res, ApiError(500, "internal error"));
-    });
+  }
+
+  // Under the cap, or past it when an idle connection (keep-alive, or still
+  // sending its headers) can make room: a slow client must not lock others out.
+  void admit(tcp::socket socket) {
+    if (counters_.live.load() >= config_.limits.max_connections && !evict_idlest()) {
+      return refuse(std::move(socket));
+    }
+    auto connection = std::make_shared<HttpConnection>(std::move(socket), *this, counters_);
+    if (connections_.size() > 2 * static_cast<size_t>(std::max(counters_.live.load(), 64))) {
+      connections_.remove_if([](const std::weak_ptr<HttpConnection>& w) { return w.expired(); });
+    }
+    connections_.push_back(connection);
+    connection->start();
+  }
+
+  bool evict_idlest() {
+    std::shared_ptr<HttpConnection> idlest;
+    for (auto it = connections_.begin(); it != connections_.end();) {
+      auto connection = it->lock();
+      if (!connection || connection->closed()) {
+        it = connections_.erase(it);
+        continue;
+      }
+      if (connection->evictable() && (!idlest || connection->waiting_since() < idlest->waiting_since())) {
+        idlest = connection;
+      }
+      ++it;
+    }
+    if (!idlest) return false;
+    idlest->close();
+    return true;
+  }
+
+  void refuse(tcp::socket socket) {
+    if (refusals_in_flight_.load() >= kMaxRefusalsInFlight) return;  // closing `socket` is the answer
+    const std::string body = dump(
+        ApiError(503, fmt::format("too many open connections ({}, --max-connections); retry later",
+                                  config_.limits.max_connections),
+                 {}, "too_many_connections")
+            .to_json());
+    std::string response = fmt::format(
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\n"
+        "Retry-After: 1\r\nConnection: close\r\n\r\n{}",
+        body.size(), body);
+    std::make_shared<RefusedConnection>(std::move(socket), std::move(response), refusals_in_flight_)->start();
   }
 
   HttpServer& owner_;
@@ -256,8 +331,14 @@ class HttpServer::Impl {
   runtime::Scheduler& scheduler_;
   runtime::SchedulerMetrics& metrics_;
   HttpServerConfig config_;
-  WideBacklogServer server_;
-  std::atomic<int> open_responses_{0};
+  // Declared before io_ so they outlive the handlers it destroys.
+  ConnectionCounters counters_;
+  std::atomic<int> refusals_in_flight_{0};
+  asio::io_context io_{1};
+  tcp::acceptor acceptor_;
+  std::list<std::weak_ptr<HttpConnection>> connections_;  // I/O thread only
+  std::unique_ptr<WorkerPool> pool_;
+  std::unique_ptr<SsePump> pump_;
 };
 
 HttpServer::HttpServer(CompletionService& service, runtime::Scheduler& scheduler, runtime::SchedulerMetrics& metrics,

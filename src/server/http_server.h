@@ -1,7 +1,10 @@
-// The HTTP face of the server (cpp-httplib 0.11): routes, API-key check,
-// error bodies, SSE streaming, client-disconnect detection and graceful drain.
-// cpp-httplib runs one blocking worker per connection, so an open stream pins
-// a worker: the pool is sized explicitly from the scheduler's limits.
+// The HTTP face of the server: routes, API-key check, error bodies, SSE
+// streaming, client-disconnect detection, the connection cap and graceful
+// drain. Transport: one Asio I/O thread runs every connection
+// (server/http_connection.h, Boost.Beast's HTTP/1.1 parser); handlers that
+// parse bodies or wait on generation run on a worker pool, and open SSE
+// streams are fed by one pump thread (server/sse_pump.h), so a stream holds
+// no thread. docs/ARCHITECTURE.md says why this library.
 #pragma once
 
 #include <atomic>
@@ -11,6 +14,7 @@
 
 #include "runtime/scheduler.h"
 #include "server/completion_service.h"
+#include "server/http_limits.h"
 
 namespace fp4serve::server {
 
@@ -18,8 +22,8 @@ struct HttpServerConfig {
   std::string host = "127.0.0.1";
   int port = 8000;       // 0: any free port (see bind())
   std::string api_key;   // empty: no authentication
-  int threads = 0;       // 0: max_num_seqs + max_waiting + 16
-  size_t max_body_bytes = 64u << 20;
+  int threads = 0;       // handler workers; 0: max_num_seqs + max_waiting + 16
+  HttpLimits limits;
 };
 
 class HttpServer {
@@ -28,12 +32,13 @@ class HttpServer {
              HttpServerConfig config);
   ~HttpServer();
 
-  // Binds the socket; returns the port (useful with port 0). Throws fp4serve::Error.
+  // Binds the socket exclusively (no SO_REUSEPORT: a port in use is an error
+  // naming host:port); returns the port (useful with port 0). Throws fp4serve::Error.
   int bind();
-  // Serves until stop() or drain_and_stop(); blocks.
+  // Serves until drain_and_stop(); blocks.
   void serve();
   // Graceful shutdown: refuse new requests (503), let queued and running ones
-  // finish (up to `timeout`), then close the listener.
+  // finish (up to `timeout`), then close the listener and every connection.
   void drain_and_stop(std::chrono::milliseconds timeout);
   bool draining() const { return draining_.load(); }
 
