@@ -23,9 +23,6 @@
 //    any number of new tokens (chunked prefill, decode, or both in one batch); the
 //    step's rows are the concatenation of every sequence's new tokens.
 //
-// Stability: cudaops implements this interface concurrently. Changes are additive
-// only, and listed here:
-//   (none yet)
 #pragma once
 
 #include <cstddef>
@@ -363,6 +360,8 @@ class Backend {
   // Copies and fills; copy_to_host waits for every op enqueued before it.
   virtual void copy_to_device(void* dst, const void* src, size_t bytes) = 0;
   virtual void copy_to_host(void* dst, const void* src, size_t bytes) = 0;
+  // Device to device, enqueued like an op (benchmarks measure the copy bandwidth with it).
+  virtual void copy_on_device(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill(float* dst, int64_t count, float value) = 0;
   virtual void synchronize() = 0;
 

@@ -47,6 +47,7 @@ class RecordingBackend final : public Backend {
     host_copies.push_back(bytes);
     inner_->copy_to_host(dst, src, bytes);
   }
+  void copy_on_device(void* dst, const void* src, size_t bytes) override { inner_->copy_on_device(dst, src, bytes); }
   void fill(float* dst, int64_t count, float value) override { inner_->fill(dst, count, value); }
   void synchronize() override { inner_->synchronize(); }
   void embed(const EmbedParams& p) override { inner_->embed(p); }

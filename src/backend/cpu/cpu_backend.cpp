@@ -57,6 +57,10 @@ void CpuBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
   if (bytes > 0 && dst != src) std::memmove(dst, src, bytes);
 }
 
+void CpuBackend::copy_on_device(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0 && dst != src) std::memmove(dst, src, bytes);
+}
+
 void CpuBackend::fill(float* dst, int64_t count, float value) { std::fill(dst, dst + count, value); }
 
 void CpuBackend::embed(const EmbedParams& p) {

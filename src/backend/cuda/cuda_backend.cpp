@@ -144,6 +144,10 @@ void CudaBackend::copy_to_host(void* dst, const void* src, size_t bytes) {
   synchronize();
 }
 
+void CudaBackend::copy_on_device(void* dst, const void* src, size_t bytes) {
+  if (bytes > 0) check_cuda(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_), "copy on device");
+}
+
 void CudaBackend::fill(float* dst, int64_t count, float value) { ops::fill(stream_, dst, count, value); }
 
 void CudaBackend::synchronize() { check_cuda(cudaStreamSynchronize(stream_), "stream synchronize"); }

@@ -69,6 +69,7 @@ class CudaBackend final : public Backend {
 
   void copy_to_device(void* dst, const void* src, size_t bytes) override;
   void copy_to_host(void* dst, const void* src, size_t bytes) override;
+  void copy_on_device(void* dst, const void* src, size_t bytes) override;
   void fill(float* dst, int64_t count, float value) override;
   void synchronize() override;
 
