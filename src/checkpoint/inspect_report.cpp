@@ -11,6 +11,7 @@
 #include "base/error.h"
 #include "checkpoint/naming_scheme.h"
 #include "checkpoint/quantize_checkpoint.h"
+#include "config/state_size.h"
 #include "formats/weight_dequantization.h"
 
 namespace fp4serve {
@@ -33,25 +34,6 @@ std::string layer_name(const ModelConfig& c, int64_t i) {
 }
 
 std::string mib(uint64_t bytes) { return fmt::format("{:.2f} MiB", static_cast<double>(bytes) / (1 << 20)); }
-
-// KV cache of one sequence in bf16 (as DeepSeek's inference/model.py allocates it): every layer keeps a window of W raw
-// entries; compressed layers add one hd-wide entry per r tokens, CSA layers also one
-// index key (index_head_dim) per 4 tokens.
-struct KvEstimate {
-  uint64_t fixed_bytes = 0;
-  double bytes_per_token = 0;
-};
-
-KvEstimate kv_estimate(const ModelConfig& c) {
-  KvEstimate kv;
-  for (int64_t i = 0; i < c.num_layers + c.num_draft_blocks(); ++i) {
-    const int64_t r = c.compress_ratio(i);
-    kv.fixed_bytes += static_cast<uint64_t>(c.sliding_window * c.head_dim * 2);
-    if (r > 0) kv.bytes_per_token += 2.0 * static_cast<double>(c.head_dim) / static_cast<double>(r);
-    if (r == 4) kv.bytes_per_token += 2.0 * static_cast<double>(c.index_head_dim) / 4.0;
-  }
-  return kv;
-}
 
 struct Totals {
   size_t count = 0;
@@ -221,12 +203,12 @@ json inspect_json(const Checkpoint& ck, const std::string& path) {
     weight_bytes += t.bytes;
   }
   j["totals"] = totals;
-  const KvEstimate kv = kv_estimate(c);
+  const StateRate state = state_rate(c);
   j["memory"] = {{"linear_bytes", weight_bytes},
                  {"other_tensor_bytes", tensor_bytes},
                  {"weights_bytes", weight_bytes + tensor_bytes},
-                 {"kv_cache_fixed_bytes_per_sequence", kv.fixed_bytes},
-                 {"kv_cache_bytes_per_token", kv.bytes_per_token}};
+                 {"kv_cache_fixed_bytes_per_sequence", state.bytes_per_sequence},
+                 {"kv_cache_bytes_per_token", state.bytes_per_token}};
   j["warnings"] = ck.warnings;
   return j;
 }
@@ -286,10 +268,10 @@ std::string inspect_text(const Checkpoint& ck, const std::string& path) {
     weight_bytes += t.bytes;
   }
   out += fmt::format("  {:<10} {:>7} tensors  {:>14}\n", "other", ck.tensors.size(), mib(tensor_bytes));
-  const KvEstimate kv = kv_estimate(c);
-  out += fmt::format("\nestimated memory\n  weights   {}\n  KV cache  {} per sequence + {} per 1k tokens (bf16)\n",
-                     mib(weight_bytes + tensor_bytes), mib(kv.fixed_bytes),
-                     mib(static_cast<uint64_t>(kv.bytes_per_token * 1000)));
+  const StateRate state = state_rate(c);
+  out += fmt::format("\nestimated memory\n  weights   {}\n  KV cache  {} per sequence + {} per 1k tokens (float32)\n",
+                     mib(weight_bytes + tensor_bytes), mib(state.bytes_per_sequence),
+                     mib(static_cast<uint64_t>(state.bytes_per_token * 1000)));
   out += fmt::format("\nwarnings ({})\n", ck.warnings.size());
   for (const auto& w : ck.warnings) out += "  " + w + "\n";
   return out;

@@ -2,9 +2,10 @@
 // layer (main layers, then MTP blocks) the window ring of raw KV, and for compressed
 // layers the compressor's partial windows (kv, score) and emitted entries, for CSA
 // layers the indexer compressor's too (DeepSeek's inference/model.py keeps the same in
-// Attention.kv_cache and Compressor.kv_state / score_state / kv_cache). The ONE place
-// the layout is derived: the model addresses slots with it, the engine sizes memory
-// with it, the state pool initializes slots with it.
+// Attention.kv_cache and Compressor.kv_state / score_state / kv_cache). The sizes come
+// from config/state_size.h, the rules every state figure uses; this places them: the
+// model addresses slots with it, the engine sizes memory with it, the state pool
+// initializes slots with it.
 #pragma once
 
 #include <cstdint>

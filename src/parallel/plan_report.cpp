@@ -33,7 +33,7 @@ PlanSummary summarize_plan(const Checkpoint& ck, const ShardPlan& plan, std::opt
   PlanSummary s;
   s.parallel = plan.parallel;
   s.checkpoint_bytes = ck.source ? ck.source->total_bytes() : 0;
-  s.context = context_memory(ck.config);
+  s.context = state_rate(ck.config);
   s.gpu_memory_bytes = gpu_memory_bytes;
   s.notes = plan.notes;
   const uint64_t replicated = replicated_bytes(ck, plan);
@@ -88,8 +88,8 @@ std::string plan_text(const PlanSummary& s, const std::string& model_dir) {
   std::string out = fmt::format("{}: {} of tensors; tensor parallel {}, expert parallel {}\n", model_dir,
                                 gb(double(s.checkpoint_bytes)), s.parallel.tensor_parallel_size,
                                 s.parallel.expert_parallel ? "on (routed experts by range)" : "off (experts by columns)");
-  out += fmt::format("state per sequence: {:.1f} MB fixed (windows) + {:.0f} bytes per token of context, on every rank "
-                     "(float32; one K=V head that every query head reads)\n",
+  out += fmt::format("state per sequence: {:.1f} MB fixed (windows, partial windows) + {:.0f} bytes per token of "
+                     "context, on every rank (float32; one K=V head that every query head reads)\n",
                      double(s.context.bytes_per_sequence) / 1e6, s.context.bytes_per_token);
   out += fmt::format("{:>5}  {:>12}  {:>14}", "rank", "weights", "of which whole");
   if (s.gpu_memory_bytes) out += fmt::format("  {:>16}", "context tokens");

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "checkpoint/checkpoint.h"
-#include "parallel/context_memory.h"
+#include "config/state_size.h"
 #include "parallel/shard_plan.h"
 
 namespace fp4serve {
@@ -27,7 +27,7 @@ struct RankSummary {
 struct PlanSummary {
   ParallelConfig parallel;
   uint64_t checkpoint_bytes = 0;  // all stored tensors, as stored
-  ContextMemory context;
+  StateRate context;  // per sequence, from config/state_size.h
   std::vector<RankSummary> ranks;
   std::optional<uint64_t> gpu_memory_bytes;
   bool fits = false;  // with a memory size: every rank holds its weights and one sequence's fixed state

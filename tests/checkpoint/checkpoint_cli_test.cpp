@@ -39,6 +39,7 @@ TEST(CheckpointCli, InspectTextShowsLayoutScheduleModulesTotalsAndMemory) {
   EXPECT_THAT(r.output, HasSubstr("layers.3.ffn.experts.*.w2 (x4)"));
   EXPECT_THAT(r.output, HasSubstr("totals per encoding"));
   EXPECT_THAT(r.output, HasSubstr("estimated memory"));
+  EXPECT_THAT(r.output, HasSubstr("per 1k tokens (float32)"));
   EXPECT_THAT(r.output, HasSubstr("warnings (0)"));
 }
 
@@ -58,6 +59,12 @@ TEST(CheckpointCli, InspectJsonAgreesWithTheLoader) {
   uint64_t expected = 0;
   for (const auto& [name, lw] : ck.linears) expected += lw.weight.nbytes + lw.scale.nbytes;
   EXPECT_EQ(total, expected);
+  // The state the engine keeps, in float32 (small: ratios {0, 4, 8, 4} + MTP 0, head_dim 64,
+  // index_head_dim 32, window 8). Fixed: windows 5 x 8 x 64 = 2560; per CSA layer kv and score
+  // windows of 8 x 128 and 8 x 64 (indexer) with a spare entry each, 2112 + 1056; the HCA
+  // layer's of 8 x 64 and its spare, 1088: 9984 floats. Per token: 2 x (64/4 + 32/4) + 64/8 = 56.
+  EXPECT_EQ(j["memory"]["kv_cache_fixed_bytes_per_sequence"].get<uint64_t>(), 9984u * 4);
+  EXPECT_EQ(j["memory"]["kv_cache_bytes_per_token"].get<double>(), 56.0 * 4);
 }
 
 TEST(CheckpointCli, DequantWritesF32WeightByOwnOrCanonicalName) {

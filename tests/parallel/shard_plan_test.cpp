@@ -15,9 +15,9 @@
 #include "../checkpoint/checkpoint_test_support.h"
 #include "base/error.h"
 #include "checkpoint/test_model.h"
+#include "config/state_size.h"
 #include "formats/weight_dequantization.h"
 #include "io/ranged_read.h"
-#include "parallel/context_memory.h"
 #include "parallel/plan_report.h"
 #include "parallel/shard_plan.h"
 #include "parallel/shard_reader.h"
@@ -289,18 +289,6 @@ TEST(ShardPlan, UnevenSplitsCutAtBlocksAndSayWhy) {
   EXPECT_THAT(plan.notes, ::testing::Contains(HasSubstr("layers.*.ffn.shared_experts.{w1,w2,w3}")));
 }
 
-TEST(ContextMemory, FollowsTheLayerSchedule) {
-  // tiny: ratios {0, 4, 16, 4} + MTP 0, head_dim = index_head_dim = 128, window 16.
-  // Per token: CSA 128/4 + 128/4 twice, HCA 128/16 = 136 floats.
-  // Per sequence: 5 windows of 16 x 128; CSA compressor and indexer 2 * 8 * 256 each (twice);
-  // HCA 2 * 16 * 128.
-  const ContextMemory tiny = context_memory(tiny_test_config());
-  EXPECT_EQ(tiny.bytes_per_token, 136.0 * 4);
-  EXPECT_EQ(tiny.bytes_per_sequence, uint64_t(5 * 16 * 128 + 4 * 2 * 8 * 256 + 2 * 16 * 128) * 4);
-  // V4-Pro: 31 HCA layers of 512/128 and 30 CSA layers of 512/4 + 128/4 values per token.
-  EXPECT_EQ(context_memory(test_model_config("v4-pro")).bytes_per_token, (31.0 * 4 + 30.0 * 160) * 4);
-}
-
 TEST(PlanCli, JsonHasTheIssuesKeys) {
   const std::string dir = TestModels::dir("tiny", OutputLayout::kNvfp4);
   const CliResult r = testing::fp4serve("plan " + dir + " --tensor-parallel-size 4 --enable-expert-parallel "
@@ -319,7 +307,7 @@ TEST(PlanCli, JsonHasTheIssuesKeys) {
   for (int r = 0; r < 4; ++r) {
     EXPECT_EQ(j["ranks"][r].at("rank"), r);
     EXPECT_GT(j["ranks"][r].at("weight_bytes").get<uint64_t>(), 0u);
-    EXPECT_EQ(j["ranks"][r].at("kv_bytes_per_token").get<double>(), context_memory(ck.config).bytes_per_token);
+    EXPECT_EQ(j["ranks"][r].at("kv_bytes_per_token").get<double>(), state_rate(ck.config).bytes_per_token);
   }
 }
 
