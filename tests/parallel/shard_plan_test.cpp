@@ -6,6 +6,7 @@
 #include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
@@ -38,13 +39,15 @@ LoadOptions headers_only() {
 }
 
 // Every test model layout, written once per test binary run (under the build tree).
+// Test models written once per test process, in a folder of that process: ctest runs the
+// tests of this binary as parallel processes, which must not rewrite each other's files.
 class TestModels {
  public:
   static std::string dir(const std::string& preset, OutputLayout layout) {
     const std::string key = preset + "-" + std::string(output_layout_name(layout));
     auto& dirs = instance().dirs_;
     if (!dirs.count(key)) {
-      const std::string path = std::string(FP4SERVE_BINARY_DIR) + "/test-scratch/shard-plan-models/" + key;
+      const std::string path = instance().root_ + "/" + key;
       std::filesystem::remove_all(path);
       TestModelOptions options;
       options.preset = preset;
@@ -58,10 +61,17 @@ class TestModels {
   }
 
  private:
+  TestModels()
+      : root_(std::string(FP4SERVE_BINARY_DIR) + "/test-scratch/shard-plan-models/" + std::to_string(getpid())) {}
+  ~TestModels() {
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+  }
   static TestModels& instance() {
     static TestModels models;
     return models;
   }
+  std::string root_;
   std::map<std::string, std::string> dirs_;
 };
 
