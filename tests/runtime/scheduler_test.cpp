@@ -185,14 +185,17 @@ TEST(Scheduler, BatchesRespectLimitsAndMixPrefillWithDecode) {
   SchedulerMetrics metrics;
   Scheduler scheduler(model, {.max_num_seqs = 4, .max_waiting = 100, .max_batched_tokens = 10}, metrics);
   std::mt19937 rng(3);
-  std::vector<std::shared_ptr<GenerationStream>> streams;
+  // Queued in one submit, so that the scheduler sees all twelve at once: submitted one by one, a
+  // step-free fake model can finish each before the next arrives, and no step would mix.
+  std::vector<GenerationRequest> requests;
   for (int i = 0; i < 12; ++i) {
     GenerationRequest r = random_request(rng, options.vocab_size, false);
     r.prompt.resize(25, 5);
     r.max_new_tokens = 20;
     r.stop_token_ids.clear();
-    streams.push_back(scheduler.submit({r})[0]);
+    requests.push_back(r);
   }
+  const std::vector<std::shared_ptr<GenerationStream>> streams = scheduler.submit(requests);
   for (auto& s : streams) EXPECT_EQ(collect(*s).tokens.size(), 20u);
   std::lock_guard lock(model.mutex);
   bool mixed = false;
