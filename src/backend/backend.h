@@ -110,6 +110,19 @@ struct LinearJob {
   bool round_bf16 = false;               // store bf16 values (the reference's bf16 GEMM outputs); else fp32
 };
 
+// A job over `rows` whole rows of x and every output feature of W (no strides).
+inline LinearJob linear_job(const LinearWeight* weight, const float* x, int64_t rows, float* y, ActivationQuant act,
+                            bool round_bf16) {
+  LinearJob j;
+  j.weight = weight;
+  j.x = x;
+  j.rows = rows;
+  j.y = y;
+  j.act = act;
+  j.round_bf16 = round_bf16;
+  return j;
+}
+
 // --- a step's rows and the per-sequence state ---------------------------------------
 
 // One sequence's rows of a step: rows [row_begin, row_end) are its new tokens at

@@ -5,17 +5,6 @@
 namespace fp4serve {
 namespace {
 
-LinearJob job(const LinearWeight* w, const float* x, int64_t rows, float* y, ActivationQuant act, bool round) {
-  LinearJob j;
-  j.weight = w;
-  j.x = x;
-  j.rows = rows;
-  j.y = y;
-  j.act = act;
-  j.round_bf16 = round;
-  return j;
-}
-
 CompressorParams compressor_params(Backend& backend, const CompressorWeights& w, const CompressorStateLayout& state) {
   CompressorParams p;
   p.ratio = w.ratio;
@@ -85,7 +74,7 @@ void AttentionLayer::forward(Backend& backend, const float* x, const StepRows& s
   float* qr = b.qr.reserve(backend, rows * ql);
   float* q = b.q.reserve(backend, rows * H * hd);
   {
-    const LinearJob jobs[] = {job(w.wq_a, x, rows, qa, act(w.wq_a), true), job(w.wkv, x, rows, kv, act(w.wkv), true)};
+    const LinearJob jobs[] = {linear_job(w.wq_a, x, rows, qa, act(w.wq_a), true), linear_job(w.wkv, x, rows, kv, act(w.wkv), true)};
     backend.linear(jobs);
   }
   backend.rms_norm(RmsNormParams{rows, ql, static_cast<float>(c.rms_norm_eps), qa, q_norm_, qr});
@@ -93,12 +82,12 @@ void AttentionLayer::forward(Backend& backend, const float* x, const StepRows& s
   AttentionHeadsParams heads = heads_;
   {
     std::vector<LinearJob>& jobs = b.jobs;
-    jobs.assign(1, job(w.wq_b, qr, rows, q, act(w.wq_b), true));
+    jobs.assign(1, linear_job(w.wq_b, qr, rows, q, act(w.wq_b), true));
     if (comp) {
       float* comp_a = b.comp_a.reserve(backend, rows * comp->coff() * hd);
       float* comp_z = b.comp_z.reserve(backend, rows * comp->coff() * hd);
-      jobs.push_back(job(comp->wkv, x, rows, comp_a, act(comp->wkv), false));
-      jobs.push_back(job(comp->wgate, x, rows, comp_z, act(comp->wgate), false));
+      jobs.push_back(linear_job(comp->wkv, x, rows, comp_a, act(comp->wkv), false));
+      jobs.push_back(linear_job(comp->wgate, x, rows, comp_z, act(comp->wgate), false));
       seq.compressor.a = comp_a;
       seq.compressor.z = comp_z;
     }
@@ -107,10 +96,10 @@ void AttentionLayer::forward(Backend& backend, const float* x, const StepRows& s
       float* iw = b.index_weights.reserve(backend, rows * nih);
       float* index_a = b.index_a.reserve(backend, rows * 2 * ihd);
       float* index_z = b.index_z.reserve(backend, rows * 2 * ihd);
-      jobs.push_back(job(ix->wq_b, qr, rows, qi, act(ix->wq_b), true));
-      jobs.push_back(job(ix->weights_proj, x, rows, iw, act(ix->weights_proj), true));
-      jobs.push_back(job(ix->compressor.wkv, x, rows, index_a, act(ix->compressor.wkv), false));
-      jobs.push_back(job(ix->compressor.wgate, x, rows, index_z, act(ix->compressor.wgate), false));
+      jobs.push_back(linear_job(ix->wq_b, qr, rows, qi, act(ix->wq_b), true));
+      jobs.push_back(linear_job(ix->weights_proj, x, rows, iw, act(ix->weights_proj), true));
+      jobs.push_back(linear_job(ix->compressor.wkv, x, rows, index_a, act(ix->compressor.wkv), false));
+      jobs.push_back(linear_job(ix->compressor.wgate, x, rows, index_z, act(ix->compressor.wgate), false));
       heads.index_q = qi;
       seq.index_q = qi;
       heads.index_weights = iw;
@@ -141,7 +130,7 @@ void AttentionLayer::forward(Backend& backend, const float* x, const StepRows& s
     const int64_t group_in = H * hd / G;
     for (int64_t g = 0; g < G; ++g) {
       // wo_a runs as bf16 x bf16 in the reference (it dequantizes the weight), so no activation quantization.
-      LinearJob j = job(w.wo_a, o + g * group_in, rows, z + g * R, ActivationQuant::kNone, true);
+      LinearJob j = linear_job(w.wo_a, o + g * group_in, rows, z + g * R, ActivationQuant::kNone, true);
       j.x_stride = H * hd;
       j.y_stride = G * R;
       j.row_begin = g * R;
@@ -150,7 +139,7 @@ void AttentionLayer::forward(Backend& backend, const float* x, const StepRows& s
     }
     backend.linear(jobs);
   }
-  const LinearJob wo_b = job(w.wo_b, z, rows, out, act(w.wo_b), true);
+  const LinearJob wo_b = linear_job(w.wo_b, z, rows, out, act(w.wo_b), true);
   backend.linear(std::span<const LinearJob>(&wo_b, 1));
 }
 

@@ -107,7 +107,9 @@ TEST(BackendContract, DecodeCopiesBackOnlyLogitsAndEveryWeightIsPlaced) {
     model.forward(std::span<const StepItem>(&one, 1), logits);
     plain.model.forward(std::span<const StepItem>(&one, 1), plain_logits);
     ASSERT_EQ(backend.host_copies, std::vector<size_t>{static_cast<size_t>(V) * sizeof(float)}) << "step " << step;
-    if (step >= 2) EXPECT_EQ(backend.allocations, allocations) << "a warm decode step allocated on the device, step " << step;
+    if (step >= 2) {
+      EXPECT_EQ(backend.allocations, allocations) << "a warm decode step allocated on the device, step " << step;
+    }
     token = static_cast<int32_t>((token * 31 + 11) % V);
   }
   // A prompt chunk without logits copies nothing back at all.

@@ -125,7 +125,9 @@ TEST_P(TransformersParity, WithinTransformersBf16Spread) {
   EXPECT_GE(got.decisive_top1, spread.decisive_top1);
   // The activation policy: BF16 checkpoints run bf16 activations and NVFP4 ones too on the
   // CPU, so their default numerics are exactly the --act-quant off ones.
-  if (encoding != "native") EXPECT_EQ(run(model + "/" + encoding, ActQuantMode::kAuto, tokens, static_cast<int>(tokens.size())), ours);
+  if (encoding != "native") {
+    EXPECT_EQ(run(model + "/" + encoding, ActQuantMode::kAuto, tokens, static_cast<int>(tokens.size())), ours);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Fixtures, TransformersParity,

@@ -20,17 +20,6 @@ float silu(float x) { return x / (1.0f + std::exp(-x)); }
 // Columns of one unit of the element-wise loops.
 constexpr int64_t kColumnsPerUnit = 512;
 
-LinearJob job(const LinearWeight* w, const float* x, int64_t rows, float* y, ActivationQuant act, bool round) {
-  LinearJob j;
-  j.weight = w;
-  j.x = x;
-  j.rows = rows;
-  j.y = y;
-  j.act = act;
-  j.round_bf16 = round;
-  return j;
-}
-
 }  // namespace
 
 void route_token(const float* logits, int64_t experts, int64_t k, const float* bias, const int32_t* hash_experts,
@@ -65,7 +54,7 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
   };
 
   float* logits = grow_scratch(sc.logits, rows * E);
-  linear(job(p.gate, x, rows, logits, ActivationQuant::kNone, false), observer);
+  linear(linear_job(p.gate, x, rows, logits, ActivationQuant::kNone, false), observer);
   int32_t* selected = grow_scratch(sc.selected, rows * k);
   float* route = grow_scratch(sc.route_weights, rows * k);
   // Checked here, not on the pool's threads (route_token checks too, for direct callers).
@@ -109,11 +98,11 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
     const int64_t n = begin[e + 1] - begin[e];
     if (n == 0) continue;
     const ExpertLinears& ex = p.routed[static_cast<size_t>(e)];
-    sc.jobs.push_back(job(ex.w1, expert_input(e), n, h1 + begin[e] * I, act(ex.w1), true));
-    sc.jobs.push_back(job(ex.w3, expert_input(e), n, h3 + begin[e] * I, act(ex.w3), true));
+    sc.jobs.push_back(linear_job(ex.w1, expert_input(e), n, h1 + begin[e] * I, act(ex.w1), true));
+    sc.jobs.push_back(linear_job(ex.w3, expert_input(e), n, h3 + begin[e] * I, act(ex.w3), true));
   }
-  sc.jobs.push_back(job(p.shared.w1, x, rows, h1 + assigned * I, act(p.shared.w1), true));
-  sc.jobs.push_back(job(p.shared.w3, x, rows, h3 + assigned * I, act(p.shared.w3), true));
+  sc.jobs.push_back(linear_job(p.shared.w1, x, rows, h1 + assigned * I, act(p.shared.w1), true));
+  sc.jobs.push_back(linear_job(p.shared.w3, x, rows, h3 + assigned * I, act(p.shared.w3), true));
   linear(sc.jobs, observer);
 
   float* mid = grow_scratch(sc.mid, total * I);
@@ -139,9 +128,9 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
     const int64_t n = begin[e + 1] - begin[e];
     if (n == 0) continue;
     const ExpertLinears& ex = p.routed[static_cast<size_t>(e)];
-    sc.jobs.push_back(job(ex.w2, mid + begin[e] * I, n, down + begin[e] * D, act(ex.w2), true));
+    sc.jobs.push_back(linear_job(ex.w2, mid + begin[e] * I, n, down + begin[e] * D, act(ex.w2), true));
   }
-  sc.jobs.push_back(job(p.shared.w2, mid + assigned * I, rows, down + assigned * D, act(p.shared.w2), true));
+  sc.jobs.push_back(linear_job(p.shared.w2, mid + assigned * I, rows, down + assigned * D, act(p.shared.w2), true));
   linear(sc.jobs, observer);
 
   // Each token's routed outputs in ascending expert id (the order of the assignments),
