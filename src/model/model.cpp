@@ -140,6 +140,37 @@ int64_t Model::mtp_position(SequenceId id) const {
   return it->second.mtp_position;
 }
 
+void Model::begin_step() {
+  Buffers& b = *buffers_;
+  b.tokens.clear();
+  b.positions.clear();
+  b.slices.clear();
+  b.logit_rows.clear();
+  b.seen.clear();
+}
+
+// Appends one sequence's new tokens, at positions from `position` on, to the step's tables,
+// after every check that must hold before the first op runs.
+void Model::add_to_step(SequenceId id, int64_t position, std::span<const int32_t> tokens, LogitsMode logits, const char* what) {
+  Buffers& b = *buffers_;
+  for (SequenceId earlier : b.seen) FP4SERVE_CHECK(earlier != id, "{}: sequence {} appears twice in one step", what, id);
+  b.seen.push_back(id);
+  FP4SERVE_CHECK(!tokens.empty(), "{}: sequence {} has no new tokens", what, id);
+  const int64_t n = static_cast<int64_t>(tokens.size());
+  FP4SERVE_CHECK(position + n <= layout_.context, "{}: sequence {} would reach {} tokens, its state holds {}", what, id,
+                 position + n, layout_.context);
+  const int64_t first = static_cast<int64_t>(b.tokens.size());
+  b.slices.push_back({first, first + n, position, sequences_.at(id).slot.data()});
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t tok = tokens[static_cast<size_t>(i)];
+    FP4SERVE_CHECK(tok >= 0 && tok < config_.vocab_size, "token id {} outside the vocabulary [0, {})", tok, config_.vocab_size);
+    b.tokens.push_back(tok);
+    b.positions.push_back(position + i);
+    if (logits == LogitsMode::kAll) b.logit_rows.push_back(first + i);
+  }
+  if (logits == LogitsMode::kLast) b.logit_rows.push_back(first + n - 1);
+}
+
 StepRows Model::upload_step() {
   Buffers& b = *buffers_;
   const int64_t rows = static_cast<int64_t>(b.tokens.size()), n = static_cast<int64_t>(b.slices.size());
@@ -230,32 +261,13 @@ void Model::head_logits(const Head& head, const float* X, std::vector<float>& lo
 void Model::forward(std::span<const StepItem> items, std::vector<float>& logits, std::vector<float>* final_streams) {
   Buffers& b = *buffers_;
   const int64_t D = config_.hidden_size, hc = config_.hc_mult;
-  b.tokens.clear();
-  b.positions.clear();
-  b.slices.clear();
-  b.logit_rows.clear();
-  b.seen.clear();
+  begin_step();
   // Every check before the first op, which would leave states half-advanced.
   for (const StepItem& item : items) {
-    Sequence& s = sequence(item.sequence, "forward");
-    for (SequenceId earlier : b.seen) FP4SERVE_CHECK(earlier != item.sequence, "forward: sequence {} appears twice in one step", item.sequence);
-    b.seen.push_back(item.sequence);
+    const Sequence& s = sequence(item.sequence, "forward");
     FP4SERVE_CHECK(item.position == s.position, "forward: sequence {} is at position {}, the step says {}", item.sequence,
                    s.position, item.position);
-    FP4SERVE_CHECK(!item.tokens.empty(), "forward: sequence {} has no new tokens", item.sequence);
-    const int64_t n = static_cast<int64_t>(item.tokens.size());
-    FP4SERVE_CHECK(s.position + n <= layout_.context, "forward: sequence {} would reach {} tokens, its state holds {}",
-                   item.sequence, s.position + n, layout_.context);
-    const int64_t first = static_cast<int64_t>(b.tokens.size());
-    b.slices.push_back({first, first + n, s.position, s.slot.data()});
-    for (int64_t i = 0; i < n; ++i) {
-      const int32_t tok = item.tokens[static_cast<size_t>(i)];
-      FP4SERVE_CHECK(tok >= 0 && tok < config_.vocab_size, "token id {} outside the vocabulary [0, {})", tok, config_.vocab_size);
-      b.tokens.push_back(tok);
-      b.positions.push_back(s.position + i);
-      if (item.logits == LogitsMode::kAll) b.logit_rows.push_back(first + i);
-    }
-    if (item.logits == LogitsMode::kLast) b.logit_rows.push_back(first + n - 1);
+    add_to_step(item.sequence, s.position, item.tokens, item.logits, "forward");
   }
   const StepRows rows = upload_step();
   float* X = b.X.reserve(backend_, rows.rows * hc * D);
@@ -277,31 +289,11 @@ void Model::forward_mtp(std::span<const MtpItem> items, std::vector<float>& logi
   const Block& block = blocks_[static_cast<size_t>(config_.num_layers + index)];
   const int64_t D = config_.hidden_size, hc = config_.hc_mult;
   const float eps = static_cast<float>(config_.rms_norm_eps);
-  b.tokens.clear();
-  b.positions.clear();
-  b.slices.clear();
-  b.logit_rows.clear();
-  b.seen.clear();
+  begin_step();
   for (const MtpItem& item : items) {
-    Sequence& s = sequence(item.sequence, "forward_mtp");
-    for (SequenceId earlier : b.seen)
-      FP4SERVE_CHECK(earlier != item.sequence, "forward_mtp: sequence {} appears twice in one step", item.sequence);
-    b.seen.push_back(item.sequence);
+    const Sequence& s = sequence(item.sequence, "forward_mtp");
     FP4SERVE_CHECK(item.streams != nullptr, "forward_mtp: sequence {} without streams", item.sequence);
-    FP4SERVE_CHECK(!item.next_tokens.empty(), "forward_mtp: sequence {} has no tokens", item.sequence);
-    const int64_t n = static_cast<int64_t>(item.next_tokens.size());
-    FP4SERVE_CHECK(s.mtp_position + n <= layout_.context, "forward_mtp: sequence {} would reach {} tokens, its state holds {}",
-                   item.sequence, s.mtp_position + n, layout_.context);
-    const int64_t first = static_cast<int64_t>(b.tokens.size());
-    b.slices.push_back({first, first + n, s.mtp_position, s.slot.data()});
-    for (int64_t i = 0; i < n; ++i) {
-      const int32_t tok = item.next_tokens[static_cast<size_t>(i)];
-      FP4SERVE_CHECK(tok >= 0 && tok < config_.vocab_size, "token id {} outside the vocabulary [0, {})", tok, config_.vocab_size);
-      b.tokens.push_back(tok);
-      b.positions.push_back(s.mtp_position + i);
-      if (item.logits == LogitsMode::kAll) b.logit_rows.push_back(first + i);
-    }
-    if (item.logits == LogitsMode::kLast) b.logit_rows.push_back(first + n - 1);
+    add_to_step(item.sequence, s.mtp_position, item.next_tokens, item.logits, "forward_mtp");
   }
   const StepRows rows = upload_step();
   const int64_t n = rows.rows;

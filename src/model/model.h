@@ -99,6 +99,8 @@ class Model {
   // Uploads the step's row table the caller filled in buffers_ (tokens, positions,
   // slices); head_logits uploads the logit rows.
   StepRows upload_step();
+  void begin_step();
+  void add_to_step(SequenceId id, int64_t position, std::span<const int32_t> tokens, LogitsMode logits, const char* what);
   void run_block(const Block& block, float* X, const StepRows& rows);
   void head_logits(const Head& head, const float* X, std::vector<float>& logits);
 
