@@ -57,8 +57,13 @@ class BackendPair {
     cpu_->place(w);
     gpu_->place(w);
   }
-  // Small parameters: the CPU's own pointer and the GPU's placed copy.
-  std::pair<const float*, const float*> place(const std::vector<float>& v) { return {cpu_->place(v), gpu_->place(v)}; }
+  // Small parameters: the CPU's own pointer and the GPU's placed copy. The CPU backend views
+  // what it is given (backend.h: placed host objects outlive the backend), so the pair keeps
+  // the values.
+  std::pair<const float*, const float*> place(std::vector<float> v) {
+    auto& kept = *static_cast<std::vector<float>*>(store(std::make_shared<std::vector<float>>(std::move(v))));
+    return {cpu_->place(kept), gpu_->place(kept)};
+  }
 
  private:
   void* store(std::shared_ptr<void> p) {
