@@ -136,6 +136,13 @@ void DsparkDraft::tap(const float* X, int64_t rows, int64_t layer) {
   backend_.mean_streams(MeanStreamsParams{rows, D, config_.hc_mult, X, taps + column * D, width});
 }
 
+std::vector<float> DsparkDraft::read_taps() {
+  const int64_t width = static_cast<int64_t>(config_.draft.target_layer_ids.size()) * config_.hidden_size;
+  std::vector<float> out(static_cast<size_t>(buffers_->tap_rows * width));
+  backend_.copy_to_host(out.data(), buffers_->taps.reserve(backend_, buffers_->tap_rows * width), out.size() * sizeof(float));
+  return out;
+}
+
 StepRows DsparkDraft::upload_rows(const std::vector<int32_t>& tokens, const std::vector<int64_t>& positions,
                                   const std::vector<SequenceSlice>& slices) {
   Buffers& b = *buffers_;

@@ -66,6 +66,9 @@ class DsparkDraft {
   void begin_taps(int64_t rows);
   void tap(const float* X, int64_t rows, int64_t layer);
 
+  // The last target forward's taps [rows, taps * D] on the host (tests check them).
+  std::vector<float> read_taps();
+
   // Writes every stage's context ring for the runs (only each run's last `window` positions
   // matter and only those are computed). Reads the taps of the last target forward.
   void insert_context(std::span<const DraftContextRun> runs);
