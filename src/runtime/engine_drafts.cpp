@@ -72,14 +72,13 @@ void EngineDrafts::finish_verification(std::span<const VerifiedItem> items) {
       if (v.accepted > 0) pairs.push_back({v.sequence, v.tokens.subspan(1, static_cast<size_t>(v.accepted)), rows, LogitsMode::kNone});
       s.pending_stream.assign(rows + v.accepted * width, rows + (v.accepted + 1) * width);
     }
-    if (v.accepted < drafted) {
-      model_.roll_back(v.sequence);
+    if (v.accepted < drafted)
       replays.push_back({v.sequence, v.position, v.tokens.first(static_cast<size_t>(v.accepted + 1)), LogitsMode::kNone});
-    }
   }
   // The context reads the verifying step's taps: before the replays run the target again.
   if (!context.empty()) model_.dspark_context(context);
   if (!pairs.empty()) feed_mtp(pairs);
+  for (const StepItem& r : replays) model_.roll_back(r.sequence);
   if (!replays.empty()) {
     std::vector<float> none;
     model_.forward(replays, none);

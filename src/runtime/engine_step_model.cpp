@@ -23,9 +23,17 @@ std::unique_ptr<EngineStepModel> EngineStepModel::open(const std::string& model_
   FP4SERVE_CHECK(std::filesystem::is_directory(model_dir), "model directory '{}' does not exist", model_dir);
   // The context decides how much state each sequence reserves, so it is needed
   // before the model is built: read it from config.json first.
+  // A config of a transformers-style DSpark checkpoint does not say how many stages its draft
+  // has (the index does), so the whole config is parsed with the checkpoint, and only the
+  // context length here.
   const std::string config_path = (std::filesystem::path(model_dir) / "config.json").string();
-  const ModelConfig config = parse_model_config(read_json_file(config_path), config_path);
-  check_speculative_config(options.speculative, config, model_dir);  // before the weights load
+  const nlohmann::json config_json = read_json_file(config_path);
+  ModelConfig config;
+  const auto max_positions = config_json.find("max_position_embeddings");
+  if (max_positions != config_json.end()) {
+    FP4SERVE_CHECK(max_positions->is_number_integer(), "{}: max_position_embeddings must be an integer", config_path);
+    config.max_position_embeddings = max_positions->get<int64_t>();
+  }
   EngineOptions engine_options;
   engine_options.device = options.device;
   engine_options.act_quant = options.act_quant;
@@ -34,7 +42,9 @@ std::unique_ptr<EngineStepModel> EngineStepModel::open(const std::string& model_
   engine_options.memory_utilization = options.memory_utilization;
   engine_options.reserve_tokens = resolve_max_context(config, options.max_context);
   engine_options.show_progress = options.show_progress;
-  return std::make_unique<EngineStepModel>(Engine::open(model_dir, engine_options), options.speculative);
+  auto engine = Engine::open(model_dir, engine_options);
+  check_speculative_config(options.speculative, engine->config(), model_dir);
+  return std::make_unique<EngineStepModel>(std::move(engine), options.speculative);
 }
 
 EngineStepModel::EngineStepModel(std::unique_ptr<Engine> engine, const SpeculativeConfig& speculative)
