@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
 
 #include "base/error.h"
@@ -124,6 +125,89 @@ TEST_P(GreedySpeculation, EqualsGreedyWithoutSpeculationAcrossBatchesAndChunks) 
   }
 }
 
+// The model's own draft, steered: each drafted position's logits are replaced by ones whose
+// argmax is choose(request, k). The real draft still runs (its state and the rollback are what
+// is tested); steering keeps sampling lossless because verification uses what the steered draw
+// used.
+class SteeredDrafts : public DraftSource {
+ public:
+  using Choose = std::function<int32_t(const DraftRequest&, int64_t)>;
+  SteeredDrafts(DraftSource& inner, Choose choose, int vocab) : inner_(inner), choose_(std::move(choose)), vocab_(vocab) {}
+  void propose(std::span<const DraftRequest> requests, DraftDrawer& drawer, std::vector<std::vector<int32_t>>& drafts) override {
+    struct Steer : DraftDrawer {
+      Steer(SteeredDrafts& o, std::span<const DraftRequest> r, DraftDrawer& d) : owner(o), requests(r), inner(d) {}
+      int32_t draw(size_t request, int64_t k, std::span<const float>) override {
+        std::vector<float> logits(static_cast<size_t>(owner.vocab_), 0.0f);
+        logits[static_cast<size_t>(owner.choose_(requests[request], k))] = 50.0f;
+        return inner.draw(request, k, logits);
+      }
+      SteeredDrafts& owner;
+      std::span<const DraftRequest> requests;
+      DraftDrawer& inner;
+    } steer(*this, requests, drawer);
+    inner_.propose(requests, steer, drafts);
+  }
+  void finish_verification(std::span<const VerifiedItem> items) override { inner_.finish_verification(items); }
+  int64_t max_draft_tokens() const override { return inner_.max_draft_tokens(); }
+
+ private:
+  DraftSource& inner_;
+  Choose choose_;
+  int vocab_;
+};
+
+class SteeredModel : public StepModel {
+ public:
+  SteeredModel(EngineStepModel& inner, SteeredDrafts& drafts) : inner_(inner), drafts_(drafts) {}
+  int vocab_size() const override { return inner_.vocab_size(); }
+  int64_t max_context() const override { return inner_.max_context(); }
+  void create_sequence(SequenceId id) override { inner_.create_sequence(id); }
+  void free_sequence(SequenceId id) override { inner_.free_sequence(id); }
+  void step(std::span<const StepItem> work, std::span<float> logits) override { inner_.step(work, logits); }
+  size_t sequence_state_bytes() const override { return inner_.sequence_state_bytes(); }
+  DraftSource* draft_source() override { return &drafts_; }
+
+ private:
+  EngineStepModel& inner_;
+  SteeredDrafts& drafts_;
+};
+
+TEST_P(GreedySpeculation, AcceptedDraftsKeepTheOutputExact) {
+  const Case c = GetParam();
+  const std::string dir = test_model_dir(c.layout, c.draft);
+  const std::string spec = c.draft == DraftKind::kDSpark ? R"({"method": "dspark", "num_speculative_tokens": 5})"
+                                                         : R"({"method": "mtp", "num_speculative_tokens": 1})";
+  const std::vector<GenerationRequest> requests = greedy_requests(3, 14);
+  auto plain_model = open_model(dir, "");
+  SchedulerMetrics plain_metrics;
+  std::vector<std::vector<int32_t>> reference, full;
+  for (const auto& r : requests) {
+    reference.push_back(generate(*plain_model, {r}, 1, 512, plain_metrics).at(0));
+    full.push_back(r.prompt);
+    full.back().insert(full.back().end(), reference.back().begin(), reference.back().end());
+  }
+  auto spec_model = open_model(dir, spec);
+  // The reference's next token, except at every third position a wrong one.
+  const int vocab = spec_model->vocab_size();
+  auto choose = [&](const DraftRequest& r, int64_t k) {
+    const std::vector<int32_t>& sequence = full.at(static_cast<size_t>(r.sequence - 1));  // ids count from 1 in submission order
+    const size_t at = static_cast<size_t>(r.position + 1 + k);
+    const int32_t want = at < sequence.size() ? sequence[at] : 0;
+    return (r.position + k) % 3 == 2 ? (want + 1) % vocab : want;
+  };
+  SteeredDrafts drafts(*spec_model->draft_source(), choose, vocab);
+  SteeredModel steered(*spec_model, drafts);
+  for (const auto& [seqs, budget] : std::vector<std::pair<int, int64_t>>{{1, 512}, {3, 512}, {3, 7}}) {
+    SchedulerMetrics metrics;
+    const auto got = generate(steered, requests, seqs, budget, metrics);
+    for (size_t i = 0; i < requests.size(); ++i)
+      EXPECT_EQ(got[i], reference[i]) << "request " << i << ", max_num_seqs " << seqs << ", budget " << budget;
+    const auto counters = metrics.counters();
+    EXPECT_GT(counters.spec_accepted_tokens, counters.spec_drafts / 3) << "the steered drafts were mostly rejected";
+    EXPECT_LT(counters.spec_accepted_tokens, counters.spec_draft_tokens) << "no draft was rejected";
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, GreedySpeculation,
                          ::testing::Values(Case{OutputLayout::kNative, DraftKind::kDSpark}, Case{OutputLayout::kNvfp4, DraftKind::kDSpark},
                                            Case{OutputLayout::kTransformersSaved, DraftKind::kDSpark},
@@ -174,6 +258,13 @@ TEST(SpeculativeConfig, ParsesVllmSpellingAndRefusesWhatCannotRun) {
     EXPECT_NE(std::string(e.what()).find("dspark_block_size 5"), std::string::npos) << e.what();
   }
   EXPECT_THROW(open_model(dspark_dir, R"({"method": "mtp", "num_speculative_tokens": 1})"), Error);
+  // models/default carries no draft (num_nextn_predict_layers 0).
+  try {
+    open_model(FP4SERVE_SOURCE_DIR "/models/default", R"({"method": "mtp", "num_speculative_tokens": 1})");
+    ADD_FAILURE() << "models/default has no draft";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("no MTP head"), std::string::npos) << e.what();
+  }
 }
 
 // The upper alpha quantile of chi-square with `df` degrees of freedom (Wilson-Hilferty).
@@ -186,7 +277,10 @@ double chi_square_quantile(int df, double z_alpha) {
 // tokens (the second is the first speculative one) must be the target's, p(t1) p(t2 | t1),
 // computed from the model without speculation. top_k 4 keeps the cells few; 1600 requests;
 // chi-square at significance 0.001 (z = 3.0902). Seeds are fixed, so the test is deterministic.
-TEST(SpeculativeSampling, FollowsTheTargetDistribution) {
+class SpeculativeSampling : public ::testing::TestWithParam<bool> {};
+
+TEST_P(SpeculativeSampling, FollowsTheTargetDistribution) {
+  const bool steered = GetParam();
   const std::string dir = test_model_dir(OutputLayout::kBF16, DraftKind::kDSpark);
   auto plain = open_model(dir, "");
   const std::vector<int32_t> prompt = {5, 77, 190, 4, 61, 300, 12};
@@ -223,6 +317,17 @@ TEST(SpeculativeSampling, FollowsTheTargetDistribution) {
     r.max_new_tokens = 3;  // the third token lets the second come from a verified draft
     requests.push_back(r);
   }
+  // Steered: the first draft is the target's most likely token after the anchor (accepted
+  // often), the others token 0.
+  std::map<int32_t, int32_t> likeliest;
+  std::map<int32_t, double> best;
+  for (const auto& [cell, p] : expected)
+    if (p > best[cell.first]) best[cell.first] = p, likeliest[cell.first] = cell.second;
+  SteeredDrafts steering(*spec->draft_source(), [&](const DraftRequest& r, int64_t k) { return k == 0 ? likeliest[r.anchor] : 0; },
+                         spec->vocab_size());
+  SteeredModel steered_model(*spec, steering);
+  StepModel& model = steered ? static_cast<StepModel&>(steered_model) : *spec;
+
   SchedulerMetrics metrics;
   SchedulerConfig config;
   config.max_num_seqs = 64;
@@ -230,7 +335,7 @@ TEST(SpeculativeSampling, FollowsTheTargetDistribution) {
   config.max_batched_tokens = 2048;
   std::map<std::pair<int32_t, int32_t>, int> observed;
   {
-    Scheduler scheduler(*spec, config, metrics);
+    Scheduler scheduler(model, config, metrics);
     auto streams = scheduler.submit(requests);
     for (auto& s : streams) {
       const std::vector<int32_t> t = collect(*s);
@@ -239,6 +344,7 @@ TEST(SpeculativeSampling, FollowsTheTargetDistribution) {
     }
   }
   EXPECT_GT(metrics.counters().spec_draft_tokens, 0u);
+  if (steered) EXPECT_GT(metrics.counters().spec_accepted_tokens, static_cast<uint64_t>(kSamples / 4));
   // Cells expected below 5 are pooled into one.
   double chi2 = 0, pooled_expected = 0, pooled_observed = 0;
   int cells = 0;
@@ -266,6 +372,9 @@ TEST(SpeculativeSampling, FollowsTheTargetDistribution) {
   ASSERT_GE(cells, 3);
   EXPECT_LT(chi2, chi_square_quantile(cells - 1, 3.0902)) << cells << " cells";
 }
+
+INSTANTIATE_TEST_SUITE_P(Drafts, SpeculativeSampling, ::testing::Values(false, true),
+                         [](const auto& info) { return std::string(info.param ? "steered" : "own"); });
 
 }  // namespace
 }  // namespace fp4serve::runtime
