@@ -93,6 +93,9 @@ void SchedulerMetrics::count_draft(int64_t tokens) {
   std::lock_guard lock(mutex_);
   ++counters_.spec_drafts;
   counters_.spec_draft_tokens += static_cast<uint64_t>(tokens);
+  // Every drafted position has a counter from its first draft on, as vLLM exports them.
+  auto& per = counters_.spec_accepted_per_position;
+  if (per.size() < static_cast<size_t>(tokens)) per.resize(static_cast<size_t>(tokens), 0);
 }
 
 void SchedulerMetrics::count_accepted(int64_t accepted) {
