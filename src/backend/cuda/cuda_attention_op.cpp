@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/ops/dspark_ops.h"
 #include "base/error.h"
 
 namespace fp4serve::cuda {

@@ -4,7 +4,7 @@
 #include <cuda_runtime.h>
 
 #include "backend/cuda/ops/device_numerics.cuh"
-#include "backend/cuda/ops/ops.h"
+#include "backend/cuda/ops/dspark_ops.h"
 
 namespace fp4serve::cuda::ops {
 namespace {
