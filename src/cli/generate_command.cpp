@@ -107,6 +107,7 @@ int run_generate(const GenerateArgs& a) {
   }
   EngineOptions options;
   a.engine.apply(options);
+  options.speculative = spec.enabled();
   options.reserve_tokens = static_cast<int64_t>(prompt.size() + a.prompt.size()) + 1 + a.max_tokens;  // bytes >= tokens
   auto engine = Engine::open(a.model_dir, options);
   if (tokenizer) {

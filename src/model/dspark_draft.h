@@ -1,6 +1,6 @@
 // DeepSeek's DSpark drafter (DeepSeek-V4-Flash-0731 / -Pro-0813 / -DSpark, `mtp.0 .. mtp.{S-1}`;
 // DeepSeek's inference/model.py, DSparkBlock / DSparkAttention / Transformer.forward_spec, and the
-// DSpark paper, deepseek-ai/DeepSpec DSpark_paper.pdf §3) described over a Backend, so every
+// DSpark paper, deepseek-ai/DeepSpec DSpark_paper.pdf, section 3) described over a Backend, so every
 // backend runs it:
 //  - target taps: for every token the target runs, the plain mean over the hc streams of the
 //    output of each layer of dspark_target_layer_ids (Model::forward calls tap after each layer);

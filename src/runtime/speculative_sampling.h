@@ -1,4 +1,4 @@
-// Speculative sampling (Leviathan et al. 2023, Chen et al. 2023; the DSpark paper §2.1): a
+// Speculative sampling (Leviathan et al. 2023, Chen et al. 2023; the DSpark paper, section 2.1): a
 // drafted token x drawn from the draft distribution q is accepted with probability
 // min(1, p(x) / q(x)) where p is the target's distribution at that position; at the first
 // rejection the emitted token is drawn from normalize(max(0, p - q)); when every draft is

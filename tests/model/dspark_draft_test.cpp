@@ -1,7 +1,7 @@
 // The DSpark draft forward (src/model/dspark_draft.cpp on the CPU backend) against an
 // independent float64 implementation of DeepSeek's DSparkBlock / DSparkAttention /
 // forward_spec written here from the published description (DeepSeek's inference/model.py of
-// DeepSeek-V4-Flash-0731; the DSpark paper, deepseek-ai/DeepSpec DSpark_paper.pdf §3) on a
+// DeepSeek-V4-Flash-0731; the DSpark paper, deepseek-ai/DeepSpec DSpark_paper.pdf, section 3) on a
 // tiny BF16 model: the target taps, context rings, the block's base logits and pre-norm hidden,
 // the Markov bias and the confidence logit. The model rounds activations to bf16 where the
 // reference stores bf16 tensors; float64 does not, hence the tolerances.
