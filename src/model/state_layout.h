@@ -1,8 +1,9 @@
 // What one sequence carries between steps, as one flat slot of floats: per attention
 // layer (main layers, then MTP blocks) the window ring of raw KV, and for compressed
 // layers the compressor's partial windows (kv, score) and emitted entries, for CSA
-// layers the indexer compressor's too, then a DSpark draft's context rings (DeepSeek's inference/model.py keeps the same in
-// Attention.kv_cache and Compressor.kv_state / score_state / kv_cache). The sizes come
+// layers the indexer compressor's too (DeepSeek's inference/model.py keeps the same in
+// Attention.kv_cache and Compressor.kv_state / score_state / kv_cache); then a DSpark
+// draft's context rings (DSparkAttention's window KV). The sizes come
 // from config/state_size.h, the rules every state figure uses; this places them: the
 // model addresses slots with it, the engine sizes memory with it, the state pool
 // initializes slots with it.
