@@ -208,6 +208,23 @@ TEST_P(GreedySpeculation, AcceptedDraftsKeepTheOutputExact) {
   }
 }
 
+TEST(ConfidenceTrimming, VerifiesShorterPrefixesAndKeepsGreedyTokens) {
+  const std::string dir = test_model_dir(OutputLayout::kBF16, DraftKind::kDSpark);
+  const std::vector<GenerationRequest> requests = greedy_requests(3, 12);
+  auto plain_model = open_model(dir, "");
+  SchedulerMetrics plain_metrics;
+  const auto reference = generate(*plain_model, requests, 3, 512, plain_metrics);
+  uint64_t drafted[2] = {0, 0};
+  for (int trimmed = 0; trimmed < 2; ++trimmed) {
+    auto model = open_model(dir, trimmed ? R"({"method": "dspark", "num_speculative_tokens": 5, "confidence_threshold": 0.5})"
+                                         : R"({"method": "dspark", "num_speculative_tokens": 5})");
+    SchedulerMetrics metrics;
+    EXPECT_EQ(generate(*model, requests, 3, 512, metrics), reference) << (trimmed ? "trimmed" : "full");
+    drafted[trimmed] = metrics.counters().spec_draft_tokens;
+  }
+  EXPECT_LT(drafted[1], drafted[0]) << "the threshold trimmed nothing";
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, GreedySpeculation,
                          ::testing::Values(Case{OutputLayout::kNative, DraftKind::kDSpark}, Case{OutputLayout::kNvfp4, DraftKind::kDSpark},
                                            Case{OutputLayout::kTransformersSaved, DraftKind::kDSpark},
