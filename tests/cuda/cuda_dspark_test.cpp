@@ -2,13 +2,17 @@
 // with block_attention, the head and the Markov bias) on the CUDA backend against the CPU
 // backend, on a tiny DSpark model in the BF16 and native layouts, and speculative rollback
 // on the GPU: the state after a rejected verification and the replay equals the state of a
-// sequence that never saw the rejected tokens. Bound as cuda_model_test.cpp's: relative
+// sequence that never saw the rejected tokens; greedy speculative generation keeps the
+// tokens of generation without it. Bound as cuda_model_test.cpp's: relative
 // error <= 1%, argmax agreement on every drafted position but one.
 #ifdef FP4SERVE_HAVE_CUDA
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <memory>
 #include <vector>
 
@@ -99,6 +103,40 @@ TEST(CudaDspark, RollbackOnTheGpuLeavesTheStateOfTheAcceptedPrefix) {
   a.forward(std::span<const StepItem>(&kept, 1), logits);
   b.forward(std::span<const StepItem>(&kept, 1), logits);
   EXPECT_EQ(a.read_state(1), b.read_state(1));
+}
+
+int run_cli(const std::string& args, std::string* output) {
+  const char* bin = std::getenv("FP4SERVE_BIN");
+  const std::string cmd = std::string(bin ? bin : FP4SERVE_BINARY_DIR "/bin/fp4serve") + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  while (p && fgets(buf, sizeof buf, p)) *output += buf;
+  return p ? pclose(p) : -1;
+}
+
+// The generated ids: the line after "device: ...".
+std::string generated_line(const std::string& output) {
+  std::string rest = output.rfind("device: ", 0) == 0 ? output.substr(output.find('\n') + 1) : output;
+  return rest.substr(0, rest.find('\n'));
+}
+
+// Speculative decoding on the GPU: greedy `generate --device cuda` gives the same tokens with
+// --speculative-config as without, on every layout and both drafts.
+TEST(CudaDspark, GreedySpeculationKeepsTheTokensOnEveryLayout) {
+  FP4SERVE_REQUIRE_GPU();
+  for (const std::string draft : {"dspark", "mtp"})
+    for (const std::string layout : {"native", "nvfp4", "transformers-saved", "bf16"}) {
+      const std::string dir = ::testing::TempDir() + "cuda_spec_" + draft + "_" + layout, what = draft + " " + layout;
+      std::string log;
+      ASSERT_EQ(run_cli("make-test-model " + dir + " --layout " + layout + " --draft " + draft + " --seed 12", &log), 0) << log;
+      const std::string args = "generate " + dir + " --device cuda --tokens 5,6,7,8,9,10,11 --max-tokens 24";
+      const std::string spec = draft == "dspark" ? R"('{"method": "dspark", "num_speculative_tokens": 5}')"
+                                                 : R"('{"method": "mtp", "num_speculative_tokens": 1}')";
+      std::string plain, speculative;
+      ASSERT_EQ(run_cli(args, &plain), 0) << what << ":\n" << plain;
+      ASSERT_EQ(run_cli(args + " --speculative-config " + spec, &speculative), 0) << what << ":\n" << speculative;
+      EXPECT_EQ(generated_line(speculative), generated_line(plain)) << what;
+    }
 }
 
 }  // namespace
