@@ -251,6 +251,7 @@ struct AddToStreamsParams {
 //  - indexer (index_heads > 0): index_weights = bf16(w * index_head_dim^-0.5 *
 //    index_heads^-0.5); each index_q head RoPE'd, and under the QAT simulation
 //    Hadamard-rotated and through E2M1 with block 32.
+// heads may be 0 (a DSpark draft's context: the kv row only).
 struct AttentionHeadsParams {
   int64_t rows = 0, heads = 0, head_dim = 0, rope_dim = 0;
   float norm_eps = 1e-6f;
@@ -311,6 +312,33 @@ struct AttentionSequencesParams {
   const float* index_q = nullptr;        // [rows, index_heads, index_head_dim] from attention_heads
   const float* index_weights = nullptr;  // [rows, index_heads] from attention_heads
   float* out = nullptr;                  // [rows, heads, head_dim] bf16 values
+};
+
+// DSpark's target taps (DeepSeek's inference/model.py, Transformer.forward_spec:
+// `h.mean(dim=2)`): y[t, :] = bf16(mean_j X[t, j, :]), the plain mean over the hc streams
+// (fp32 sum in stream order, divided by hc), y_stride floats apart.
+struct MeanStreamsParams {
+  int64_t rows = 0, dim = 0, hc = 0;
+  const float* X = nullptr;  // [rows, hc, dim]
+  float* y = nullptr;        // [rows, y_stride]
+  int64_t y_stride = 0;      // 0 = dim
+};
+
+// DSpark's draft attention (DSparkAttention in DeepSeek's inference/model.py): every query
+// row of a sequence's block sees the same keys, with no causal mask: the context ring's
+// positions max(0, s - window)..s - 1 (s = the slice's start_position; slot = position %
+// window, at ring_offset in the sequence's slot), then all of the slice's own kv rows in
+// order. K = V; scores, sink, bf16 rounding and the inverse RoPE at each row's position
+// as in attention_sequences' step 3-4. Nothing is written to the state.
+struct BlockAttentionParams {
+  int64_t heads = 0, head_dim = 0, rope_dim = 0, window = 0;
+  float softmax_scale = 0.0f;
+  const float* rope_freqs = nullptr;  // [rope_dim / 2]
+  const float* sink = nullptr;        // [heads]
+  const float* q = nullptr;           // [rows, heads, head_dim] from attention_heads
+  const float* kv = nullptr;          // [rows, head_dim] from attention_heads
+  int64_t ring_offset = 0;            // the context ring's place in each slot (floats), [window, head_dim]
+  float* out = nullptr;               // [rows, heads, head_dim] bf16 values
 };
 
 // The experts of one MoE layer.
@@ -391,6 +419,8 @@ class Backend {
   virtual void attention_heads(const AttentionHeadsParams& p) = 0;
   virtual void attention_sequences(const AttentionSequencesParams& p, const StepRows& rows) = 0;
   virtual void moe(const MoeParams& p) = 0;
+  virtual void mean_streams(const MeanStreamsParams& p) = 0;
+  virtual void block_attention(const BlockAttentionParams& p, const StepRows& rows) = 0;
 
   // Calibration (`quantize --calibrate-tokens`): the observer sees every linear's input
   // from now on (nullptr: none). A backend that cannot show inputs on the host throws Error.

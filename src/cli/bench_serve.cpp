@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "base/error.h"
+#include "runtime/speculative_config.h"
 #include "base/version.h"
 #include "cli/command.h"
 #include "runtime/engine_fake_model.h"
@@ -44,6 +45,7 @@ struct BenchOptions {
   int max_tokens = 64;
   int fake_step_delay_us = 0;
   int64_t max_batched_tokens = 512;
+  std::string speculative_config;  // with --model-dir: vLLM's JSON for the served model
   double abort_fraction = 0;  // of requests, which hang up after their first token (soak tests)
 };
 
@@ -252,11 +254,14 @@ BenchTarget make_target(const BenchOptions& o, int64_t max_context) {
     runtime::EngineModelOptions options;
     options.max_context = max_context;
     options.show_progress = false;
-    t.model = runtime::EngineStepModel::open(o.model_dir, options);
     t.engine_alone = runtime::EngineStepModel::open(o.model_dir, options);
-    t.description = fmt::format("in-process server, model {}, {} CPU threads", o.model_dir, std::thread::hardware_concurrency());
+    options.speculative = runtime::parse_speculative_config(o.speculative_config);
+    t.model = runtime::EngineStepModel::open(o.model_dir, options);
+    t.description = fmt::format("in-process server, model {}, {} CPU threads{}", o.model_dir, std::thread::hardware_concurrency(),
+                                o.speculative_config.empty() ? "" : ", --speculative-config " + o.speculative_config);
     return t;
   }
+  FP4SERVE_CHECK(o.speculative_config.empty(), "bench serve: --speculative-config needs --model-dir (a checkpoint with a draft)");
   t.text = std::make_unique<server::ByteLevelText>();
   runtime::FakeModelOptions fake;
   fake.vocab_size = t.text->vocab_size();
@@ -319,6 +324,8 @@ const RegisterBenchmark bench{Command{
       sub.add_option("--max-num-batched-tokens", o->max_batched_tokens, "Tokens per scheduler step (in-process)")
           ->capture_default_str()
           ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+      sub.add_option("--speculative-config", o->speculative_config,
+                     "With --model-dir: speculative decoding for the served model, as serve takes it");
       sub.add_option("--fake-model-step-delay-us", o->fake_step_delay_us, "Simulated model time per step (fake model)")
           ->capture_default_str();
       sub.add_option("--abort-fraction", o->abort_fraction,

@@ -3,7 +3,9 @@
 // up to N tokens (stops at the end-of-sequence token) with the server's sampler, so a
 // seed gives the same tokens here as in a request with the same settings. With --tokens it prints the generated ids; with --prompt
 // (tokenized by MODEL_DIR/tokenizer.json after a BOS token) it streams the text.
-// Speed goes to stderr.
+// Speed goes to stderr. With --speculative-config the tokens come from speculative decoding
+// (the serving scheduler's), and stderr also gets the drafts and the acceptance.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +16,9 @@
 #include "cli/command.h"
 #include "cli/engine_flags.h"
 #include "runtime/engine.h"
+#include "runtime/engine_step_model.h"
+#include "runtime/scheduler.h"
+#include "runtime/speculative_config.h"
 #include "runtime/sampler.h"
 #include "runtime/token_list.h"
 #include "text/tokenizer.h"
@@ -28,8 +33,55 @@ struct GenerateArgs {
   double temperature = 0.0, top_p = 1.0, min_p = 0.0;
   int top_k = 0;
   uint64_t seed = 0;
+  std::string speculative_config;  // vLLM's JSON; "" = none
   EngineFlags engine;
 };
+
+// With --speculative-config: the request goes through the serving scheduler (which drafts,
+// verifies and rolls back), one sequence; tokens are printed as they are accepted.
+int generate_speculative(std::unique_ptr<Engine> engine, const runtime::SpeculativeConfig& spec, const std::vector<int32_t>& prompt,
+                         const runtime::SamplingParams& sampling, int64_t max_tokens, std::optional<text::IncrementalDecoder>& stream) {
+  const int32_t eos = static_cast<int32_t>(engine->config().eos_token_id);
+  runtime::EngineStepModel model(std::move(engine), spec);
+  runtime::SchedulerMetrics metrics;
+  runtime::SchedulerConfig config;
+  config.max_num_seqs = 1;
+  config.max_batched_tokens = std::max<int64_t>(512, spec.num_speculative_tokens + 1);
+  runtime::GenerationRequest request;
+  request.prompt = prompt;
+  request.sampling = sampling;
+  request.max_new_tokens = max_tokens;
+  request.stop_token_ids = {eos};
+  const auto t0 = std::chrono::steady_clock::now();
+  size_t generated = 0;
+  std::optional<runtime::Finish> finish;
+  {
+    runtime::Scheduler scheduler(model, config, metrics);
+    auto streams = scheduler.submit({request});
+    while (!finish) {
+      runtime::GenerationStream::Update u = streams.at(0)->wait(std::chrono::milliseconds(100));
+      for (const runtime::SampledToken& t : u.tokens) {
+        if (stream) std::fputs(stream->push(static_cast<uint32_t>(t.token)).c_str(), stdout);
+        else std::printf(generated == 0 ? "%d" : ",%d", t.token);
+        ++generated;
+      }
+      std::fflush(stdout);
+      finish = u.finish;
+    }
+  }
+  if (stream) std::fputs(stream->finish().c_str(), stdout);
+  std::printf("\n");
+  std::fflush(stdout);
+  FP4SERVE_CHECK(finish->error.empty(), "generate: {}", finish->error);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const auto c = metrics.counters();
+  std::fprintf(stderr, "prefill %zu tokens and generated %zu tokens in %.3f s; %llu drafts, %llu drafted tokens, %llu accepted "
+               "(mean acceptance length %.2f)\n",
+               prompt.size(), generated, seconds, static_cast<unsigned long long>(c.spec_drafts),
+               static_cast<unsigned long long>(c.spec_draft_tokens), static_cast<unsigned long long>(c.spec_accepted_tokens),
+               c.spec_drafts > 0 ? 1.0 + static_cast<double>(c.spec_accepted_tokens) / static_cast<double>(c.spec_drafts) : 0.0);
+  return 0;
+}
 
 int run_generate(const GenerateArgs& a) {
   FP4SERVE_CHECK(a.tokens.empty() != a.prompt.empty(), "generate: give exactly one of --tokens or --prompt");
@@ -41,6 +93,7 @@ int run_generate(const GenerateArgs& a) {
   sampling.min_p = a.min_p;
   sampling.seed = a.seed;
   runtime::check_sampling_params(sampling);  // before the model is loaded
+  const runtime::SpeculativeConfig spec = runtime::parse_speculative_config(a.speculative_config);
   std::optional<text::Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
   bool add_bos = false;
@@ -54,6 +107,7 @@ int run_generate(const GenerateArgs& a) {
   }
   EngineOptions options;
   a.engine.apply(options);
+  options.speculative = spec.enabled();
   options.reserve_tokens = static_cast<int64_t>(prompt.size() + a.prompt.size()) + 1 + a.max_tokens;  // bytes >= tokens
   auto engine = Engine::open(a.model_dir, options);
   if (tokenizer) {
@@ -62,6 +116,7 @@ int run_generate(const GenerateArgs& a) {
   }
   std::optional<text::IncrementalDecoder> stream;
   if (tokenizer) stream.emplace(*tokenizer, true);
+  if (spec.enabled()) return generate_speculative(std::move(engine), spec, prompt, sampling, a.max_tokens, stream);
   runtime::SequenceSampler sampler(sampling, prompt);
   constexpr SequenceId kSequence = 0;
   engine->create_sequence(kSequence);
@@ -111,6 +166,8 @@ const RegisterCommand generate_command{Command{
       sub.add_option("--seed", a->seed, "Sampling seed (default 0)");
       sub.add_option("--top-k", a->top_k, "Keep the k most likely tokens (default 0: off)");
       sub.add_option("--min-p", a->min_p, "Drop tokens less likely than min_p times the most likely (default 0)");
+      sub.add_option("--speculative-config", a->speculative_config,
+                     "Speculative decoding, as vLLM: '{\"method\": \"dspark\"|\"mtp\", \"num_speculative_tokens\": K}'");
       a->engine.add_to(sub);
       return [a] { return run_generate(*a); };
     }}};

@@ -15,6 +15,7 @@
 #include "runtime/engine_fake_model.h"
 #include "runtime/engine_step_model.h"
 #include "runtime/scheduler.h"
+#include "runtime/speculative_config.h"
 #include "server/byte_level_text.h"
 #include "server/completion_service.h"
 #include "server/deepseek_text.h"
@@ -33,6 +34,7 @@ struct ServeOptions {
   EngineFlags engine;
   int max_num_seqs = 64;
   int64_t max_num_batched_tokens = 512;
+  std::string speculative_config;  // vLLM's JSON; "" = none
   int max_waiting_requests = 256;
   int tensor_parallel_size = 1;
   std::string api_key;
@@ -82,8 +84,9 @@ ServedModel load_checkpoint_model(const ServeOptions& o) {
   std::fflush(stdout);
   const auto start = std::chrono::steady_clock::now();
   ServedModel served;
-  served.text = std::make_unique<server::DeepSeekText>(tokenizer_path);
   runtime::EngineModelOptions options;
+  options.speculative = runtime::parse_speculative_config(o.speculative_config);  // before anything loads
+  served.text = std::make_unique<server::DeepSeekText>(tokenizer_path);
   options.device = o.engine.device_choice();
   options.act_quant = o.engine.act_quant_mode();
   options.memory_utilization = o.engine.gpu_memory_utilization;
@@ -249,6 +252,9 @@ const RegisterCommand serve{Command{
                      "Tokens per scheduler step (decodes plus prompt chunks)")
           ->capture_default_str()
           ->check(CLI::Range(int64_t{1}, int64_t{1} << 24));
+      sub.add_option("--speculative-config", o->speculative_config,
+                     "Speculative decoding, as vLLM: '{\"method\": \"dspark\"|\"mtp\", \"num_speculative_tokens\": K}' "
+                     "(optional \"confidence_threshold\" for DSpark)");
       sub.add_option("--max-waiting-requests", o->max_waiting_requests,
                      "Bound of the request queue; beyond it requests get 429 with Retry-After")
           ->capture_default_str()

@@ -37,15 +37,20 @@ std::vector<AttentionStateSize> attention_state_sizes(const ModelConfig& c) {
   return blocks;
 }
 
+int64_t draft_ring_floats(const ModelConfig& c) {
+  if (c.draft.kind != DraftKind::kDSpark) return 0;
+  return c.draft.num_stages * c.draft.sliding_window * c.head_dim;
+}
+
 int64_t state_floats(const ModelConfig& c, int64_t context) {
   FP4SERVE_CHECK(context >= 1, "state: a context of {} positions (must be >= 1)", context);
-  int64_t floats = 0;
+  int64_t floats = draft_ring_floats(c);
   for (const AttentionStateSize& b : attention_state_sizes(c)) floats += b.floats(context);
   return floats;
 }
 
 StateRate state_rate(const ModelConfig& c) {
-  uint64_t fixed = 0;
+  uint64_t fixed = static_cast<uint64_t>(draft_ring_floats(c));
   double per_token = 0;
   for (const AttentionStateSize& b : attention_state_sizes(c)) {
     // floats(0) is what a block keeps before any entry: the window, partial windows, spares.

@@ -40,6 +40,11 @@ struct AttentionStateSize {
 // Every block that keeps state, in slot order.
 std::vector<AttentionStateSize> attention_state_sizes(const ModelConfig& config);
 
+// A DSpark draft's context rings (DeepSeek's inference/model.py, DSparkAttention's window
+// KV): per stage one ring of draft.sliding_window raw entries of head_dim, written only for
+// accepted positions. 0 without a DSpark draft.
+int64_t draft_ring_floats(const ModelConfig& config);
+
 // Exact floats of one sequence's slot when it holds up to `context` positions (>= 1).
 int64_t state_floats(const ModelConfig& config, int64_t context);
 

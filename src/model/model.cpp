@@ -87,6 +87,10 @@ Model::Model(Backend& backend, const ModelConfig& config, const LinearMap& linea
     mtp_enorm_.push_back(backend_.place(m.enorm));
     mtp_hnorm_.push_back(backend_.place(m.hnorm));
   }
+  if (weights_.dspark)
+    dspark_ = std::make_unique<DsparkDraft>(backend_, config_, *weights_.dspark, weights_.head, embed_table_, weights_.embed.dtype,
+                                            numerics_, layout_);
+  rollback_regions_ = rollback_regions(config_, layout_);
 }
 
 Model::~Model() = default;
@@ -272,7 +276,11 @@ void Model::forward(std::span<const StepItem> items, std::vector<float>& logits,
   const StepRows rows = upload_step();
   float* X = b.X.reserve(backend_, rows.rows * hc * D);
   backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, config_.vocab_size, D, hc, rows.tokens, rows.rows, X});
-  for (int64_t L = 0; L < config_.num_layers; ++L) run_block(blocks_[static_cast<size_t>(L)], X, rows);
+  if (dspark_) dspark_->begin_taps(rows.rows);
+  for (int64_t L = 0; L < config_.num_layers; ++L) {
+    run_block(blocks_[static_cast<size_t>(L)], X, rows);
+    if (dspark_) dspark_->tap(X, rows.rows, L);
+  }
   for (const StepItem& item : items) sequences_.at(item.sequence).position += static_cast<int64_t>(item.tokens.size());
   if (final_streams) {
     final_streams->resize(static_cast<size_t>(rows.rows * hc * D));

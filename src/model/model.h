@@ -18,6 +18,7 @@
 #include "backend/state_pool.h"
 #include "model/attention_layer.h"
 #include "model/device_array.h"
+#include "model/dspark_draft.h"
 #include "model/moe_layer.h"
 #include "model/state_layout.h"
 #include "model/step_item.h"
@@ -37,6 +38,23 @@ struct MtpItem {
   std::span<const int32_t> next_tokens;
   const float* streams = nullptr;  // host [next_tokens.size(), hc_mult * hidden_size]
   LogitsMode logits = LogitsMode::kLast;
+};
+
+// DSpark context: positions [position, position + count) of a sequence, whose target taps
+// are rows [tap_row, tap_row + count) of the last forward.
+struct DraftContextItem {
+  SequenceId sequence = 0;
+  int64_t position = 0;
+  int64_t tap_row = 0;
+  int64_t count = 0;
+};
+
+// A DSpark draft block: the anchor at `position` (the sequence's context covers the
+// positions before it).
+struct DraftBlockItem {
+  SequenceId sequence = 0;
+  int64_t position = 0;
+  int32_t anchor = 0;
 };
 
 class Model {
@@ -72,11 +90,29 @@ class Model {
   // Runs MTP block `index` (throws Error if the checkpoint has none).
   void forward_mtp(std::span<const MtpItem> items, std::vector<float>& logits, int64_t index = 0);
 
+  // The DSpark draft (model_draft.cpp); null without one. forward fills its taps.
+  DsparkDraft* dspark() { return dspark_.get(); }
+  // Writes the items' positions into the draft's context rings (DsparkDraft::insert_context).
+  void dspark_context(std::span<const DraftContextItem> items);
+  // Runs the draft block of each item (DsparkDraft::draft).
+  void dspark_draft(std::span<const DraftBlockItem> items, std::vector<float>& logits, std::vector<float>& hidden);
+
+  // Speculative decoding's rollback (model_draft.cpp). save_for_rollback keeps what the
+  // next steps may overwrite of the sequence's state (window rings, compressors' partial
+  // windows); roll_back returns the state to the saved position exactly (compressed entries
+  // emitted since are cleared), after which the caller runs the accepted tokens again.
+  void save_for_rollback(SequenceId id);
+  void roll_back(SequenceId id);
+  // The sequence's whole state slot, for tests.
+  std::vector<float> read_state(SequenceId id);
+
  private:
   struct Sequence {
     StateSlot slot;
     int64_t position = 0;
     int64_t mtp_position = 0;
+    DeviceBuffer saved;          // save_for_rollback's copy
+    int64_t saved_position = -1;
   };
   struct Block {
     const BlockWeights* weights = nullptr;
@@ -119,6 +155,8 @@ class Model {
   std::vector<Block> blocks_;  // main layers, then MTP blocks
   std::unordered_map<SequenceId, Sequence> sequences_;
   std::unique_ptr<Buffers> buffers_;
+  std::unique_ptr<DsparkDraft> dspark_;
+  std::vector<StateFill> rollback_regions_;  // offset and floats of what save_for_rollback keeps
 };
 
 }  // namespace fp4serve

@@ -137,6 +137,41 @@ class Resolver {
     return b;
   }
 
+  DsparkWeights dspark() const {
+    const DraftConfig& d = cfg_.draft;
+    const int64_t D = cfg_.hidden_size, V = cfg_.vocab_size, r = d.markov_rank, S = d.num_stages;
+    const int64_t taps = static_cast<int64_t>(d.target_layer_ids.size());
+    FP4SERVE_CHECK(S >= 1 && taps >= 1, "config: a DSpark draft with {} stages and {} target layers", S, taps);
+    for (int64_t id : d.target_layer_ids)
+      FP4SERVE_CHECK(id >= 0 && id < cfg_.num_layers, "config: dspark_target_layer_ids holds {}, outside the {} main layers", id,
+                     cfg_.num_layers);
+    FP4SERVE_CHECK(d.block_size >= 1, "config: dspark_block_size is {}, must be positive", d.block_size);
+    FP4SERVE_CHECK(d.noise_token_id >= 0 && d.noise_token_id < V, "config: dspark_noise_token_id {} outside the vocabulary [0, {})",
+                   d.noise_token_id, V);
+    DsparkWeights w;
+    w.main_proj = linear("mtp.0.main_proj", D, taps * D);
+    w.main_norm = floats("mtp.0.main_norm.weight", {D});
+    for (int64_t s = 0; s < S; ++s) {
+      const int64_t ratio = cfg_.compress_ratio(cfg_.num_layers + s);
+      FP4SERVE_CHECK(ratio == 0, "config: compress_ratios gives DSpark stage {} ratio {}; the draft attends a sliding window only",
+                     s, ratio);
+      w.stages.push_back(block("mtp." + std::to_string(s) + ".", 0, false));
+    }
+    const std::string last = "mtp." + std::to_string(S - 1) + ".";
+    w.norm = floats(last + "norm.weight", {D});
+    w.hc_head = hyper_connection(last + "hc_head_fn", last + "hc_head_base", last + "hc_head_scale", cfg_.hc_mult, 1);
+    if (d.has_markov_head) {
+      w.markov_w1 = tensor(last + "markov_head.markov_w1.weight");
+      FP4SERVE_CHECK(w.markov_w1.shape == std::vector<int64_t>({V, r}), "{}markov_head.markov_w1.weight: shape {}, expected [{}, {}]",
+                     last, shape_string(w.markov_w1.shape), V, r);
+      FP4SERVE_CHECK(w.markov_w1.dtype == DType::BF16 || w.markov_w1.dtype == DType::F32 || w.markov_w1.dtype == DType::F16,
+                     "{}markov_head.markov_w1.weight: dtype {}, expected BF16, F16 or F32", last, dtype_name(w.markov_w1.dtype));
+      w.markov_w2 = linear(last + "markov_head.markov_w2", V, r);
+    }
+    if (d.has_confidence_head) w.confidence = linear(last + "confidence_head.proj", 1, D + (d.has_markov_head ? r : 0));
+    return w;
+  }
+
  private:
   const LinearMap& linears_;
   const TensorMap& tensors_;
@@ -213,6 +248,7 @@ ModelWeights resolve_weights(const ModelConfig& cfg, const LinearMap& linears, c
     m.block = r.block(p, cfg.compress_ratio(cfg.num_layers + j), false);
     w.mtp.push_back(std::move(m));
   }
+  if (cfg.draft.kind == DraftKind::kDSpark) w.dspark = r.dspark();
   return w;
 }
 

@@ -89,6 +89,20 @@ struct MtpWeights {
   BlockWeights block;
 };
 
+// A DSpark draft (DeepSeek-V4-Flash-0731's mtp.0 .. mtp.{S-1}): V4 blocks with
+// sliding-window attention only; main_proj / main_norm on stage 0; norm, hc_head and the
+// Markov and confidence heads on the last stage.
+struct DsparkWeights {
+  const LinearWeight* main_proj = nullptr;  // [D, taps * D]
+  std::vector<float> main_norm;             // [D]
+  std::vector<BlockWeights> stages;
+  std::vector<float> norm;                  // [D]
+  HyperConnectionWeights hc_head;
+  TensorView markov_w1;                      // [V, r] an embedding (absent: no Markov head)
+  const LinearWeight* markov_w2 = nullptr;   // [V, r] (null: no Markov head)
+  const LinearWeight* confidence = nullptr;  // [1, D + r] (null: no confidence head)
+};
+
 struct ModelWeights {
   TensorView embed;  // [V, D] BF16 / F16 / F32
   const LinearWeight* head = nullptr;
@@ -96,6 +110,7 @@ struct ModelWeights {
   HyperConnectionWeights hc_head;
   std::vector<BlockWeights> layers;
   std::vector<MtpWeights> mtp;
+  std::optional<DsparkWeights> dspark;
 };
 
 // Throws Error naming the first missing or misshapen tensor.

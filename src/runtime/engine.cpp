@@ -49,7 +49,10 @@ std::unique_ptr<Engine> Engine::open(const std::string& model_dir, const EngineO
 
   const StateLayout layout = state_layout(ckpt.config, options.reserve_tokens);
   const int64_t step_tokens = options.max_step_tokens > 0 ? options.max_step_tokens : options.reserve_tokens;
-  const MemoryPlan plan = plan_memory(*impl->backend, ckpt.config, ckpt.linears, ckpt.tensors, layout.slot_bytes(),
+  uint64_t sequence_bytes = layout.slot_bytes();
+  if (options.speculative)
+    for (const StateFill& r : rollback_regions(ckpt.config, layout)) sequence_bytes += static_cast<uint64_t>(r.count) * sizeof(float);
+  const MemoryPlan plan = plan_memory(*impl->backend, ckpt.config, ckpt.linears, ckpt.tensors, sequence_bytes,
                                       options.max_sequences, step_tokens, options.memory_utilization);
   check_fits(plan, impl->backend->description(), options.max_sequences, options.reserve_tokens, options.memory_utilization);
 

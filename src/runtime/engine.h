@@ -34,6 +34,9 @@ struct EngineOptions {
   int64_t max_sequences = 1;
   int64_t max_step_tokens = 0;  // 0: reserve_tokens
   double memory_utilization = 0.9;  // --gpu-memory-utilization, in (0, 1]
+  // Speculative decoding: each sequence also holds a rollback copy (Model::save_for_rollback),
+  // counted in the fit check.
+  bool speculative = false;
   bool show_progress = true;  // while loading
   bool announce_device = true;  // "device: ..." on stderr at start
 };

@@ -9,6 +9,8 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "runtime/engine_drafts.h"
+#include "runtime/speculative_config.h"
 #include "runtime/step_model.h"
 
 namespace fp4serve::runtime {
@@ -25,6 +27,7 @@ struct EngineModelOptions {
   int64_t max_step_tokens = 0;  // 0: the context
   double memory_utilization = 0.9;
   bool show_progress = true;  // while loading
+  SpeculativeConfig speculative;  // --speculative-config (checked against the checkpoint)
 };
 
 // The default context when none is asked for; DeepSeek-V4 configs say 1M positions,
@@ -39,7 +42,8 @@ class EngineStepModel : public StepModel {
  public:
   // Loads MODEL_DIR (Engine::open: throws Error naming the bad file or tensor).
   static std::unique_ptr<EngineStepModel> open(const std::string& model_dir, const EngineModelOptions& options);
-  explicit EngineStepModel(std::unique_ptr<Engine> engine);  // max_context = the engine's reserve_tokens
+  // max_context = the engine's reserve_tokens; `speculative` checked against the engine's model.
+  explicit EngineStepModel(std::unique_ptr<Engine> engine, const SpeculativeConfig& speculative = {});
   ~EngineStepModel() override;
 
   int vocab_size() const override { return static_cast<int>(engine_->config().vocab_size); }
@@ -48,6 +52,7 @@ class EngineStepModel : public StepModel {
   void free_sequence(SequenceId id) override;
   void step(std::span<const StepItem> work, std::span<float> logits) override;
   size_t sequence_state_bytes() const override { return engine_->live_state_bytes(); }
+  DraftSource* draft_source() override { return drafts_.get(); }
 
   const Engine& engine() const { return *engine_; }
 
@@ -59,7 +64,8 @@ class EngineStepModel : public StepModel {
   // pool's atomic counter).
   std::mutex mutex_;
   std::vector<StepItem> items_;
-  std::vector<float> engine_logits_;
+  std::vector<float> engine_logits_, streams_;
+  std::unique_ptr<EngineDrafts> drafts_;
 };
 
 }  // namespace fp4serve::runtime

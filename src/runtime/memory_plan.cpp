@@ -18,7 +18,8 @@ uint64_t step_workspace_bytes(const ModelConfig& c, int64_t step_tokens) {
                           + 4 * c.head_dim + c.index_n_heads * (c.index_head_dim + 1) + 4 * c.index_head_dim  // compressors, indexer
                           + c.o_groups * c.o_lora_rank                                // z
                           + (c.experts_per_token + 1) * (3 * c.moe_intermediate_size + D) + c.experts_per_token * D  // experts
-                          + c.n_routed_experts + c.vocab_size;                        // gate logits, logits
+                          + c.n_routed_experts + c.vocab_size                         // gate logits, logits
+                          + (c.draft.kind == DraftKind::kDSpark ? static_cast<int64_t>(c.draft.target_layer_ids.size()) * D : 0);  // DSpark taps
   return static_cast<uint64_t>(std::max<int64_t>(step_tokens, 1)) * static_cast<uint64_t>(per_row) * sizeof(float) +
          (uint64_t{64} << 20);
 }

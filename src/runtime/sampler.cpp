@@ -168,4 +168,29 @@ SampledToken SequenceSampler::sample(std::span<const float> logits) {
   return out;
 }
 
+std::vector<TokenProbability> SequenceSampler::distribution(std::span<const float> logits,
+                                                            std::span<const int32_t> pending) const {
+  if (pending.empty()) return next_token_distribution(logits, params_, history_);
+  PenaltyHistory history = history_;
+  for (int32_t t : pending) ++history.generated_counts[t];
+  return next_token_distribution(logits, params_, history);
+}
+
+SampledToken SequenceSampler::commit(std::span<const float> logits, int32_t token) {
+  SampledToken out;
+  if (params_.top_logprobs >= 0) {
+    out = raw_logprobs(logits, token, params_.top_logprobs);
+  } else {
+    out.token = token;
+  }
+  ++drawn_;
+  ++history_.generated_counts[token];
+  return out;
+}
+
+double SequenceSampler::speculative_uniform() {
+  // A second stream, keyed apart from sample()'s by a fixed odd constant.
+  return sampling_uniform(mix64(params_.seed ^ 0x9e3779b97f4a7c15ull), speculative_drawn_++);
+}
+
 }  // namespace fp4serve::runtime

@@ -78,10 +78,21 @@ class SequenceSampler {
   SampledToken sample(std::span<const float> logits);
   const SamplingParams& params() const { return params_; }
 
+  // Speculative decoding (runtime/speculative_sampling.h). The distribution of the token
+  // after `pending` (tokens drawn but not yet committed, e.g. earlier drafted positions),
+  // from `logits`, as sample() would draw it once those tokens were committed.
+  std::vector<TokenProbability> distribution(std::span<const float> logits, std::span<const int32_t> pending) const;
+  // Records `token` as sample() would have (penalties, the token count); logprobs from `logits`.
+  SampledToken commit(std::span<const float> logits, int32_t token);
+  // The next uniform [0, 1) of the speculative stream (draft draws, acceptance tests,
+  // residual draws): a pure function of (seed, index), apart from sample()'s stream.
+  double speculative_uniform();
+
  private:
   SamplingParams params_;
   PenaltyHistory history_;
   uint64_t drawn_ = 0;
+  uint64_t speculative_drawn_ = 0;
 };
 
 }  // namespace fp4serve::runtime

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "runtime/speculative_sampling.h"
+
 namespace fp4serve::runtime {
 namespace {
 
@@ -74,6 +76,8 @@ struct Scheduler::Sequence {
   int64_t prefilled = 0;  // prompt tokens already in the model state
   int64_t generated = 0;
   int32_t last_token = -1;  // fed to the next decode step
+  std::vector<DraftedToken> drafted;   // this step's drafts (speculative decoding)
+  std::vector<int32_t> verify_tokens;  // [last_token, drafts...] as the step runs them
   std::optional<Finish> finish;
   Clock::time_point arrival = Clock::now();
   Clock::time_point scheduled, first_token, last_token_time;
@@ -227,20 +231,92 @@ void Scheduler::admit_waiting() {
   }
 }
 
+namespace {
+
+// Draws each drafted position with its sequence's sampler, keeping what verification needs.
+class SequenceDrawer : public DraftDrawer {
+ public:
+  explicit SequenceDrawer(std::vector<std::pair<SequenceSampler*, std::vector<DraftedToken>*>> targets)
+      : targets_(std::move(targets)) {}
+  int32_t draw(size_t request, int64_t k, std::span<const float> logits) override {
+    auto [sampler, drafted] = targets_.at(request);
+    FP4SERVE_CHECK(static_cast<int64_t>(drafted->size()) == k, "speculation: draft position {} drawn out of order", k);
+    pending_.clear();
+    for (const DraftedToken& d : *drafted) pending_.push_back(d.token);
+    drafted->push_back(draw_draft(*sampler, logits, pending_));
+    return drafted->back().token;
+  }
+
+ private:
+  std::vector<std::pair<SequenceSampler*, std::vector<DraftedToken>*>> targets_;
+  std::vector<int32_t> pending_;
+};
+
+}  // namespace
+
+// Drafts for every decoding sequence that has room (tokens left to generate, context, the
+// step's token budget); a failed proposal ends those sequences.
+void Scheduler::propose_drafts(int64_t budget) {
+  DraftSource* source = model_.draft_source();
+  if (source == nullptr) return;
+  std::vector<DraftRequest> requests;
+  std::vector<Sequence*> owners;
+  std::vector<std::pair<SequenceSampler*, std::vector<DraftedToken>*>> targets;
+  int64_t decodes = 0;
+  for (auto& s : running_) decodes += s->decoding() ? 1 : 0;
+  int64_t spare = budget - decodes;
+  for (auto& s : running_) {
+    s->drafted.clear();
+    if (!s->decoding() || spare <= 0) continue;
+    const int64_t length = static_cast<int64_t>(s->request.prompt.size()) + s->generated;
+    const int64_t k = std::min({source->max_draft_tokens(), s->request.max_new_tokens - s->generated - 1,
+                                model_.max_context() - length, spare});
+    if (k < 1) continue;
+    requests.push_back({s->id, length - 1, s->last_token, k});
+    owners.push_back(s.get());
+    targets.push_back({&s->sampler, &s->drafted});
+    spare -= k;
+  }
+  if (requests.empty()) return;
+  SequenceDrawer drawer(std::move(targets));
+  std::vector<std::vector<int32_t>> drafts;
+  try {
+    source->propose(requests, drawer, drafts);
+  } catch (const std::exception& e) {
+    for (Sequence* s : owners) finish_sequence(*s, {FinishReason::kError, -1, e.what()});
+    std::erase_if(running_, [](const auto& s) { return s->finish.has_value(); });
+    return;
+  }
+  for (size_t i = 0; i < owners.size(); ++i) {
+    Sequence& s = *owners[i];
+    s.drafted.resize(std::min(s.drafted.size(), drafts[i].size()));  // a confidence trim drops the rest
+    if (!s.drafted.empty()) metrics_.count_draft(static_cast<int64_t>(s.drafted.size()));
+  }
+}
+
 void Scheduler::run_one_step() {
   std::vector<StepItem> work;
   std::vector<Sequence*> owners;
   int64_t budget = config_.max_batched_tokens;
-  // Decodes first: one token each keeps every running stream moving.
+  propose_drafts(budget);
+  // Decodes first: one token each keeps every running stream moving; with drafts, the
+  // last token and the drafts to verify.
   for (auto& s : running_) {
     if (!s->decoding()) continue;
     StepItem w;
     w.sequence = s->id;
     w.position = static_cast<int64_t>(s->request.prompt.size()) + s->generated - 1;
-    w.tokens = std::span<const int32_t>(&s->last_token, 1);
+    if (s->drafted.empty()) {
+      w.tokens = std::span<const int32_t>(&s->last_token, 1);
+    } else {
+      s->verify_tokens.assign(1, s->last_token);
+      for (const DraftedToken& d : s->drafted) s->verify_tokens.push_back(d.token);
+      w.tokens = s->verify_tokens;
+      w.logits = LogitsMode::kAll;
+    }
     work.push_back(w);
     owners.push_back(s.get());
-    --budget;
+    budget -= static_cast<int64_t>(w.tokens.size());
   }
   // Then prompt chunks, oldest first, in what is left of the budget (at least
   // one token, so prefill always progresses).
@@ -264,7 +340,13 @@ void Scheduler::run_one_step() {
   for (const auto& w : work) step_tokens += static_cast<int64_t>(w.tokens.size());
   metrics_.iteration_tokens.observe(static_cast<double>(step_tokens));
   const size_t vocab = static_cast<size_t>(model_.vocab_size());
-  logits_.resize(work.size() * vocab);
+  std::vector<size_t> slot(work.size());  // each item's first logits row
+  size_t slots = 0;
+  for (size_t i = 0; i < work.size(); ++i) {
+    slot[i] = slots;
+    slots += work[i].logits == LogitsMode::kAll ? work[i].tokens.size() : 1;
+  }
+  logits_.resize(slots * vocab);
   try {
     model_.step(work, logits_);
   } catch (const std::exception& e) {
@@ -287,16 +369,45 @@ void Scheduler::run_one_step() {
 
   // Sampling touches only each sequence's own sampler, so it runs in parallel
   // (a large vocabulary makes it cost about a millisecond per sequence).
-  std::vector<SampledToken> sampled(to_sample.size());
+  // A verified item gives its accepted drafts and one more token.
+  std::vector<std::vector<SampledToken>> sampled(to_sample.size());
+  std::vector<int64_t> accepted(to_sample.size(), -1);
   std::vector<std::string> errors(to_sample.size());
   parallel_for(to_sample.size(), vocab * to_sample.size() >= kParallelSamplingWork, [&](size_t k) {
     const size_t i = to_sample[k];
+    Sequence& s = *owners[i];
     try {
-      sampled[k] = owners[i]->sampler.sample(std::span<const float>(logits_.data() + i * vocab, vocab));
+      if (work[i].logits == LogitsMode::kAll) {
+        const size_t rows = work[i].tokens.size();
+        Verification v = verify_drafts(s.sampler, std::span<const float>(logits_.data() + slot[i] * vocab, rows * vocab),
+                                       static_cast<int64_t>(vocab), s.drafted);
+        accepted[k] = v.accepted;
+        sampled[k] = std::move(v.emitted);
+      } else {
+        sampled[k].push_back(s.sampler.sample(std::span<const float>(logits_.data() + slot[i] * vocab, vocab)));
+      }
     } catch (const std::exception& e) {
       errors[k] = e.what();  // e.g. logits without a finite maximum
     }
   });
+
+  // Verified items: the model keeps the accepted prefix only.
+  std::vector<VerifiedItem> verified;
+  std::vector<size_t> verified_k;
+  for (size_t k = 0; k < to_sample.size(); ++k) {
+    if (accepted[k] < 0 || !errors[k].empty()) continue;
+    const StepItem& w = work[to_sample[k]];
+    verified.push_back({w.sequence, w.position, w.tokens, accepted[k]});
+    verified_k.push_back(k);
+    metrics_.count_accepted(accepted[k]);
+  }
+  if (!verified.empty()) {
+    try {
+      model_.draft_source()->finish_verification(verified);
+    } catch (const std::exception& e) {
+      for (size_t k : verified_k) errors[k] = e.what();
+    }
+  }
 
   Clock::time_point now = Clock::now();
   for (size_t k = 0; k < to_sample.size(); ++k) {
@@ -305,30 +416,38 @@ void Scheduler::run_one_step() {
       finish_sequence(s, {FinishReason::kError, -1, errors[k]});  // this sequence cannot go on; the others can
       continue;
     }
-    SampledToken& token = sampled[k];
-    s.last_token = token.token;
-    ++s.generated;
-    metrics_.add_generation_tokens(1);
-    if (s.generated == 1) {
-      s.first_token = now;
-      metrics_.time_to_first_token.observe(seconds_between(s.arrival, now));
-      metrics_.request_prefill_time.observe(seconds_between(s.scheduled, now));
-    } else {
-      metrics_.inter_token_latency.observe(seconds_between(s.last_token_time, now));
-    }
-    s.last_token_time = now;
-    const int32_t id = token.token;
-    s.stream->push(std::move(token));
-
-    const auto& stops = s.request.stop_token_ids;
-    const int64_t length = static_cast<int64_t>(s.request.prompt.size()) + s.generated;
-    if (std::find(stops.begin(), stops.end(), id) != stops.end()) {
-      finish_sequence(s, {FinishReason::kStopToken, id, {}});
-    } else if (s.generated >= s.request.max_new_tokens || length >= model_.max_context()) {
-      finish_sequence(s, {FinishReason::kLength, -1, {}});
+    for (SampledToken& token : sampled[k]) {
+      if (s.finish) break;
+      emit(s, std::move(token), now);
     }
   }
   std::erase_if(running_, [](const auto& s) { return s->finish.has_value(); });
+}
+
+// Hands one generated token to the sequence's stream and ends the sequence at a stop token,
+// max_new_tokens or a full context.
+void Scheduler::emit(Sequence& s, SampledToken token, Clock::time_point now) {
+  s.last_token = token.token;
+  ++s.generated;
+  metrics_.add_generation_tokens(1);
+  if (s.generated == 1) {
+    s.first_token = now;
+    metrics_.time_to_first_token.observe(seconds_between(s.arrival, now));
+    metrics_.request_prefill_time.observe(seconds_between(s.scheduled, now));
+  } else {
+    metrics_.inter_token_latency.observe(seconds_between(s.last_token_time, now));
+  }
+  s.last_token_time = now;
+  const int32_t id = token.token;
+  s.stream->push(std::move(token));
+
+  const auto& stops = s.request.stop_token_ids;
+  const int64_t length = static_cast<int64_t>(s.request.prompt.size()) + s.generated;
+  if (std::find(stops.begin(), stops.end(), id) != stops.end()) {
+    finish_sequence(s, {FinishReason::kStopToken, id, {}});
+  } else if (s.generated >= s.request.max_new_tokens || length >= model_.max_context()) {
+    finish_sequence(s, {FinishReason::kLength, -1, {}});
+  }
 }
 
 void Scheduler::run() {

@@ -132,6 +132,8 @@ class Scheduler {
   void admit_waiting();
   void retire_finished();
   void run_one_step();
+  void propose_drafts(int64_t budget);
+  void emit(Sequence& sequence, SampledToken token, Clock::time_point now);
   void finish_sequence(Sequence& sequence, Finish finish);
 
   StepModel& model_;

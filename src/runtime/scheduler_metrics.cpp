@@ -89,6 +89,23 @@ void SchedulerMetrics::count_rejected() {
   ++counters_.rejected_requests;
 }
 
+void SchedulerMetrics::count_draft(int64_t tokens) {
+  std::lock_guard lock(mutex_);
+  ++counters_.spec_drafts;
+  counters_.spec_draft_tokens += static_cast<uint64_t>(tokens);
+  // Every drafted position has a counter from its first draft on, as vLLM exports them.
+  auto& per = counters_.spec_accepted_per_position;
+  if (per.size() < static_cast<size_t>(tokens)) per.resize(static_cast<size_t>(tokens), 0);
+}
+
+void SchedulerMetrics::count_accepted(int64_t accepted) {
+  std::lock_guard lock(mutex_);
+  counters_.spec_accepted_tokens += static_cast<uint64_t>(accepted);
+  auto& per = counters_.spec_accepted_per_position;
+  if (per.size() < static_cast<size_t>(accepted)) per.resize(static_cast<size_t>(accepted), 0);
+  for (int64_t k = 0; k < accepted; ++k) ++per[static_cast<size_t>(k)];
+}
+
 SchedulerMetrics::Counters SchedulerMetrics::counters() const {
   std::lock_guard lock(mutex_);
   return counters_;

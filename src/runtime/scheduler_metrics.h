@@ -50,12 +50,20 @@ struct SchedulerMetrics {
   void add_generation_tokens(uint64_t n);
   void count_finished(const std::string& finished_reason);
   void count_rejected();
+  // Speculative decoding, as vLLM counts it: one draft of `tokens` tokens proposed for a
+  // sequence; `accepted` of a verified draft's tokens accepted (a prefix).
+  void count_draft(int64_t tokens);
+  void count_accepted(int64_t accepted);
 
   struct Counters {
     uint64_t prompt_tokens = 0;
     uint64_t generation_tokens = 0;
     uint64_t rejected_requests = 0;
     std::map<std::string, uint64_t> finished_by_reason;
+    uint64_t spec_drafts = 0;
+    uint64_t spec_draft_tokens = 0;
+    uint64_t spec_accepted_tokens = 0;
+    std::vector<uint64_t> spec_accepted_per_position;  // [k]: verified drafts whose position k was accepted
   };
   Counters counters() const;
 

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/step_item.h"
+#include "runtime/draft_source.h"
 
 namespace fp4serve::runtime {
 
@@ -30,12 +31,17 @@ class StepModel {
 
   // Runs one batched forward step over independent sequences (each id at most
   // once). Items ask for LogitsMode::kLast (a decode step, a prompt's last chunk)
-  // or kNone (an earlier prompt chunk: the model may skip the LM head). For each
-  // item i with kLast, writes vocab_size() floats, the logits of the item's last
-  // new position, to logits[i * vocab_size(), ...); other rows are left untouched.
-  // Throws fp4serve::Error on a broken contract (unknown id, wrong position, token
-  // out of range, context overflow, kAll).
+  // or kNone (an earlier prompt chunk: the model may skip the LM head), and with a
+  // draft (draft_source() not null) kAll (a speculative item being verified). Each
+  // item has rows of vocab_size() floats in `logits`, one after another in item
+  // order: tokens.size() rows for kAll, else one; a kLast item's row gets the
+  // logits of its last new position, kAll rows those of every new position, kNone
+  // rows are left untouched. Throws fp4serve::Error on a broken contract (unknown
+  // id, wrong position, token out of range, context overflow, kAll without a draft).
   virtual void step(std::span<const StepItem> work, std::span<float> logits) = 0;
+
+  // The model's draft for speculative decoding, or null (runtime/draft_source.h).
+  virtual DraftSource* draft_source() { return nullptr; }
 
   // Bytes held by live sequence states, for the cache-usage metric.
   virtual size_t sequence_state_bytes() const = 0;

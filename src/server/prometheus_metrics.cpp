@@ -84,6 +84,16 @@ std::string render_prometheus(const runtime::SchedulerMetrics& m, const runtime:
     }
   }
 
+  // Speculative decoding (vLLM's spec_decode counters; zero without --speculative-config).
+  w.counter("vllm:spec_decode_num_drafts_total", "Draft proposals verified.", static_cast<double>(c.spec_drafts));
+  w.counter("vllm:spec_decode_num_draft_tokens_total", "Drafted tokens verified.", static_cast<double>(c.spec_draft_tokens));
+  w.counter("vllm:spec_decode_num_accepted_tokens_total", "Drafted tokens accepted.",
+            static_cast<double>(c.spec_accepted_tokens));
+  w.header("vllm:spec_decode_num_accepted_tokens_per_pos_total", "counter", "Drafted tokens accepted, by draft position.");
+  for (size_t k = 0; k < c.spec_accepted_per_position.size(); ++k)
+    w.sample("vllm:spec_decode_num_accepted_tokens_per_pos_total", static_cast<double>(c.spec_accepted_per_position[k]),
+             fmt::format("position=\"{}\"", k));
+
   w.histogram("vllm:time_to_first_token_seconds", "Time from arrival to the first token.", m.time_to_first_token);
   w.histogram("vllm:inter_token_latency_seconds", "Time between consecutive tokens of a sequence.", m.inter_token_latency);
   w.histogram("vllm:e2e_request_latency_seconds", "Time from arrival to the last token.", m.e2e_request_latency);

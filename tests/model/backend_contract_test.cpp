@@ -76,6 +76,8 @@ class RecordingBackend final : public Backend {
     check(p.shared.w1), check(p.shared.w2), check(p.shared.w3);
     inner_->moe(p);
   }
+  void mean_streams(const MeanStreamsParams& p) override { inner_->mean_streams(p); }
+  void block_attention(const BlockAttentionParams& p, const StepRows& rows) override { inner_->block_attention(p, rows); }
   void set_activation_observer(ActivationObserver* o) override { inner_->set_activation_observer(o); }
 
  private:

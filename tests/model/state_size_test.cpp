@@ -32,6 +32,24 @@ TEST(StateSize, TinyByHand) {
   EXPECT_EQ(rate.bytes_per_token, (4 * 128 / 4 + 128 / 16) * 4.0);  // 136 floats per token
 }
 
+TEST(StateSize, DsparkContextRingsByHand) {
+  // The tiny model with a DSpark draft instead of the MTP block: no MTP window (-16 x 128), three
+  // stages of a [16, 128] context ring (+3 x 2048), placed after the attention layers' state.
+  const ModelConfig c = with_draft(tiny_test_config(), DraftKind::kDSpark);
+  EXPECT_EQ(draft_ring_floats(c), 3 * 16 * 128);
+  EXPECT_EQ(state_floats(c, 1), 31360 - 16 * 128 + 3 * 16 * 128);
+  EXPECT_EQ(state_rate(c).bytes_per_sequence, static_cast<uint64_t>(31360 - 16 * 128 + 3 * 16 * 128) * 4);
+  const StateLayout layout = state_layout(c, 64);
+  EXPECT_EQ(layout.draft_ring_floats, 16 * 128);
+  EXPECT_EQ(layout.draft_rings + 3 * layout.draft_ring_floats, layout.slot_floats);
+  EXPECT_EQ(state_layout(tiny_test_config(), 64).draft_rings, -1);
+  // What speculative decoding saves before a verification: each main layer's window ring and
+  // compressors' partial windows (4 x 2048 + 5 x 4096), never entries or draft rings.
+  int64_t saved = 0;
+  for (const StateFill& r : rollback_regions(c, layout)) saved += r.count;
+  EXPECT_EQ(saved, 4 * 16 * 128 + 5 * 4096);
+}
+
 TEST(StateSize, V4ProRateByHand) {
   // 31 HCA layers of 512/128 and 30 CSA layers of 512/4 + 128/4 values per token, in float32.
   EXPECT_EQ(state_rate(test_model_config("v4-pro")).bytes_per_token, (31.0 * 4 + 30.0 * 160) * 4);

@@ -148,5 +148,30 @@ TEST(GenerateCli, BadSamplingFlagsNameTheParameterBeforeLoading) {
   }
 }
 
+// --speculative-config: greedy tokens as without it, on a DSpark test model; bad configs are
+// errors naming what is wrong (models/default has no draft).
+TEST(GenerateCli, SpeculativeConfigKeepsGreedyTokensAndNamesBadConfigs) {
+  const std::string dir = ::testing::TempDir() + "generate_cli_dspark";
+  const char* bin = std::getenv("FP4SERVE_BIN");
+  const std::string make = std::string(bin ? bin : FP4SERVE_BINARY_DIR "/bin/fp4serve") + " make-test-model " + dir +
+                           " --draft dspark --layout bf16 > /dev/null 2>&1";
+  ASSERT_EQ(std::system(make.c_str()), 0);
+  const std::string args = dir + " --tokens 5,6,7,8,9 --max-tokens 10 --device cpu";
+  const Result plain = run_generate(args);
+  ASSERT_EQ(plain.status, 0) << plain.output;
+  const Result spec = run_generate(args + R"( --speculative-config '{"method": "dspark", "num_speculative_tokens": 5}')");
+  ASSERT_EQ(spec.status, 0) << spec.output;
+  EXPECT_EQ(generated_ids(spec), generated_ids(plain));
+  EXPECT_NE(spec.output.find("drafted tokens"), std::string::npos) << spec.output;
+
+  const Result bad_json = run_generate(args + R"( --speculative-config '{"method": dspark}')");
+  EXPECT_NE(bad_json.status, 0);
+  EXPECT_NE(bad_json.output.find("--speculative-config is not valid JSON"), std::string::npos) << bad_json.output;
+  const Result no_draft =
+      run_generate(kModelDir + " --tokens 1,2 --max-tokens 2 --speculative-config '{\"method\": \"mtp\", \"num_speculative_tokens\": 1}'");
+  EXPECT_NE(no_draft.status, 0);
+  EXPECT_NE(no_draft.output.find("no MTP head"), std::string::npos) << no_draft.output;
+}
+
 }  // namespace
 }  // namespace fp4serve

@@ -146,5 +146,24 @@ TEST(PrometheusText, HistogramAndCounters) {
   EXPECT_TRUE(has("# TYPE vllm:time_to_first_token_seconds histogram"));
 }
 
+TEST(PrometheusText, SpeculativeDecodingCountersAsVllmNamesThem) {
+  runtime::SchedulerMetrics m;
+  m.count_draft(5);
+  m.count_accepted(3);
+  m.count_draft(5);
+  m.count_accepted(1);
+  std::string text = render_prometheus(m, {0, 0, 0}, "m");
+  auto has = [&](const std::string& line) { return text.find(line + "\n") != std::string::npos; };
+  const std::string labels = R"(model_name="m")";
+  EXPECT_TRUE(has("vllm:spec_decode_num_drafts_total{" + labels + "} 2"));
+  EXPECT_TRUE(has("vllm:spec_decode_num_draft_tokens_total{" + labels + "} 10"));
+  EXPECT_TRUE(has("vllm:spec_decode_num_accepted_tokens_total{" + labels + "} 4"));
+  EXPECT_TRUE(has("vllm:spec_decode_num_accepted_tokens_per_pos_total{" + labels + R"(,position="0"} 2)"));
+  EXPECT_TRUE(has("vllm:spec_decode_num_accepted_tokens_per_pos_total{" + labels + R"(,position="1"} 1)"));
+  EXPECT_TRUE(has("vllm:spec_decode_num_accepted_tokens_per_pos_total{" + labels + R"(,position="2"} 1)"));
+  EXPECT_TRUE(has("vllm:spec_decode_num_accepted_tokens_per_pos_total{" + labels + R"(,position="4"} 0)"));
+  EXPECT_EQ(text.find(R"(position="5")"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace fp4serve::server

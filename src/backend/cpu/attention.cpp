@@ -157,4 +157,26 @@ void attention_sequences(const AttentionSequencesParams& p, const StepRows& rows
   }
 }
 
+void block_attention(const BlockAttentionParams& p, const StepRows& rows, AttentionScratch& sc) {
+  const int64_t H = p.heads, hd = p.head_dim, rd = p.rope_dim, W = p.window;
+  const Rope rope(p.rope_freqs, rd);
+  int64_t max_keys = 0;
+  for (const SequenceSlice& seq : rows.slices) max_keys = std::max(max_keys, W + seq.row_end - seq.row_begin);
+  if (static_cast<int64_t>(sc.keys.capacity()) < max_keys) sc.keys.reserve(static_cast<size_t>(max_keys));
+  float* attn_scores = grow_scratch(sc.attn_scores, H * max_keys);
+  float* attn_acc = grow_scratch(sc.attn_acc, H * hd);
+  float* cos = grow_scratch(sc.cos, rd / 2);
+  float* sin = grow_scratch(sc.sin, rd / 2);
+  for (const SequenceSlice& seq : rows.slices) {
+    const float* ring = seq.slot + p.ring_offset;
+    sc.keys.clear();
+    for (int64_t k = std::max<int64_t>(0, seq.start_position - W); k < seq.start_position; ++k) sc.keys.push_back(ring + (k % W) * hd);
+    for (int64_t t = seq.row_begin; t < seq.row_end; ++t) sc.keys.push_back(p.kv + t * hd);
+    for (int64_t t = seq.row_begin; t < seq.row_end; ++t) {
+      rope.angles(seq.start_position + (t - seq.row_begin), cos, sin);
+      attend(p.q + t * H * hd, H, hd, sc.keys, p.sink, p.softmax_scale, rope, cos, sin, attn_scores, attn_acc, p.out + t * H * hd);
+    }
+  }
+}
+
 }  // namespace fp4serve::cpu

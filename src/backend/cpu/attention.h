@@ -24,4 +24,7 @@ struct AttentionScratch {
 
 void attention_sequences(const AttentionSequencesParams& p, const StepRows& rows, AttentionScratch& scratch);
 
+// DSpark's non-causal block attention (backend/backend.h BlockAttentionParams).
+void block_attention(const BlockAttentionParams& p, const StepRows& rows, AttentionScratch& scratch);
+
 }  // namespace fp4serve::cpu

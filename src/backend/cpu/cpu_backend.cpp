@@ -112,4 +112,18 @@ void CpuBackend::attention_sequences(const AttentionSequencesParams& p, const St
 }
 void CpuBackend::moe(const MoeParams& p) { cpu::moe(p, moe_scratch_, observer_); }
 
+void CpuBackend::mean_streams(const MeanStreamsParams& p) {
+  const int64_t stride = p.y_stride > 0 ? p.y_stride : p.dim;
+  for (int64_t t = 0; t < p.rows; ++t)
+    for (int64_t d = 0; d < p.dim; ++d) {
+      float sum = 0.0f;
+      for (int64_t j = 0; j < p.hc; ++j) sum += p.X[(t * p.hc + j) * p.dim + d];
+      p.y[t * stride + d] = round_bf16(sum / static_cast<float>(p.hc));
+    }
+}
+
+void CpuBackend::block_attention(const BlockAttentionParams& p, const StepRows& rows) {
+  cpu::block_attention(p, rows, attention_scratch_);
+}
+
 }  // namespace fp4serve::cpu

@@ -47,6 +47,8 @@ class CpuBackend final : public Backend {
   void attention_heads(const AttentionHeadsParams& p) override;
   void attention_sequences(const AttentionSequencesParams& p, const StepRows& rows) override;
   void moe(const MoeParams& p) override;
+  void mean_streams(const MeanStreamsParams& p) override;
+  void block_attention(const BlockAttentionParams& p, const StepRows& rows) override;
 
   // The observer is this backend's own (set per instance): two models on two backends
   // never see each other's inputs.

@@ -3,9 +3,11 @@
 // runs and emitted compressor entries (all functions of positions), uploads those tables,
 // and enqueues: index compressor, indexer top-k, main compressor, attention, ring update.
 #ifdef FP4SERVE_HAVE_CUDA
+#include <algorithm>
 #include <cmath>
 
 #include "backend/cuda/cuda_backend_impl.h"
+#include "backend/cuda/ops/dspark_ops.h"
 #include "base/error.h"
 
 namespace fp4serve::cuda {
@@ -133,6 +135,45 @@ void CudaBackend::attention_sequences(const AttentionSequencesParams& p, const S
   a.entries_offset = mc.state.entries;
   ops::sparse_attention(stream_, a, d_rows, n);
   ops::window_store(stream_, p.window_offset, d_rows, n, p.kv, p.head_dim, p.window);
+}
+
+void CudaBackend::mean_streams(const MeanStreamsParams& p) {
+  ops::mean_streams(stream_, p.X, p.rows, p.hc, p.dim, p.y, p.y_stride > 0 ? p.y_stride : p.dim);
+}
+
+void CudaBackend::block_attention(const BlockAttentionParams& p, const StepRows& rows) {
+  if (rows.rows == 0) return;
+  step_rows_.clear();
+  int64_t longest = 0;
+  for (const SequenceSlice& s : rows.slices) {
+    const int64_t end = s.start_position + (s.row_end - s.row_begin);
+    longest = std::max(longest, s.row_end - s.row_begin);
+    for (int64_t t = s.row_begin; t < s.row_end; ++t)
+      step_rows_.push_back({s.slot, s.row_begin, s.start_position, end, s.start_position + (t - s.row_begin)});
+  }
+  FP4SERVE_CHECK(static_cast<int64_t>(step_rows_.size()) == rows.rows, "block attention: the slices cover {} rows of {}",
+                 step_rows_.size(), rows.rows);
+  const ops::StepRow* d_rows = upload_work(Work::kStepRows, step_rows_);
+  const int64_t n = rows.rows;
+  float* cos = work<float>(Work::kRopeCos, n * p.rope_dim / 2);
+  float* sin = work<float>(Work::kRopeSin, n * p.rope_dim / 2);
+  ops::rope_angles(stream_, p.rope_freqs, p.rope_dim, rows.positions, n, cos, sin);
+  ops::BlockAttention a;
+  a.q = p.q;
+  a.kv = p.kv;
+  a.sink = p.sink;
+  a.cos = cos;
+  a.sin = sin;
+  a.heads = p.heads;
+  a.hd = p.head_dim;
+  a.rd = p.rope_dim;
+  a.window = p.window;
+  a.ring_offset = p.ring_offset;
+  a.max_keys = p.window + longest;
+  a.scale = p.softmax_scale;
+  a.scores = work<float>(Work::kAttentionScores, n * p.heads * a.max_keys);
+  a.o = p.out;
+  ops::block_attention(stream_, a, d_rows, n);
 }
 
 }  // namespace fp4serve::cuda

@@ -83,6 +83,8 @@ class CudaBackend final : public Backend {
   void attention_heads(const AttentionHeadsParams& p) override;
   void attention_sequences(const AttentionSequencesParams& p, const StepRows& rows) override;
   void moe(const MoeParams& p) override;
+  void mean_streams(const MeanStreamsParams& p) override;
+  void block_attention(const BlockAttentionParams& p, const StepRows& rows) override;
   void set_activation_observer(ActivationObserver* observer) override;
 
  private:
