@@ -397,9 +397,10 @@ class Backend {
   virtual void set_activation_observer(ActivationObserver* observer) = 0;
 };
 
-// The backend of `kind`. kCuda throws Error in a build without CUDA ("this build has no
-// CUDA") or when no GPU is visible.
-std::unique_ptr<Backend> make_backend(DeviceKind kind);
+// The backend of `kind`; for kCuda on visible GPU `device`, which becomes the calling
+// thread's current device. kCuda throws Error in a build without CUDA ("this build has no
+// CUDA") or when that GPU is not visible.
+std::unique_ptr<Backend> make_backend(DeviceKind kind, int device = 0);
 
 // --device auto: cuda when the build has CUDA, a GPU is visible and the CUDA backend
 // starts; else cpu.

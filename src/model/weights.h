@@ -98,8 +98,20 @@ struct ModelWeights {
   std::vector<MtpWeights> mtp;
 };
 
+// A rank's cut of the model (tensor parallelism, src/parallel/rank_weights.h): the config
+// then holds the rank's head count, output groups and intermediate size, and these say
+// what else departs from the checkpoint's shapes.
+struct ResolveOptions {
+  int64_t embed_rows = -1;  // rows of embed.weight (-1: vocab_size)
+  int64_t head_rows = -1;   // rows of head (-1: vocab_size)
+  // Stands in for every routed expert absent from the maps (held by another rank under
+  // expert parallelism): all-zero weights, so it adds exactly 0. Null: every expert required.
+  const ExpertWeights* absent_expert = nullptr;
+};
+
 // Throws Error naming the first missing or misshapen tensor.
-ModelWeights resolve_weights(const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors);
+ModelWeights resolve_weights(const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors,
+                             const ResolveOptions& options = {});
 
 // Checks the config values the forward pass relies on (positive sizes, divisibility).
 void validate_config(const ModelConfig& config);

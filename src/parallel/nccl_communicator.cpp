@@ -45,6 +45,7 @@ class NcclCommunicator final : public Communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  bool device_memory() const override { return true; }
 
   void all_reduce_sum(void* data, size_t count, CommType type) override {
     refuse_byte_sums(type);

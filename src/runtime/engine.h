@@ -36,6 +36,10 @@ struct EngineOptions {
   double memory_utilization = 0.9;  // --gpu-memory-utilization, in (0, 1]
   bool show_progress = true;  // while loading
   bool announce_device = true;  // "device: ..." on stderr at start
+  // --tensor-parallel-size / --enable-expert-parallel: above 1, the model is split over
+  // that many ranks in this process (runtime/sharded_model.h; CUDA: one GPU each).
+  int tensor_parallel_size = 1;
+  bool expert_parallel = false;
 };
 
 class Engine {
@@ -62,7 +66,7 @@ class Engine {
   // Appends vocab_size floats per requested row (logit_rows) to `logits`, items in order.
   void step(std::span<const StepItem> items, std::vector<float>& logits);
 
-  // The model itself (MTP, final streams).
+  // The model itself (MTP, final streams); Error when it is split over ranks.
   Model& model();
 
  private:

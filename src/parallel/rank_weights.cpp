@@ -1,0 +1,161 @@
+#include "parallel/rank_weights.h"
+
+#include <fmt/format.h>
+
+#include <cstring>
+
+#include "base/error.h"
+#include "parallel/shard_reader.h"
+
+namespace fp4serve {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& tail) {
+  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
+}
+
+bool is_routed_expert(const std::string& name) { return name.find(".ffn.experts.") != std::string::npos; }
+
+const TensorShard& shard_of(const std::vector<TensorShard>& shards, const std::string& name) {
+  for (const TensorShard& s : shards)
+    if (s.name == name) return s;
+  fail("shard plan: no entry for {}", name);
+}
+
+// Every layer (main and MTP) must agree on what the rank holds of `suffix`: the rows or
+// columns of its slice, which set one field of the rank's config.
+int64_t agreed_extent(const ShardPlan& plan, int rank, const std::string& suffix, bool rows, const char* field) {
+  int64_t extent = -1;
+  std::string first;
+  for (const TensorShard& s : plan.linears) {
+    if (!ends_with(s.name, suffix)) continue;
+    const SliceRect& r = s.ranks[static_cast<size_t>(rank)];
+    const int64_t e = r.empty() ? 0 : (rows ? r.rows() : r.cols());
+    if (e == 0)
+      fail("{}: rank {} of {} holds none of it, so its {} would be 0; choose a tensor-parallel size that divides it",
+           s.name, rank, plan.parallel.tensor_parallel_size, field);
+    if (extent < 0) {
+      extent = e;
+      first = s.name;
+    } else if (e != extent) {
+      fail("{}: rank {} holds {} of it but {} of {}; a rank's {} must be the same in every layer", s.name, rank, e,
+           extent, first, field);
+    }
+  }
+  FP4SERVE_CHECK(extent > 0, "shard plan: no tensor ends in {}", suffix);
+  return extent;
+}
+
+// An owned copy of embed.weight's rows [begin, end) and one more row of zeros.
+TensorView embedding_rows(RangedReader& reader, const TensorView& embed, int64_t begin, int64_t end) {
+  const TensorView slice = read_tensor_slice(reader, embed, SliceRect{begin, end, 0, embed.shape.at(1)});
+  TensorView t = make_owned_tensor(embed.dtype, {end - begin + 1, embed.shape.at(1)},
+                                   fmt::format("{} rows [{}, {}) and a zero row", embed.origin, begin, end));
+  std::memcpy(mutable_data(t), slice.data, slice.nbytes);
+  return t;
+}
+
+// All-zero weights in the encoding and shape of `like` (finite zero scales): its output is 0.
+LinearWeight zero_like(const LinearWeight& like) {
+  LinearWeight z;
+  z.encoding = like.encoding;
+  z.out_features = like.out_features;
+  z.in_features = like.in_features;
+  z.global_scale = like.global_scale;
+  z.input_scale = like.input_scale;
+  z.name = "an expert another rank holds (zeros)";
+  z.weight = make_owned_tensor(like.weight.dtype, like.weight.shape, z.name);
+  if (like.scale.nbytes > 0) z.scale = make_owned_tensor(like.scale.dtype, like.scale.shape, z.name + " scale");
+  validate_linear_weight(z);
+  return z;
+}
+
+void same_kind(const LinearWeight& a, const LinearWeight& b) {
+  FP4SERVE_CHECK(a.encoding == b.encoding && a.out_features == b.out_features && a.in_features == b.in_features,
+                 "{}: expert parallelism needs every routed expert in one encoding and shape; {} is {} [{}, {}], this is "
+                 "{} [{}, {}]",
+                 b.name, a.name, encoding_name(a.encoding), a.out_features, a.in_features, encoding_name(b.encoding),
+                 b.out_features, b.in_features);
+}
+
+}  // namespace
+
+std::vector<int64_t> vocab_columns(const ShardPlan& plan) {
+  const TensorShard& head = shard_of(plan.linears, "head");
+  std::vector<int64_t> out;
+  for (const SliceRect& r : head.ranks) out.push_back(r.empty() ? 0 : r.rows());
+  return out;
+}
+
+RankWeights read_rank_weights(const Checkpoint& ck, const ShardPlan& plan, int rank, RangedReader& reader) {
+  const int n = plan.parallel.tensor_parallel_size;
+  FP4SERVE_CHECK(rank >= 0 && rank < n, "rank {} is outside [0, {})", rank, n);
+  RankWeights w;
+  w.rank = rank;
+  w.config = ck.config;
+  const ModelConfig& c = ck.config;
+
+  const SliceRect& head = shard_of(plan.linears, "head").ranks[static_cast<size_t>(rank)];
+  FP4SERVE_CHECK(!head.empty(), "head: rank {} of {} holds none of its {} vocabulary rows", rank, n, c.vocab_size);
+  w.vocab_begin = head.row_begin;
+  w.vocab_end = head.row_end;
+  const SliceRect& embed = shard_of(plan.tensors, "embed.weight").ranks[static_cast<size_t>(rank)];
+  FP4SERVE_CHECK(embed.row_begin == head.row_begin && embed.row_end == head.row_end,
+                 "embed.weight: rank {} holds vocabulary rows [{}, {}), its head [{}, {}); they must match", rank,
+                 embed.row_begin, embed.row_end, head.row_begin, head.row_end);
+
+  const int64_t heads = agreed_extent(plan, rank, "attn.wq_b", true, "head count") / c.head_dim;
+  const int64_t groups = agreed_extent(plan, rank, "attn.wo_a", true, "output group count") / c.o_lora_rank;
+  const int64_t inter = agreed_extent(plan, rank, "ffn.shared_experts.w1", true, "intermediate size");
+  w.config.num_heads = heads;
+  w.config.o_groups = groups;
+  w.config.moe_intermediate_size = inter;
+
+  const LinearWeight* reference_expert[3] = {nullptr, nullptr, nullptr};
+  bool any_absent = false;
+  for (const TensorShard& s : plan.linears) {
+    const LinearWeight& lw = ck.linear(s.name);
+    const SliceRect& r = s.ranks[static_cast<size_t>(rank)];
+    if (s.kind == ShardKind::kExpert) {
+      const int which = ends_with(s.name, ".w1") ? 0 : ends_with(s.name, ".w2") ? 1 : 2;
+      if (reference_expert[which] == nullptr) reference_expert[which] = &lw;
+      same_kind(*reference_expert[which], lw);
+      if (r.empty()) {
+        any_absent = true;
+        continue;
+      }
+    }
+    if (s.kind == ShardKind::kReplicated || s.kind == ShardKind::kExpert) {
+      w.linears.emplace(s.name, lw);
+      continue;
+    }
+    FP4SERVE_CHECK(!r.empty(), "{}: rank {} of {} holds none of it", s.name, rank, n);
+    if (is_routed_expert(s.name))
+      FP4SERVE_CHECK((ends_with(s.name, ".w2") ? r.cols() : r.rows()) == inter,
+                     "{}: rank {} holds {} intermediate columns of it, {} of the shared expert; the MoE op runs one size",
+                     s.name, rank, ends_with(s.name, ".w2") ? r.cols() : r.rows(), inter);
+    w.linears.emplace(s.name, read_linear_slice(reader, lw, r));
+  }
+  if (any_absent) {
+    w.absent_storage = std::make_unique<std::array<LinearWeight, 3>>();
+    for (int i = 0; i < 3; ++i) (*w.absent_storage)[static_cast<size_t>(i)] = zero_like(*reference_expert[i]);
+    w.absent_expert = ExpertWeights{&(*w.absent_storage)[0], &(*w.absent_storage)[1], &(*w.absent_storage)[2]};
+  }
+
+  for (const TensorShard& s : plan.tensors) {
+    if (s.stored_only) continue;  // NVFP4 scalar scales: already in the LinearWeights
+    const TensorView& t = ck.tensor(s.name);
+    const SliceRect& r = s.ranks[static_cast<size_t>(rank)];
+    if (s.name == "embed.weight") {
+      w.tensors.emplace(s.name, embedding_rows(reader, t, w.vocab_begin, w.vocab_end));
+    } else if (s.kind == ShardKind::kReplicated) {
+      w.tensors.emplace(s.name, t);
+    } else {
+      FP4SERVE_CHECK(!r.empty(), "{}: rank {} of {} holds none of it", s.name, rank, n);
+      w.tensors.emplace(s.name, read_tensor_slice(reader, t, r));
+    }
+  }
+  return w;
+}
+
+}  // namespace fp4serve

@@ -1,0 +1,45 @@
+// One rank's weights of a sharded model, read as the shard plan cuts them (shard_plan.h):
+// the rank's slices by byte range (shard_reader.h, its own copies), the replicated
+// tensors as the checkpoint's mapped views (nothing of them is read until used), and
+// the config a Model for this rank is built with (its heads, output groups and
+// intermediate size; the vocabulary stays whole, the model knows its rows).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+
+#include "checkpoint/checkpoint.h"
+#include "io/ranged_read.h"
+#include "model/rank_collectives.h"
+#include "model/weights.h"
+#include "parallel/shard_plan.h"
+
+namespace fp4serve {
+
+struct RankWeights {
+  int rank = 0;
+  ModelConfig config;
+  LinearMap linears;  // canonical names; experts other ranks own are absent
+  TensorMap tensors;  // embed.weight: this rank's vocabulary rows and one row of zeros
+  int64_t vocab_begin = 0, vocab_end = 0;
+  // Under expert parallelism, the all-zero expert that stands in for the others' (null
+  // pointers otherwise); its storage is owned here.
+  ExpertWeights absent_expert;
+  std::unique_ptr<std::array<LinearWeight, 3>> absent_storage;
+
+  // The model's view of this cut (collectives supplied by the caller).
+  ModelShard shard(RankCollectives* collectives) const {
+    return ModelShard{collectives, vocab_begin, vocab_end, absent_expert.w1 ? &absent_expert : nullptr};
+  }
+};
+
+// Throws Error naming the tensor when the plan leaves this rank without a part of a
+// split tensor (more ranks than its heads, groups, columns or vocabulary rows), or when
+// layers disagree on the rank's head count or intermediate size.
+RankWeights read_rank_weights(const Checkpoint& checkpoint, const ShardPlan& plan, int rank, RangedReader& reader);
+
+// The vocabulary rows of the head each rank holds (the gather's column counts).
+std::vector<int64_t> vocab_columns(const ShardPlan& plan);
+
+}  // namespace fp4serve
