@@ -329,6 +329,10 @@ struct ExpertLinears {
 // Linears get ActivationQuant::kFP8Block128 where numerics.quantizes_input says so.
 struct MoeParams {
   int64_t rows = 0, dim = 0, intermediate = 0, experts = 0, experts_per_token = 0;
+  // The shared expert's intermediate size when it differs from the routed experts' (a
+  // tensor-parallel rank under expert parallelism: routed experts whole, the shared one
+  // split); 0: `intermediate`.
+  int64_t shared_intermediate = 0;
   float route_scale = 1.0f;
   float swiglu_limit = 0.0f;
   Numerics numerics;

@@ -27,6 +27,7 @@ ResolveOptions resolve_options(const ModelShard& shard) {
   if (shard.collectives == nullptr) return o;
   o.head_rows = shard.vocab_end - shard.vocab_begin;
   o.embed_rows = o.head_rows + 1;
+  o.shared_intermediate = shard.shared_intermediate;
   o.absent_expert = shard.absent_expert;
   return o;
 }
@@ -114,7 +115,7 @@ Model::Block Model::make_block(const BlockWeights& w, int64_t layer) {
   b.ffn_norm = backend_.place(w.ffn_norm);
   const float* freqs = rope_freqs_[config_.compress_ratio(layer) > 0 ? 1 : 0];
   b.attention = std::make_unique<AttentionLayer>(backend_, config_, w.attn, numerics_, freqs,
-                                                 layout_.layers[static_cast<size_t>(layer)]);
+                                                 layout_.layers[static_cast<size_t>(layer)], shard_.collectives != nullptr);
   b.moe = std::make_unique<MoeLayer>(backend_, config_, w.ffn, numerics_);
   return b;
 }

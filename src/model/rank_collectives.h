@@ -26,11 +26,13 @@ class RankCollectives {
 
 // How a Model is cut for its rank: the vocabulary rows of embed.weight and head it holds
 // (its embed table carries one more row of zeros, where every token of another rank's
-// rows looks up), the zero expert that stands in for other ranks' experts, and the
-// collectives that join its partial results. No collectives: the whole model.
+// rows looks up), its part of the shared expert, the zero expert that stands in for
+// other ranks' experts, and the collectives that join its partial results. No
+// collectives: the whole model.
 struct ModelShard {
   RankCollectives* collectives = nullptr;
   int64_t vocab_begin = 0, vocab_end = 0;
+  int64_t shared_intermediate = -1;  // the shared expert's part (-1: the config's intermediate size)
   const ExpertWeights* absent_expert = nullptr;
 };
 

@@ -137,7 +137,8 @@ class Resolver {
       m.experts.push_back({linear(q + "w1", I, D), linear(q + "w2", D, I), linear(q + "w3", I, D)});
     }
     const std::string s = p + "ffn.shared_experts.";
-    m.shared = {linear(s + "w1", I, D), linear(s + "w2", D, I), linear(s + "w3", I, D)};
+    const int64_t Is = options_.shared_intermediate >= 0 ? options_.shared_intermediate : I;
+    m.shared = {linear(s + "w1", Is, D), linear(s + "w2", D, Is), linear(s + "w3", Is, D)};
     return b;
   }
 

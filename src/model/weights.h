@@ -104,6 +104,7 @@ struct ModelWeights {
 struct ResolveOptions {
   int64_t embed_rows = -1;  // rows of embed.weight (-1: vocab_size)
   int64_t head_rows = -1;   // rows of head (-1: vocab_size)
+  int64_t shared_intermediate = -1;  // the shared expert's (-1: moe_intermediate_size)
   // Stands in for every routed expert absent from the maps (held by another rank under
   // expert parallelism): all-zero weights, so it adds exactly 0. Null: every expert required.
   const ExpertWeights* absent_expert = nullptr;

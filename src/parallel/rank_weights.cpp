@@ -5,7 +5,6 @@
 #include <cstring>
 
 #include "base/error.h"
-#include "parallel/shard_reader.h"
 
 namespace fp4serve {
 namespace {
@@ -22,15 +21,16 @@ const TensorShard& shard_of(const std::vector<TensorShard>& shards, const std::s
   fail("shard plan: no entry for {}", name);
 }
 
-// Every layer (main and MTP) must agree on what the rank holds of `suffix`: the rows or
-// columns of its slice, which set one field of the rank's config.
-int64_t agreed_extent(const ShardPlan& plan, int rank, const std::string& suffix, bool rows, const char* field) {
+// Every layer (main and MTP) must agree on the rows of the rank's slice of the linears
+// `which` picks, which set one field of the rank's config.
+template <typename Which>
+int64_t agreed_rows(const ShardPlan& plan, int rank, const Which& which, const char* field) {
   int64_t extent = -1;
   std::string first;
   for (const TensorShard& s : plan.linears) {
-    if (!ends_with(s.name, suffix)) continue;
+    if (!which(s.name)) continue;
     const SliceRect& r = s.ranks[static_cast<size_t>(rank)];
-    const int64_t e = r.empty() ? 0 : (rows ? r.rows() : r.cols());
+    const int64_t e = r.empty() ? 0 : r.rows();
     if (e == 0)
       fail("{}: rank {} of {} holds none of it, so its {} would be 0; choose a tensor-parallel size that divides it",
            s.name, rank, plan.parallel.tensor_parallel_size, field);
@@ -42,12 +42,16 @@ int64_t agreed_extent(const ShardPlan& plan, int rank, const std::string& suffix
            extent, first, field);
     }
   }
-  FP4SERVE_CHECK(extent > 0, "shard plan: no tensor ends in {}", suffix);
+  FP4SERVE_CHECK(extent > 0, "shard plan: no linear gives the {}", field);
   return extent;
 }
 
+auto named(const std::string& suffix) {
+  return [suffix](const std::string& name) { return ends_with(name, suffix); };
+}
+
 // An owned copy of embed.weight's rows [begin, end) and one more row of zeros.
-TensorView embedding_rows(RangedReader& reader, const TensorView& embed, int64_t begin, int64_t end) {
+TensorView embedding_rows(const ReadRuns& reader, const TensorView& embed, int64_t begin, int64_t end) {
   const TensorView slice = read_tensor_slice(reader, embed, SliceRect{begin, end, 0, embed.shape.at(1)});
   TensorView t = make_owned_tensor(embed.dtype, {end - begin + 1, embed.shape.at(1)},
                                    fmt::format("{} rows [{}, {}) and a zero row", embed.origin, begin, end));
@@ -87,7 +91,7 @@ std::vector<int64_t> vocab_columns(const ShardPlan& plan) {
   return out;
 }
 
-RankWeights read_rank_weights(const Checkpoint& ck, const ShardPlan& plan, int rank, RangedReader& reader) {
+RankWeights read_rank_weights(const Checkpoint& ck, const ShardPlan& plan, int rank, const ReadRuns& reader) {
   const int n = plan.parallel.tensor_parallel_size;
   FP4SERVE_CHECK(rank >= 0 && rank < n, "rank {} is outside [0, {})", rank, n);
   RankWeights w;
@@ -104,12 +108,14 @@ RankWeights read_rank_weights(const Checkpoint& ck, const ShardPlan& plan, int r
                  "embed.weight: rank {} holds vocabulary rows [{}, {}), its head [{}, {}); they must match", rank,
                  embed.row_begin, embed.row_end, head.row_begin, head.row_end);
 
-  const int64_t heads = agreed_extent(plan, rank, "attn.wq_b", true, "head count") / c.head_dim;
-  const int64_t groups = agreed_extent(plan, rank, "attn.wo_a", true, "output group count") / c.o_lora_rank;
-  const int64_t inter = agreed_extent(plan, rank, "ffn.shared_experts.w1", true, "intermediate size");
-  w.config.num_heads = heads;
-  w.config.o_groups = groups;
-  w.config.moe_intermediate_size = inter;
+  w.config.num_heads = agreed_rows(plan, rank, named("attn.wq_b"), "head count") / c.head_dim;
+  w.config.o_groups = agreed_rows(plan, rank, named("attn.wo_a"), "output group count") / c.o_lora_rank;
+  w.shared_intermediate = agreed_rows(plan, rank, named("ffn.shared_experts.w1"), "shared expert intermediate size");
+  // Routed experts: whole under expert parallelism, else split by their own blocks.
+  if (!plan.parallel.expert_parallel) {
+    auto routed_w1 = [](const std::string& name) { return is_routed_expert(name) && ends_with(name, ".w1"); };
+    w.config.moe_intermediate_size = agreed_rows(plan, rank, routed_w1, "routed expert intermediate size");
+  }
 
   const LinearWeight* reference_expert[3] = {nullptr, nullptr, nullptr};
   bool any_absent = false;
@@ -130,10 +136,6 @@ RankWeights read_rank_weights(const Checkpoint& ck, const ShardPlan& plan, int r
       continue;
     }
     FP4SERVE_CHECK(!r.empty(), "{}: rank {} of {} holds none of it", s.name, rank, n);
-    if (is_routed_expert(s.name))
-      FP4SERVE_CHECK((ends_with(s.name, ".w2") ? r.cols() : r.rows()) == inter,
-                     "{}: rank {} holds {} intermediate columns of it, {} of the shared expert; the MoE op runs one size",
-                     s.name, rank, ends_with(s.name, ".w2") ? r.cols() : r.rows(), inter);
     w.linears.emplace(s.name, read_linear_slice(reader, lw, r));
   }
   if (any_absent) {

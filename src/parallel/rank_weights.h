@@ -14,6 +14,7 @@
 #include "model/rank_collectives.h"
 #include "model/weights.h"
 #include "parallel/shard_plan.h"
+#include "parallel/shard_reader.h"
 
 namespace fp4serve {
 
@@ -23,6 +24,7 @@ struct RankWeights {
   LinearMap linears;  // canonical names; experts other ranks own are absent
   TensorMap tensors;  // embed.weight: this rank's vocabulary rows and one row of zeros
   int64_t vocab_begin = 0, vocab_end = 0;
+  int64_t shared_intermediate = 0;  // its columns of the shared expert (config: the routed experts')
   // Under expert parallelism, the all-zero expert that stands in for the others' (null
   // pointers otherwise); its storage is owned here.
   ExpertWeights absent_expert;
@@ -30,14 +32,16 @@ struct RankWeights {
 
   // The model's view of this cut (collectives supplied by the caller).
   ModelShard shard(RankCollectives* collectives) const {
-    return ModelShard{collectives, vocab_begin, vocab_end, absent_expert.w1 ? &absent_expert : nullptr};
+    return ModelShard{collectives, vocab_begin, vocab_end, shared_intermediate, absent_expert.w1 ? &absent_expert : nullptr};
   }
 };
 
 // Throws Error naming the tensor when the plan leaves this rank without a part of a
 // split tensor (more ranks than its heads, groups, columns or vocabulary rows), or when
 // layers disagree on the rank's head count or intermediate size.
-RankWeights read_rank_weights(const Checkpoint& checkpoint, const ShardPlan& plan, int rank, RangedReader& reader);
+// `read` fetches the slices' bytes (shard_reader.h: ranged_reads from the files, or
+// copy_runs for a checkpoint in memory); it is called from the rank's thread.
+RankWeights read_rank_weights(const Checkpoint& checkpoint, const ShardPlan& plan, int rank, const ReadRuns& read);
 
 // The vocabulary rows of the head each rank holds (the gather's column counts).
 std::vector<int64_t> vocab_columns(const ShardPlan& plan);

@@ -33,6 +33,8 @@ std::unique_ptr<EngineStepModel> EngineStepModel::open(const std::string& model_
   engine_options.memory_utilization = options.memory_utilization;
   engine_options.reserve_tokens = resolve_max_context(config, options.max_context);
   engine_options.show_progress = options.show_progress;
+  engine_options.tensor_parallel_size = options.tensor_parallel_size;
+  engine_options.expert_parallel = options.expert_parallel;
   return std::make_unique<EngineStepModel>(Engine::open(model_dir, engine_options));
 }
 

@@ -25,6 +25,8 @@ struct EngineModelOptions {
   int64_t max_step_tokens = 0;  // 0: the context
   double memory_utilization = 0.9;
   bool show_progress = true;  // while loading
+  int tensor_parallel_size = 1;  // EngineOptions' fields of the same names
+  bool expert_parallel = false;
 };
 
 // The default context when none is asked for; DeepSeek-V4 configs say 1M positions,

@@ -125,12 +125,15 @@ ShardedModel::ShardedModel(const Checkpoint& checkpoint, const ShardedModelOptio
     ranks_.push_back(std::make_unique<Rank>());
     ranks_.back()->comm = std::move(group[static_cast<size_t>(r)]);
   }
-  RangedReader reader(*checkpoint.source);
+  // From the shard files by range; a checkpoint made in memory (tests, bench decode) by copy.
+  const bool has_files = checkpoint.source && !checkpoint.source->files().empty();
+  std::unique_ptr<RangedReader> reader = has_files ? std::make_unique<RangedReader>(*checkpoint.source) : nullptr;
+  const ReadRuns read = reader ? ranged_reads(*reader) : ReadRuns(copy_runs);
   const std::vector<int64_t> columns = vocab_columns(plan_);
   run_all([&](int r) {
     Rank& rank = *ranks_[static_cast<size_t>(r)];
     rank.backend = make_backend(options.device, devices[static_cast<size_t>(r)]);
-    rank.weights = read_rank_weights(checkpoint, plan_, r, reader);
+    rank.weights = read_rank_weights(checkpoint, plan_, r, read);
     const StateLayout layout = state_layout(rank.weights.config, options.model.context);
     const MemoryPlan fit = plan_memory(*rank.backend, rank.weights.config, rank.weights.linears, rank.weights.tensors,
                                        layout.slot_bytes(), options.max_sequences, options.max_step_tokens,
