@@ -28,7 +28,7 @@ ResolveOptions resolve_options(const ModelShard& shard) {
   o.head_rows = shard.vocab_end - shard.vocab_begin;
   o.embed_rows = o.head_rows + 1;
   o.shared_intermediate = shard.shared_intermediate;
-  o.absent_expert = shard.absent_expert;
+  o.absent_experts = shard.absent_experts;
   return o;
 }
 

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "model/weights.h"
@@ -33,7 +35,7 @@ struct ModelShard {
   RankCollectives* collectives = nullptr;
   int64_t vocab_begin = 0, vocab_end = 0;
   int64_t shared_intermediate = -1;  // the shared expert's part (-1: the config's intermediate size)
-  const ExpertWeights* absent_expert = nullptr;
+  const std::map<std::string, ExpertWeights>* absent_experts = nullptr;  // ResolveOptions'
 };
 
 }  // namespace fp4serve

@@ -130,8 +130,10 @@ class Resolver {
     }
     for (int64_t e = 0; e < E; ++e) {
       const std::string q = p + "ffn.experts." + std::to_string(e) + ".";
-      if (options_.absent_expert && !linears_.count(q + "w1") && !linears_.count(q + "w2") && !linears_.count(q + "w3")) {
-        m.experts.push_back(*options_.absent_expert);
+      if (options_.absent_experts && !linears_.count(q + "w1") && !linears_.count(q + "w2") && !linears_.count(q + "w3")) {
+        auto it = options_.absent_experts->find(p);
+        FP4SERVE_CHECK(it != options_.absent_experts->end(), "checkpoint has no projection {}w1 (the model needs it)", q);
+        m.experts.push_back(it->second);
         continue;
       }
       m.experts.push_back({linear(q + "w1", I, D), linear(q + "w2", D, I), linear(q + "w3", I, D)});

@@ -105,9 +105,10 @@ struct ResolveOptions {
   int64_t embed_rows = -1;  // rows of embed.weight (-1: vocab_size)
   int64_t head_rows = -1;   // rows of head (-1: vocab_size)
   int64_t shared_intermediate = -1;  // the shared expert's (-1: moe_intermediate_size)
-  // Stands in for every routed expert absent from the maps (held by another rank under
-  // expert parallelism): all-zero weights, so it adds exactly 0. Null: every expert required.
-  const ExpertWeights* absent_expert = nullptr;
+  // By block prefix ("layers.3.", "mtp.0."): what stands in for that block's routed experts
+  // absent from the maps (held by another rank under expert parallelism): all-zero weights
+  // of the experts' encoding and shape, so each adds exactly 0. Null: every expert required.
+  const std::map<std::string, ExpertWeights>* absent_experts = nullptr;
 };
 
 // Throws Error naming the first missing or misshapen tensor.

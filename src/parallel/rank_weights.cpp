@@ -74,13 +74,13 @@ LinearWeight zero_like(const LinearWeight& like) {
   return z;
 }
 
-void same_kind(const LinearWeight& a, const LinearWeight& b) {
-  FP4SERVE_CHECK(a.encoding == b.encoding && a.out_features == b.out_features && a.in_features == b.in_features,
-                 "{}: expert parallelism needs every routed expert in one encoding and shape; {} is {} [{}, {}], this is "
-                 "{} [{}, {}]",
-                 b.name, a.name, encoding_name(a.encoding), a.out_features, a.in_features, encoding_name(b.encoding),
-                 b.out_features, b.in_features);
+// "mxfp4 [2048, 4096]": what a zero expert must match.
+std::string kind_of(const LinearWeight& w) {
+  return fmt::format("{} [{}, {}]", encoding_name(w.encoding), w.out_features, w.in_features);
 }
+
+// The block prefix of a routed expert's name: "layers.3." of "layers.3.ffn.experts.7.w1".
+std::string block_of(const std::string& name) { return name.substr(0, name.find("ffn.experts.")); }
 
 }  // namespace
 
@@ -117,17 +117,19 @@ RankWeights read_rank_weights(const Checkpoint& ck, const ShardPlan& plan, int r
     w.config.moe_intermediate_size = agreed_rows(plan, rank, routed_w1, "routed expert intermediate size");
   }
 
-  const LinearWeight* reference_expert[3] = {nullptr, nullptr, nullptr};
-  bool any_absent = false;
+  // Under expert parallelism: per block, the w1/w2/w3 an absent expert must look like.
+  std::map<std::string, std::array<const LinearWeight*, 3>> absent_like;
   for (const TensorShard& s : plan.linears) {
     const LinearWeight& lw = ck.linear(s.name);
     const SliceRect& r = s.ranks[static_cast<size_t>(rank)];
     if (s.kind == ShardKind::kExpert) {
-      const int which = ends_with(s.name, ".w1") ? 0 : ends_with(s.name, ".w2") ? 1 : 2;
-      if (reference_expert[which] == nullptr) reference_expert[which] = &lw;
-      same_kind(*reference_expert[which], lw);
       if (r.empty()) {
-        any_absent = true;
+        const size_t which = ends_with(s.name, ".w1") ? 0 : ends_with(s.name, ".w2") ? 1 : 2;
+        const LinearWeight*& like = absent_like[block_of(s.name)][which];
+        if (like == nullptr) like = &lw;
+        FP4SERVE_CHECK(kind_of(*like) == kind_of(lw),
+                       "{}: expert parallelism needs a block's routed experts in one encoding and shape; {} is {}, this is {}",
+                       s.name, like->name, kind_of(*like), kind_of(lw));
         continue;
       }
     }
@@ -138,10 +140,16 @@ RankWeights read_rank_weights(const Checkpoint& ck, const ShardPlan& plan, int r
     FP4SERVE_CHECK(!r.empty(), "{}: rank {} of {} holds none of it", s.name, rank, n);
     w.linears.emplace(s.name, read_linear_slice(reader, lw, r));
   }
-  if (any_absent) {
-    w.absent_storage = std::make_unique<std::array<LinearWeight, 3>>();
-    for (int i = 0; i < 3; ++i) (*w.absent_storage)[static_cast<size_t>(i)] = zero_like(*reference_expert[i]);
-    w.absent_expert = ExpertWeights{&(*w.absent_storage)[0], &(*w.absent_storage)[1], &(*w.absent_storage)[2]};
+  // One zero expert per kind, shared by every block of that kind (a device places it once).
+  for (const auto& [block, like] : absent_like) {
+    FP4SERVE_CHECK(like[0] && like[1] && like[2], "{}ffn.experts: an expert absent from rank {} lacks w1, w2 or w3", block, rank);
+    const std::string kind = kind_of(*like[0]) + kind_of(*like[1]) + kind_of(*like[2]);
+    auto& zeros = w.absent_storage[kind];
+    if (!zeros) {
+      zeros = std::make_unique<std::array<LinearWeight, 3>>();
+      for (size_t i = 0; i < 3; ++i) (*zeros)[i] = zero_like(*like[i]);
+    }
+    w.absent_experts[block] = ExpertWeights{&(*zeros)[0], &(*zeros)[1], &(*zeros)[2]};
   }
 
   for (const TensorShard& s : plan.tensors) {

@@ -7,7 +7,9 @@
 
 #include <array>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <string>
 
 #include "checkpoint/checkpoint.h"
 #include "io/ranged_read.h"
@@ -25,14 +27,16 @@ struct RankWeights {
   TensorMap tensors;  // embed.weight: this rank's vocabulary rows and one row of zeros
   int64_t vocab_begin = 0, vocab_end = 0;
   int64_t shared_intermediate = 0;  // its columns of the shared expert (config: the routed experts')
-  // Under expert parallelism, the all-zero expert that stands in for the others' (null
-  // pointers otherwise); its storage is owned here.
-  ExpertWeights absent_expert;
-  std::unique_ptr<std::array<LinearWeight, 3>> absent_storage;
+  // Under expert parallelism, by block prefix, the all-zero expert that stands in for the
+  // other ranks' experts of that block: one per encoding and shape (the MTP block's experts
+  // may be stored unlike the main layers'), owned here.
+  std::map<std::string, ExpertWeights> absent_experts;
+  std::map<std::string, std::unique_ptr<std::array<LinearWeight, 3>>> absent_storage;
 
   // The model's view of this cut (collectives supplied by the caller).
   ModelShard shard(RankCollectives* collectives) const {
-    return ModelShard{collectives, vocab_begin, vocab_end, shared_intermediate, absent_expert.w1 ? &absent_expert : nullptr};
+    return ModelShard{collectives, vocab_begin, vocab_end, shared_intermediate,
+                      absent_experts.empty() ? nullptr : &absent_experts};
   }
 };
 
