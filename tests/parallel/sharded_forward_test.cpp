@@ -27,6 +27,7 @@
 #include <memory>
 
 #include "../checkpoint/checkpoint_test_support.h"
+#include "sharded_test_script.h"
 #include "base/error.h"
 #include "checkpoint/test_model.h"
 #include "model/model.h"
@@ -39,6 +40,10 @@ namespace fp4serve {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::Agreement;
+using testing::compare;
+using testing::Runner;
+using testing::run_script;
 
 const std::string kDefaultModel = FP4SERVE_SOURCE_DIR "/models/default";
 
@@ -63,32 +68,6 @@ Checkpoint load(const std::string& dir) {
   return load_checkpoint(dir, o);
 }
 
-struct Runner {
-  std::function<void(SequenceId)> create;
-  std::function<void(std::span<const StepItem>, std::vector<float>&)> forward;
-};
-
-// Two sequences: one batched prefill (every position's logits; 24 and 7 tokens), then six
-// decode steps of one token each for both. Tokens are fixed, inside every test vocabulary.
-std::vector<float> run_script(const Runner& model, int64_t vocab) {
-  auto token = [&](int i) { return static_cast<int32_t>(3 + (i * 37) % (vocab - 3)); };
-  std::vector<int32_t> a, b;
-  for (int i = 0; i < 24; ++i) a.push_back(token(i));
-  for (int i = 0; i < 7; ++i) b.push_back(token(100 + i));
-  model.create(1);
-  model.create(2);
-  std::vector<float> logits;
-  const StepItem prefill[] = {{1, 0, a, LogitsMode::kAll}, {2, 0, b, LogitsMode::kAll}};
-  model.forward(prefill, logits);
-  for (int step = 0; step < 6; ++step) {
-    const int32_t ta = token(200 + step), tb = token(300 + step);
-    const StepItem decode[] = {{1, 24 + step, std::span<const int32_t>(&ta, 1), LogitsMode::kLast},
-                               {2, 7 + step, std::span<const int32_t>(&tb, 1), LogitsMode::kLast}};
-    model.forward(decode, logits);
-  }
-  return logits;
-}
-
 std::vector<float> whole_model_logits(const Checkpoint& ck, ActQuantMode act) {
   const auto backend = make_backend(DeviceKind::kCpu);
   Model model(*backend, ck.config, ck.linears, ck.tensors, ModelOptions{act, 64});
@@ -107,30 +86,6 @@ std::vector<float> sharded_logits(const Checkpoint& ck, int ranks, bool expert_p
   return run_script({[&](SequenceId id) { model.on_every_rank([&](int, Model& m) { m.create_sequence(id); }); },
                      [&](std::span<const StepItem> items, std::vector<float>& out) { model.forward(items, out); }},
                     ck.config.vocab_size);
-}
-
-struct Agreement {
-  double median_rel = 0, max_rel = 0, top1 = 0;
-};
-
-Agreement compare(const std::vector<float>& whole, const std::vector<float>& split, int64_t vocab) {
-  EXPECT_EQ(whole.size(), split.size());
-  const size_t positions = whole.size() / static_cast<size_t>(vocab);
-  std::vector<double> rel;
-  size_t agree = 0;
-  for (size_t p = 0; p < positions; ++p) {
-    const float* w = whole.data() + p * static_cast<size_t>(vocab);
-    const float* s = split.data() + p * static_cast<size_t>(vocab);
-    double diff = 0, norm = 0;
-    for (int64_t v = 0; v < vocab; ++v) {
-      diff += (double(s[v]) - w[v]) * (double(s[v]) - w[v]);
-      norm += double(w[v]) * w[v];
-    }
-    rel.push_back(std::sqrt(diff / std::max(norm, 1e-30)));
-    agree += (std::max_element(w, w + vocab) - w) == (std::max_element(s, s + vocab) - s);
-  }
-  std::sort(rel.begin(), rel.end());
-  return {rel[rel.size() / 2], rel.back(), static_cast<double>(agree) / static_cast<double>(positions)};
 }
 
 // One rank whose joins move one element in seven by one bf16 step (away from zero) after
