@@ -18,6 +18,7 @@
 // of positions) and equal greedy text. One rank is the whole model, bit for bit.
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -47,12 +48,23 @@ using testing::run_script;
 
 const std::string kDefaultModel = FP4SERVE_SOURCE_DIR "/models/default";
 
-// A tiny-tp checkpoint of `layout`, written once per test binary run.
+// Checkpoints this process wrote, removed when it exits (ctest runs each test in its own
+// process, several at once: each writes its own).
+struct TempCheckpoints {
+  std::map<OutputLayout, std::string> dirs;
+  ~TempCheckpoints() {
+    for (const auto& [layout, dir] : dirs) std::filesystem::remove_all(dir);
+  }
+};
+
+// A tiny-tp checkpoint of `layout`, written once per process.
 const std::string& tiny_tp_dir(OutputLayout layout) {
-  static std::map<OutputLayout, std::string> dirs;
+  static TempCheckpoints written;
+  std::map<OutputLayout, std::string>& dirs = written.dirs;
   auto it = dirs.find(layout);
   if (it != dirs.end()) return it->second;
-  const std::string dir = ::testing::TempDir() + "sharded_forward_" + std::string(output_layout_name(layout));
+  const std::string dir = ::testing::TempDir() + "sharded_forward_" + std::to_string(getpid()) + "_" +
+                          std::string(output_layout_name(layout));
   std::filesystem::remove_all(dir);
   TestModelOptions o;
   o.layout = layout;
