@@ -2,12 +2,12 @@
 
 #include <cstdio>
 
+#include "backend/cuda_probe.h"
 #include "base/error.h"
 #include "checkpoint/checkpoint.h"
 #include "checkpoint/progress_bar.h"
 #include "model/model.h"
 #include "model/state_layout.h"
-#include "backend/cuda_probe.h"
 #include "runtime/memory_plan.h"
 #include "runtime/sharded_model.h"
 
