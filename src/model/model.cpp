@@ -227,19 +227,19 @@ void Model::run_block(const Block& block, float* X, const StepRows& rows) {
   backend_.hc_pre(pre);
   backend_.rms_norm(RmsNormParams{n, D, eps, u, block.attn_norm, xn});
   block.attention->forward(backend_, xn, rows, b.attention, out);
-  join_partials(out, n * D);
+  join_partials(out, n, D);
   backend_.hc_post(post);
 
   pre.site = block.hc_ffn;
   backend_.hc_pre(pre);
   backend_.rms_norm(RmsNormParams{n, D, eps, u, block.ffn_norm, xn});
   block.moe->forward(backend_, xn, rows.tokens, n, out);
-  join_partials(out, n * D);
+  join_partials(out, n, D);
   backend_.hc_post(post);
 }
 
-void Model::join_partials(float* data, int64_t count) {
-  if (shard_.collectives != nullptr) shard_.collectives->sum_bf16(data, count);
+void Model::join_partials(float* data, int64_t rows, int64_t width) {
+  if (shard_.collectives != nullptr) shard_.collectives->sum_bf16(data, rows, width);
 }
 
 void Model::embed_step(const StepRows& rows, int64_t copies, float* X) {
@@ -259,7 +259,7 @@ void Model::embed_step(const StepRows& rows, int64_t copies, float* X) {
   int32_t* local = b.device_local_tokens.reserve(backend_, rows.rows);
   backend_.copy_to_device(local, b.local_tokens.data(), b.local_tokens.size() * sizeof(int32_t));
   backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, local_rows + 1, D, copies, local, rows.rows, X});
-  join_partials(X, rows.rows * copies * D);
+  join_partials(X, rows.rows * copies, D);
 }
 
 void Model::head_logits(const Head& head, const float* X, std::vector<float>& logits) {

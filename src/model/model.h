@@ -107,8 +107,8 @@ class Model {
   // X [rows, copies, D] = the embedding of the step's tokens (a rank looks up its own
   // vocabulary rows and the ranks' lookups are summed).
   void embed_step(const StepRows& rows, int64_t copies, float* X);
-  // The ranks' partial sums of an op's output joined (no-op for the whole model).
-  void join_partials(float* data, int64_t count);
+  // The ranks' partial sums of an op's output [rows, width] joined (no-op for the whole model).
+  void join_partials(float* data, int64_t rows, int64_t width);
   void head_logits(const Head& head, const float* X, std::vector<float>& logits);
 
   Backend& backend_;

@@ -17,9 +17,9 @@ class RankCollectives {
  public:
   virtual ~RankCollectives() = default;
 
-  // data [count] (device): every rank's partial values summed in rank order, then rounded
-  // to bf16 values (what the unsharded op stores), in place on every rank.
-  virtual void sum_bf16(float* data, int64_t count) = 0;
+  // data [rows, width] (device): every rank's partial values summed in rank order, then
+  // rounded to bf16 values (what the unsharded op stores), in place on every rank.
+  virtual void sum_bf16(float* data, int64_t rows, int64_t width) = 0;
 
   // local [rows, this rank's vocabulary columns] (device) -> `logits` (host) gains rows x
   // vocab_size floats, each row the ranks' columns side by side in rank order.

@@ -20,7 +20,8 @@ CommunicatorCollectives::CommunicatorCollectives(Backend& backend, Communicator&
 
 bool CommunicatorCollectives::staged() const { return backend_.kind() != DeviceKind::kCpu && !comm_.device_memory(); }
 
-void CommunicatorCollectives::sum_bf16(float* data, int64_t count) {
+void CommunicatorCollectives::sum_bf16(float* data, int64_t rows, int64_t width) {
+  const int64_t count = rows * width;
   if (count == 0) return;
   const size_t n = static_cast<size_t>(count);
   if (!comm_.device_memory()) {
@@ -45,7 +46,7 @@ void CommunicatorCollectives::sum_bf16(float* data, int64_t count) {
     backend_.fill(zeros_.as<float>(), count, 0.0f);
     zeros_count_ = count;
   }
-  backend_.add_to_streams(AddToStreamsParams{1, count, 1, zeros_.as<float>(), data});
+  backend_.add_to_streams(AddToStreamsParams{rows, width, 1, zeros_.as<float>(), data});
 }
 
 void CommunicatorCollectives::gather_vocabulary(const float* local, int64_t rows, std::vector<float>& logits) {

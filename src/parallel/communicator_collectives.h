@@ -20,7 +20,7 @@ class CommunicatorCollectives final : public RankCollectives {
   // Error when a CPU backend is paired with a device communicator.
   CommunicatorCollectives(Backend& backend, Communicator& communicator, std::vector<int64_t> vocab_columns);
 
-  void sum_bf16(float* data, int64_t count) override;
+  void sum_bf16(float* data, int64_t rows, int64_t width) override;
   void gather_vocabulary(const float* local, int64_t rows, std::vector<float>& logits) override;
 
  private:

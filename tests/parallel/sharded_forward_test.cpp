@@ -105,8 +105,8 @@ std::vector<float> sharded_logits(const Checkpoint& ck, int ranks, bool expert_p
 class NudgingCollectives final : public RankCollectives {
  public:
   explicit NudgingCollectives(int64_t vocab) : vocab_(vocab) {}
-  void sum_bf16(float* data, int64_t count) override {
-    for (int64_t i = 0; i < count; ++i) {
+  void sum_bf16(float* data, int64_t rows, int64_t width) override {
+    for (int64_t i = 0; i < rows * width; ++i) {
       const uint16_t bits = encode_bf16(data[i]);
       data[i] = decode_bf16(i % 7 == 0 ? static_cast<uint16_t>(bits + 1) : bits);
     }
