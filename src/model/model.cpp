@@ -258,8 +258,17 @@ void Model::embed_step(const StepRows& rows, int64_t copies, float* X) {
                                                                                  : static_cast<int32_t>(local_rows));
   int32_t* local = b.device_local_tokens.reserve(backend_, rows.rows);
   backend_.copy_to_device(local, b.local_tokens.data(), b.local_tokens.size() * sizeof(int32_t));
-  backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, local_rows + 1, D, copies, local, rows.rows, X});
-  join_partials(X, rows.rows * copies, D);
+  if (copies == 1) {
+    backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, local_rows + 1, D, 1, local, rows.rows, X});
+    join_partials(X, rows.rows, D);
+    return;
+  }
+  // One copy crosses the wire; the streams get it after: X = bf16(0 + e) for each (exact).
+  float* e = b.embedded.reserve(backend_, rows.rows * D);
+  backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, local_rows + 1, D, 1, local, rows.rows, e});
+  join_partials(e, rows.rows, D);
+  backend_.fill(X, rows.rows * copies * D, 0.0f);
+  backend_.add_to_streams(AddToStreamsParams{rows.rows, D, copies, e, X});
 }
 
 void Model::head_logits(const Head& head, const float* X, std::vector<float>& logits) {
