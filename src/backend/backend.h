@@ -340,6 +340,9 @@ struct MoeParams {
   const float* bias = nullptr;              // [E] learned routing; null on hash layers
   const int32_t* tid2eid = nullptr;         // [vocab, experts_per_token] hash routing; null otherwise
   std::span<const ExpertLinears> routed;    // host list of E experts
+  // Host [E] or empty: 1 marks an all-zero stand-in for an expert another rank holds (expert
+  // parallelism). It adds exactly 0, so a backend may skip it or run it.
+  std::span<const uint8_t> absent;
   ExpertLinears shared;
   const float* x = nullptr;         // [rows, dim] bf16 values
   const int32_t* tokens = nullptr;  // [rows] (hash routing)

@@ -16,6 +16,7 @@ MoeLayer::MoeLayer(Backend& backend, const ModelConfig& c, const MoeWeights& w, 
   if (w.hash) params_.tid2eid = backend.place(w.tid2eid);
   else params_.bias = backend.place(w.bias);
   params_.routed = routed_;
+  params_.absent = w.absent;
   params_.shared = {w.shared.w1, w.shared.w2, w.shared.w3};
 }
 

@@ -134,6 +134,8 @@ class Resolver {
         auto it = options_.absent_experts->find(p);
         FP4SERVE_CHECK(it != options_.absent_experts->end(), "checkpoint has no projection {}w1 (the model needs it)", q);
         m.experts.push_back(it->second);
+        m.absent.resize(static_cast<size_t>(E), 0);
+        m.absent[static_cast<size_t>(e)] = 1;
         continue;
       }
       m.experts.push_back({linear(q + "w1", I, D), linear(q + "w2", D, I), linear(q + "w3", I, D)});

@@ -71,6 +71,9 @@ struct MoeWeights {
   std::vector<float> bias;             // [E] (learned routing)
   std::vector<int32_t> tid2eid;        // [V, k_e] (hash routing)
   std::vector<ExpertWeights> experts;
+  // [E]: 1 where the expert is an all-zero stand-in for one another rank holds
+  // (ResolveOptions::absent_experts); empty when every expert is here.
+  std::vector<uint8_t> absent;
   ExpertWeights shared;
 };
 

@@ -61,6 +61,8 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
   // Checked here, not on the pool's threads (route_token checks too, for direct callers).
   FP4SERVE_CHECK(E <= 1024, "MoE with {} experts: more than the 1024 supported", E);
   FP4SERVE_CHECK(static_cast<int64_t>(p.routed.size()) == E, "MoE: {} routed experts given, {} configured", p.routed.size(), E);
+  FP4SERVE_CHECK(p.absent.empty() || static_cast<int64_t>(p.absent.size()) == E, "MoE: {} absent-expert marks for {} experts",
+                 p.absent.size(), E);
   parallel_units(rows, rows * E * 32, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int32_t* hashed = p.tid2eid ? p.tid2eid + static_cast<int64_t>(p.tokens[t]) * k : nullptr;
@@ -97,9 +99,11 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
   float* h1 = grow_scratch(sc.h1, hidden);
   float* h3 = grow_scratch(sc.h3, hidden);
   sc.jobs.clear();
+  // Experts another rank holds add exactly 0: their rows are zeroed below, not computed.
+  auto absent = [&](int64_t e) { return !p.absent.empty() && p.absent[static_cast<size_t>(e)] != 0; };
   for (int64_t e = 0; e < E; ++e) {
     const int64_t n = begin[e + 1] - begin[e];
-    if (n == 0) continue;
+    if (n == 0 || absent(e)) continue;
     const ExpertLinears& ex = p.routed[static_cast<size_t>(e)];
     sc.jobs.push_back(linear_job(ex.w1, expert_input(e), n, h1 + begin[e] * I, act(ex.w1), true));
     sc.jobs.push_back(linear_job(ex.w3, expert_input(e), n, h3 + begin[e] * I, act(ex.w3), true));
@@ -118,6 +122,7 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
       const int64_t width = routed ? I : Is, blocks = routed ? i_blocks : s_blocks;
       const int64_t local = routed ? unit : unit - routed_units;
       const int64_t row = local / blocks, i0 = (local % blocks) * kColumnsPerUnit, i1 = std::min(width, i0 + kColumnsPerUnit);
+      if (routed && absent(selected[arows[row]])) continue;
       const int64_t base = routed ? row * I : assigned * I + row * Is;
       const float rw = routed ? route[arows[row]] : 1.0f;
       for (int64_t i = i0; i < i1; ++i) {
@@ -136,6 +141,10 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
   for (int64_t e = 0; e < E; ++e) {
     const int64_t n = begin[e + 1] - begin[e];
     if (n == 0) continue;
+    if (absent(e)) {
+      std::fill(down + begin[e] * D, down + begin[e + 1] * D, 0.0f);
+      continue;
+    }
     const ExpertLinears& ex = p.routed[static_cast<size_t>(e)];
     sc.jobs.push_back(linear_job(ex.w2, mid + begin[e] * I, n, down + begin[e] * D, act(ex.w2), true));
   }
