@@ -104,6 +104,29 @@ std::vector<int> rank_devices(const ShardedModelOptions& o) {
   return devices;
 }
 
+// A rank's input columns of a linear whose input the numerics quantize to FP8 in 1x128
+// blocks must be whole blocks, as the whole model's are (the plan cuts FP8 and MXFP4 inputs
+// so; NVFP4's are quantized only under --act-quant fp8). Refused here, before anything is
+// read, rather than by the first step.
+void check_activation_blocks(const Checkpoint& ck, const ShardPlan& plan, ActQuantMode act_quant) {
+  std::set<WeightEncoding> encodings;
+  for (const auto& [name, w] : ck.linears) encodings.insert(w.encoding);
+  const Numerics numerics = numerics_for(encodings, act_quant);
+  for (const TensorShard& s : plan.linears) {
+    if (s.kind != ShardKind::kColumns && s.kind != ShardKind::kBlock) continue;
+    const LinearWeight& w = ck.linear(s.name);
+    if (!numerics.quantizes_input(w.encoding) || w.in_features % 128 != 0) continue;
+    for (size_t r = 0; r < s.ranks.size(); ++r) {
+      const SliceRect& rect = s.ranks[r];
+      if (!rect.empty() && (rect.col_begin % 128 != 0 || rect.cols() % 128 != 0))
+        fail("{}: rank {} of {} would hold its input columns [{}, {}), which cut the 128-wide blocks its FP8 "
+             "activations are quantized in; choose another --tensor-parallel-size, --enable-expert-parallel, or "
+             "--act-quant off",
+             s.name, r, s.ranks.size(), rect.col_begin, rect.col_end);
+    }
+  }
+}
+
 std::vector<std::unique_ptr<Communicator>> make_group(const ShardedModelOptions& o, const std::vector<int>& devices) {
   const bool distinct = std::set<int>(devices.begin(), devices.end()).size() == devices.size();
 #if FP4SERVE_HAVE_NCCL
@@ -118,6 +141,7 @@ std::vector<std::unique_ptr<Communicator>> make_group(const ShardedModelOptions&
 
 ShardedModel::ShardedModel(const Checkpoint& checkpoint, const ShardedModelOptions& options)
     : plan_(plan_shards(checkpoint, options.parallel)) {
+  check_activation_blocks(checkpoint, plan_, options.model.act_quant);
   const int n = options.parallel.tensor_parallel_size;
   const std::vector<int> devices = rank_devices(options);
   std::vector<std::unique_ptr<Communicator>> group = make_group(options, devices);

@@ -1,6 +1,6 @@
 // The sharded forward (runtime/sharded_model.h: one thread per rank, CPU backends, the
 // in-process communicator) against the whole model on one CPU backend, for tensor-parallel
-// sizes 2, 4 and 8 with and without expert parallelism: logits of a batched prefill of two
+// sizes 2, 4 and 8 (and 3, which splits unevenly) with and without expert parallelism: logits of a batched prefill of two
 // sequences, then decode steps, compared position by position as the CUDA parity test
 // compares devices (relative L2 error per position, top-1 agreement).
 //
@@ -179,6 +179,9 @@ std::vector<Case> random_cases() {
   for (OutputLayout layout : {OutputLayout::kNative, OutputLayout::kNvfp4, OutputLayout::kBF16})
     for (int ranks : {2, 4, 8})
       for (bool ep : {false, true}) out.push_back({layout, ranks, ep});
+  // Uneven: 4 groups, 8 experts, 1024 columns and 512 vocabulary rows over 3 ranks.
+  for (OutputLayout layout : {OutputLayout::kNative, OutputLayout::kBF16})
+    for (bool ep : {false, true}) out.push_back({layout, 3, ep});
   return out;
 }
 
@@ -252,6 +255,25 @@ TEST(ShardedForward, RefusesMoreRanksThanHeadsNamingTheTensor) {
     EXPECT_THAT(e.what(), HasSubstr("attn.wq_b"));
     EXPECT_THAT(e.what(), HasSubstr("holds none of it"));
   }
+}
+
+TEST(ShardedForward, RefusesACutThroughFp8ActivationBlocksBeforeReading) {
+  // NVFP4 experts split in 16-wide blocks: 1024 columns over 3 ranks is 352, 336, 336, which
+  // FP8 activations (--act-quant fp8) would have to quantize across the whole model's blocks.
+  const Checkpoint ck = load(tiny_tp_dir(OutputLayout::kNvfp4));
+  ShardedModelOptions o;
+  o.parallel = ParallelConfig{3, false};
+  o.model = ModelOptions{ActQuantMode::kFp8, 64};
+  try {
+    ShardedModel model(ck, o);
+    ADD_FAILURE() << "a cut through the activation blocks was accepted";
+  } catch (const Error& e) {
+    EXPECT_THAT(e.what(), HasSubstr("ffn."));
+    EXPECT_THAT(e.what(), HasSubstr("cut the 128-wide blocks its FP8 activations are quantized in"));
+  }
+  // The same split with bf16 activations runs.
+  o.model = ModelOptions{ActQuantMode::kAuto, 64};
+  EXPECT_EQ(ShardedModel(ck, o).size(), 3);
 }
 
 TEST(ShardedForward, RefusesTheMtpBlockUnderTensorParallelism) {
