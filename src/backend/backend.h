@@ -357,6 +357,10 @@ struct ExpertLinears {
 // Linears get ActivationQuant::kFP8Block128 where numerics.quantizes_input says so.
 struct MoeParams {
   int64_t rows = 0, dim = 0, intermediate = 0, experts = 0, experts_per_token = 0;
+  // The shared expert's intermediate size when it differs from the routed experts' (a
+  // tensor-parallel rank under expert parallelism: routed experts whole, the shared one
+  // split); 0: `intermediate`.
+  int64_t shared_intermediate = 0;
   float route_scale = 1.0f;
   float swiglu_limit = 0.0f;
   Numerics numerics;
@@ -364,6 +368,9 @@ struct MoeParams {
   const float* bias = nullptr;              // [E] learned routing; null on hash layers
   const int32_t* tid2eid = nullptr;         // [vocab, experts_per_token] hash routing; null otherwise
   std::span<const ExpertLinears> routed;    // host list of E experts
+  // Host [E] or empty: 1 marks an all-zero stand-in for an expert another rank holds (expert
+  // parallelism). It adds exactly 0, so a backend may skip it or run it.
+  std::span<const uint8_t> absent;
   ExpertLinears shared;
   const float* x = nullptr;         // [rows, dim] bf16 values
   const int32_t* tokens = nullptr;  // [rows] (hash routing)
@@ -427,9 +434,10 @@ class Backend {
   virtual void set_activation_observer(ActivationObserver* observer) = 0;
 };
 
-// The backend of `kind`. kCuda throws Error in a build without CUDA ("this build has no
-// CUDA") or when no GPU is visible.
-std::unique_ptr<Backend> make_backend(DeviceKind kind);
+// The backend of `kind`; for kCuda on visible GPU `device`, which becomes the calling
+// thread's current device. kCuda throws Error in a build without CUDA ("this build has no
+// CUDA") or when that GPU is not visible.
+std::unique_ptr<Backend> make_backend(DeviceKind kind, int device = 0);
 
 // --device auto: cuda when the build has CUDA, a GPU is visible and the CUDA backend
 // starts; else cpu.

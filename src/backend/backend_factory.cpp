@@ -14,11 +14,11 @@ namespace fp4serve {
 
 std::string_view device_kind_name(DeviceKind kind) { return kind == DeviceKind::kCuda ? "cuda" : "cpu"; }
 
-std::unique_ptr<Backend> make_backend(DeviceKind kind) {
+std::unique_ptr<Backend> make_backend(DeviceKind kind, [[maybe_unused]] int device) {
   if (kind == DeviceKind::kCpu) return std::make_unique<cpu::CpuBackend>();
 #if FP4SERVE_HAVE_CUDA_BACKEND
   FP4SERVE_CHECK(cuda_device_count() > 0, "--device cuda: no CUDA GPU is visible (driver missing, or no device)");
-  return make_cuda_backend();
+  return make_cuda_backend(device);
 #elif FP4SERVE_HAVE_CUDA
   fail("--device cuda: this build has CUDA kernels but not the CUDA backend (backend/cuda/cuda_backend.h)");
 #else

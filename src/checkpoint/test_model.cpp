@@ -73,6 +73,14 @@ const std::vector<Preset>& presets() {
                     .compress_ratios = {16, 16, 4, 16, 0}, .yarn = kYarn, .max_position_embeddings = 65536,
                     .index_n_heads = 4, .index_head_dim = 128, .index_topk = 4, .n_routed_experts = 8,
                     .experts_per_token = 2, .moe_intermediate_size = 128, .num_hash_layers = 3}},
+      // The tiny schedule with every split of 2, 4 and 8 ranks whole: 8 heads in 4 output groups (at 8
+      // ranks two share a group), intermediate 1024 (FP8 128-row blocks of the shared expert: 128 a rank
+      // at 8), 8 experts (one a rank under expert parallelism).
+      {"tiny-tp", {.vocab_size = 512, .hidden_size = 256, .num_layers = 4, .num_heads = 8, .head_dim = 128,
+                   .rope_head_dim = 64, .q_lora_rank = 128, .o_lora_rank = 128, .o_groups = 4, .sliding_window = 16,
+                   .compress_ratios = {0, 4, 16, 4, 0}, .yarn = kYarn, .max_position_embeddings = 65536,
+                   .index_n_heads = 4, .index_head_dim = 128, .index_topk = 4, .n_routed_experts = 8,
+                   .experts_per_token = 2, .moe_intermediate_size = 1024, .num_hash_layers = 2}},
       // The tiny schedule at hidden 64 (the transformers fixture's shapes): small enough to commit,
       // and FP8 blocks cut at the edges (no dimension is a multiple of 128).
       {"small", {.vocab_size = 64, .hidden_size = 64, .num_layers = 4, .num_heads = 2, .head_dim = 64,
@@ -166,7 +174,7 @@ ModelConfig test_model_config(const std::string& preset) {
       return with_draft(c, DraftKind::kMtp);
     }
   if (preset == "flash") return flash_proportioned_config({});
-  fail("unknown test model preset '{}' (known: tiny, tiny-pro, small, large, flash, v4-flash, v4-pro)", preset);
+  fail("unknown test model preset '{}' (known: tiny, tiny-pro, tiny-tp, small, large, flash, v4-flash, v4-pro)", preset);
 }
 
 ModelConfig with_draft(ModelConfig c, DraftKind draft) {

@@ -16,7 +16,8 @@
 namespace fp4serve {
 
 // Presets: "tiny" (layers SWA+hash, CSA+hash, HCA(16)+learned, CSA+learned, MTP),
-// "tiny-pro" (ratios [16, 16, 4, 16, 0], 3 hash layers), "small" (the same schedule at hidden
+// "tiny-pro" (ratios [16, 16, 4, 16, 0], 3 hash layers), "tiny-tp" (8 heads, 4 output groups,
+// intermediate 1024: every split over 2, 4 and 8 ranks whole, for the tensor-parallel tests), "small" (the same schedule at hidden
 // 64, for committed fixtures), "large" (multi-GB: the loading benchmark), "flash" (below), "v4-flash"
 // and "v4-pro" (the released shapes: write them --sparse).
 // "flash": V4-Flash's per-layer proportions (hidden 4096, 64 heads of 512, FP8 attention and shared

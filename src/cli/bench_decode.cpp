@@ -5,6 +5,7 @@
 // device-to-device copy, counting the bytes read and written).
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <cstdio>
 #include <memory>
 #include <numeric>
@@ -18,7 +19,9 @@
 #include "checkpoint/test_model.h"
 #include "cli/engine_flags.h"
 #include "model/model.h"
+#include "backend/cuda_probe.h"
 #include "runtime/memory_plan.h"
+#include "runtime/sharded_model.h"
 
 namespace fp4serve::cli {
 namespace {
@@ -114,13 +117,27 @@ size_t bytes_per_token(const Checkpoint& c) {
   return total + tensor_bytes(c, "hc_head_fn") + static_cast<size_t>(cfg.hidden_size) * 4;
 }
 
+// The model decoded: a Model on one backend, or one split over ranks (--tensor-parallel-size).
+struct Decoder {
+  std::function<void(SequenceId)> create;
+  std::function<int64_t(SequenceId)> position;
+  std::function<void(std::span<const StepItem>, std::vector<float>&)> forward;
+};
+
 int bench_decode(const BenchDecodeOptions& o) {
   FP4SERVE_CHECK(o.tokens > 0 && o.prompt > 0, "--tokens and --prompt must be positive");
   EngineOptions flags;
   o.engine.apply(flags);
-  const std::unique_ptr<Backend> backend = start_backend(flags.device);
-  std::fprintf(stderr, "device: %s\n", backend->description().c_str());
-  std::printf("bench decode: %s\n", backend->description().c_str());
+  const bool sharded = flags.tensor_parallel_size > 1 || flags.expert_parallel;
+  const bool cuda = flags.device == DeviceChoice::kCuda || (flags.device == DeviceChoice::kAuto && cuda_device_count() > 0);
+  // Under tensor parallelism this backend is rank 0's device, for the bandwidth probe only.
+  const std::unique_ptr<Backend> backend =
+      sharded ? make_backend(cuda ? DeviceKind::kCuda : DeviceKind::kCpu) : start_backend(flags.device);
+  const std::string device = sharded ? fmt::format("{} ranks (tensor parallel{}), each {}", flags.tensor_parallel_size,
+                                                   flags.expert_parallel ? ", expert parallel" : "", backend->description())
+                                     : backend->description();
+  std::fprintf(stderr, "device: %s\n", device.c_str());
+  std::printf("bench decode: %s\n", device.c_str());
 
   // make-test-model's "flash" preset at this size, without a draft, filled with random codes.
   const ModelConfig config = with_draft(flash_proportioned_config(o.shape), DraftKind::kNone);
@@ -137,10 +154,31 @@ int bench_decode(const BenchDecodeOptions& o) {
               static_cast<long long>(config.n_routed_experts), static_cast<long long>(config.experts_per_token),
               static_cast<long long>(config.vocab_size), static_cast<double>(weights) / 1e9, seconds_since(t0));
   const int64_t context = o.prompt + o.tokens + 8;
-  const MemoryPlan plan = plan_memory(*backend, config, ckpt.linears, ckpt.tensors, state_layout(config, context).slot_bytes(), 1,
-                                      o.prompt, flags.memory_utilization);
-  check_fits(plan, backend->description(), 1, context, flags.memory_utilization);
-  Model model(*backend, config, ckpt.linears, ckpt.tensors, ModelOptions{flags.act_quant, context});
+  std::unique_ptr<Model> single;
+  std::unique_ptr<ShardedModel> split;
+  Decoder model;
+  if (sharded) {
+    ShardedModelOptions so;
+    so.parallel = ParallelConfig{flags.tensor_parallel_size, flags.expert_parallel};
+    so.device = cuda ? DeviceKind::kCuda : DeviceKind::kCpu;
+    so.model = ModelOptions{flags.act_quant, context};
+    so.max_step_tokens = o.prompt;
+    so.memory_utilization = flags.memory_utilization;
+    split = std::make_unique<ShardedModel>(ckpt, so);
+    ShardedModel& s = *split;
+    model.create = [&s](SequenceId id) { s.on_every_rank([&](int, Model& m) { m.create_sequence(id); }); };
+    model.position = [&s](SequenceId id) { return s.rank_model(0).position(id); };
+    model.forward = [&s](std::span<const StepItem> items, std::vector<float>& logits) { s.forward(items, logits); };
+  } else {
+    const MemoryPlan plan = plan_memory(*backend, config, ckpt.linears, ckpt.tensors, state_layout(config, context).slot_bytes(),
+                                        1, o.prompt, flags.memory_utilization);
+    check_fits(plan, backend->description(), 1, context, flags.memory_utilization);
+    single = std::make_unique<Model>(*backend, config, ckpt.linears, ckpt.tensors, ModelOptions{flags.act_quant, context});
+    Model& m = *single;
+    model.create = [&m](SequenceId id) { m.create_sequence(id); };
+    model.position = [&m](SequenceId id) { return m.position(id); };
+    model.forward = [&m](std::span<const StepItem> items, std::vector<float>& logits) { m.forward(items, logits); };
+  }
   const size_t per_token = bytes_per_token(ckpt);
 
   const size_t probe_bytes = static_cast<size_t>(o.bandwidth_gb * 1e9);
@@ -149,7 +187,7 @@ int bench_decode(const BenchDecodeOptions& o) {
   const double floor_tps = bandwidth / static_cast<double>(per_token);
 
   constexpr SequenceId kSequence = 0;
-  model.create_sequence(kSequence);
+  model.create(kSequence);
   std::vector<int32_t> prompt(static_cast<size_t>(o.prompt));
   for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = static_cast<int32_t>((i * 7919 + 11) % static_cast<size_t>(config.vocab_size));
   std::vector<float> logits;
@@ -179,6 +217,17 @@ int bench_decode(const BenchDecodeOptions& o) {
   }
   std::sort(step_s.begin(), step_s.end());
   const double median = step_s[step_s.size() / 2];
+  const double tps = 1.0 / median;
+  std::printf("prefill %lld tokens: %.2f s = %.1f tokens/s\n", static_cast<long long>(o.prompt), prefill_s,
+              static_cast<double>(o.prompt) / prefill_s);
+  std::printf("decode: median %.1f ms/token (min %.1f, max %.1f over %zu tokens) = %.2f tokens/s\n", median * 1e3,
+              step_s.front() * 1e3, step_s.back() * 1e3, step_s.size(), tps);
+  std::printf("floor: %.3f GB read per token / %.2f GB/s measured %s bandwidth = %.2f tokens/s%s\n",
+              static_cast<double>(per_token) / 1e9, bandwidth / 1e9, gpu ? "device copy" : "read", floor_tps,
+              sharded ? " (one device's; ranks on separate GPUs share the bytes)" : "");
+  std::printf("achieved %.0f%% of the floor (%.2f GB/s of weights)\n", 100.0 * tps / floor_tps,
+              static_cast<double>(per_token) * tps / 1e9);
+  if (sharded) return 0;  // the projections below run on one backend, not on the ranks
 
   // The same token's projections alone (every linear a decode step runs, k experts a
   // layer, one call each): what the kernels and the thread pool cost without the rest.
@@ -207,15 +256,6 @@ int bench_decode(const BenchDecodeOptions& o) {
     alone_s.push_back(seconds_since(t0));
   }
   std::sort(alone_s.begin(), alone_s.end());
-  const double tps = 1.0 / median;
-  std::printf("prefill %lld tokens: %.2f s = %.1f tokens/s\n", static_cast<long long>(o.prompt), prefill_s,
-              static_cast<double>(o.prompt) / prefill_s);
-  std::printf("decode: median %.1f ms/token (min %.1f, max %.1f over %zu tokens) = %.2f tokens/s\n", median * 1e3,
-              step_s.front() * 1e3, step_s.back() * 1e3, step_s.size(), tps);
-  std::printf("floor: %.3f GB read per token / %.2f GB/s measured %s bandwidth = %.2f tokens/s\n",
-              static_cast<double>(per_token) / 1e9, bandwidth / 1e9, gpu ? "device copy" : "read", floor_tps);
-  std::printf("achieved %.0f%% of the floor (%.2f GB/s of weights)\n", 100.0 * tps / floor_tps,
-              static_cast<double>(per_token) * tps / 1e9);
   std::printf("the %zu projections of a token alone: %.1f ms (%.0f%% of the step)\n", projections.size(),
               alone_s[alone_s.size() / 2] * 1e3, 100.0 * alone_s[alone_s.size() / 2] / median);
   return 0;

@@ -18,6 +18,12 @@ void EngineFlags::add_to(CLI::App& sub) {
                  "Share of the device's memory this process may use (weights, sequence state, workspace); a model "
                  "that does not fit is refused before loading")
       ->capture_default_str();
+  sub.add_option("--tensor-parallel-size,--tp", tensor_parallel_size,
+                 "Ranks the model is split over in this process, one thread each (with --device cuda: one GPU each, "
+                 "GPUs 0..N-1): attention heads, the experts' columns and the vocabulary are divided")
+      ->capture_default_str();
+  sub.add_flag("--enable-expert-parallel", enable_expert_parallel,
+               "Hold whole routed experts by range on each rank instead of splitting every expert's columns");
 }
 
 DeviceChoice EngineFlags::device_choice() const {
@@ -38,6 +44,9 @@ void EngineFlags::apply(EngineOptions& options) const {
   FP4SERVE_CHECK(gpu_memory_utilization > 0.0 && gpu_memory_utilization <= 1.0,
                  "--gpu-memory-utilization {}: expected a share in (0, 1]", gpu_memory_utilization);
   options.memory_utilization = gpu_memory_utilization;
+  FP4SERVE_CHECK(tensor_parallel_size >= 1, "--tensor-parallel-size {}: expected at least 1", tensor_parallel_size);
+  options.tensor_parallel_size = tensor_parallel_size;
+  options.expert_parallel = enable_expert_parallel;
 }
 
 }  // namespace fp4serve::cli

@@ -1,6 +1,7 @@
 // The flags every command that runs the model shares (logits, generate, serve, bench
-// decode, bench perplexity): --device, --act-quant and --gpu-memory-utilization, with
-// one meaning everywhere (docs/ARCHITECTURE.md, "Numeric policy").
+// decode, bench perplexity): --device, --act-quant, --gpu-memory-utilization,
+// --tensor-parallel-size and --enable-expert-parallel (vLLM's names), with one meaning
+// everywhere (docs/ARCHITECTURE.md, "Numeric policy"; docs/PARALLELISM.md).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -15,6 +16,8 @@ struct EngineFlags {
   std::string device = "auto";
   std::string act_quant = "auto";
   double gpu_memory_utilization = 0.9;
+  int tensor_parallel_size = 1;
+  bool enable_expert_parallel = false;
 
   void add_to(CLI::App& sub);
   // Parses the flags into `options` (Error naming the flag for a bad value).

@@ -52,7 +52,7 @@ const RegisterCommand make_test_model{Command{
       sub.add_option("DIR", args->dir, "Output directory")->required();
       sub.add_option("--layout", args->layout, "native | nvfp4 | transformers-saved | bf16")->capture_default_str();
       sub.add_option("--seed", args->seed, "Random seed")->capture_default_str();
-      sub.add_option("--preset", args->preset, "tiny | tiny-pro | small | large | flash | v4-flash | v4-pro")->capture_default_str();
+      sub.add_option("--preset", args->preset, "tiny | tiny-pro | tiny-tp | small | large | flash | v4-flash | v4-pro")->capture_default_str();
       sub.add_option("--draft", args->draft, "mtp (one classic MTP block) | dspark (3-stage DSpark drafter) | none")
           ->capture_default_str();
       sub.add_option("--nvfp4-scope", args->scope, "For --layout nvfp4: experts | linears")->capture_default_str();

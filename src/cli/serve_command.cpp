@@ -36,7 +36,6 @@ struct ServeOptions {
   int64_t max_num_batched_tokens = 512;
   std::string speculative_config;  // vLLM's JSON; "" = none
   int max_waiting_requests = 256;
-  int tensor_parallel_size = 1;
   std::string api_key;
   std::string tokenizer;
   std::string generation_config = "auto";
@@ -90,6 +89,8 @@ ServedModel load_checkpoint_model(const ServeOptions& o) {
   options.device = o.engine.device_choice();
   options.act_quant = o.engine.act_quant_mode();
   options.memory_utilization = o.engine.gpu_memory_utilization;
+  options.tensor_parallel_size = o.engine.tensor_parallel_size;
+  options.expert_parallel = o.engine.enable_expert_parallel;
   options.max_context = o.max_model_len;
   options.max_sequences = o.max_num_seqs;
   options.max_step_tokens = o.max_num_batched_tokens;
@@ -169,9 +170,6 @@ server::SamplingDefaults sampling_defaults_for(const ServeOptions& o) {
 }
 
 int run_serve(const ServeOptions& o) {
-  FP4SERVE_CHECK(o.tensor_parallel_size == 1,
-                 "--tensor-parallel-size {}: tensor parallelism is not available yet; only 1 is supported",
-                 o.tensor_parallel_size);
   // Loaded before any thread starts, so a bad checkpoint ends the process with its error.
   ServedModel served = o.fake_model ? make_fake_model(o) : load_checkpoint_model(o);
   const server::SamplingDefaults sampling_defaults = sampling_defaults_for(o);
@@ -259,8 +257,6 @@ const RegisterCommand serve{Command{
                      "Bound of the request queue; beyond it requests get 429 with Retry-After")
           ->capture_default_str()
           ->check(CLI::Range(0, 1 << 20));
-      sub.add_option("--tensor-parallel-size,--tp", o->tensor_parallel_size, "GPUs (only 1 for now)")
-          ->capture_default_str();
       sub.add_option("--api-key", o->api_key, "Require 'Authorization: Bearer KEY' on /v1 and token endpoints");
       sub.add_option("--tokenizer", o->tokenizer, "tokenizer.json (default: MODEL_DIR/tokenizer.json)");
       sub.add_option("--generation-config", o->generation_config,

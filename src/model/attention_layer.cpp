@@ -19,8 +19,8 @@ CompressorParams compressor_params(Backend& backend, const CompressorWeights& w,
 }  // namespace
 
 AttentionLayer::AttentionLayer(Backend& backend, const ModelConfig& c, const AttentionWeights& w, const Numerics& numerics,
-                               const float* rope_freqs, const AttentionStateLayout& state)
-    : config_(c), weights_(w), numerics_(numerics) {
+                               const float* rope_freqs, const AttentionStateLayout& state, bool partial_output)
+    : config_(c), weights_(w), numerics_(numerics), partial_output_(partial_output) {
   const float eps = static_cast<float>(c.rms_norm_eps);
   q_norm_ = backend.place(w.q_norm);
 
@@ -139,7 +139,7 @@ void AttentionLayer::forward(Backend& backend, const float* x, const StepRows& s
     }
     backend.linear(jobs);
   }
-  const LinearJob wo_b = linear_job(w.wo_b, z, rows, out, act(w.wo_b), true);
+  const LinearJob wo_b = linear_job(w.wo_b, z, rows, out, act(w.wo_b), !partial_output_);
   backend.linear(std::span<const LinearJob>(&wo_b, 1));
 }
 

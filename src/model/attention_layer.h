@@ -24,9 +24,11 @@ struct AttentionBuffers {
 class AttentionLayer {
  public:
   // Places the layer's small parameters; weights, numerics and rope_freqs (the layer's
-  // placed frequency table) must outlive the layer.
+  // placed frequency table) must outlive the layer. `partial_output`: a tensor-parallel
+  // rank's layer, whose output is its heads' share of the sum, kept in fp32 until the
+  // ranks' shares are added (then rounded to bf16 as the whole layer's output is).
   AttentionLayer(Backend& backend, const ModelConfig& config, const AttentionWeights& weights, const Numerics& numerics,
-                 const float* rope_freqs, const AttentionStateLayout& state);
+                 const float* rope_freqs, const AttentionStateLayout& state, bool partial_output = false);
 
   // x [rows, D] (bf16 values) -> out [rows, D] (bf16 values); advances the states of the
   // step's sequences (rows.slices) by their rows.
@@ -39,6 +41,7 @@ class AttentionLayer {
   const AttentionWeights& weights_;
   const Numerics& numerics_;
   const float* q_norm_ = nullptr;
+  bool partial_output_ = false;
   // Everything of attention_heads / attention_sequences that does not change per step.
   AttentionHeadsParams heads_;
   AttentionSequencesParams sequences_;

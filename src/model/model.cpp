@@ -9,11 +9,11 @@ namespace fp4serve {
 
 // Step buffers: host tables built per step, and their device copies.
 struct Model::Buffers {
-  std::vector<int32_t> tokens;
+  std::vector<int32_t> tokens, local_tokens;
   std::vector<int64_t> positions, logit_rows;
   std::vector<SequenceSlice> slices;
   std::vector<SequenceId> seen;
-  DeviceArray<int32_t> device_tokens;
+  DeviceArray<int32_t> device_tokens, device_local_tokens;
   DeviceArray<int64_t> device_positions, device_logit_rows;
   DeviceArray<SequenceSlice> device_slices;
   DeviceArray<float> X, u, xn, block_out, mixes, pre, post, comb, y, logits, embedded, projected, streams;
@@ -21,6 +21,16 @@ struct Model::Buffers {
 };
 
 namespace {
+
+ResolveOptions resolve_options(const ModelShard& shard) {
+  ResolveOptions o;
+  if (shard.collectives == nullptr) return o;
+  o.head_rows = shard.vocab_end - shard.vocab_begin;
+  o.embed_rows = o.head_rows + 1;
+  o.shared_intermediate = shard.shared_intermediate;
+  o.absent_experts = shard.absent_experts;
+  return o;
+}
 
 std::set<WeightEncoding> encodings_of(const LinearMap& linears) {
   std::set<WeightEncoding> out;
@@ -52,11 +62,12 @@ void for_each_linear(const BlockWeights& b, const Fn& fn) {
 }  // namespace
 
 Model::Model(Backend& backend, const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors,
-             const ModelOptions& options)
+             const ModelOptions& options, const ModelShard& shard)
     : backend_(backend),
+      shard_(shard),
       config_(config),
       numerics_(numerics_for(encodings_of(linears), options.act_quant)),
-      weights_(resolve_weights(config, linears, tensors)),
+      weights_(resolve_weights(config, linears, tensors, resolve_options(shard))),
       layout_(fp4serve::state_layout(config, options.context)),
       pool_(backend, layout_.slot_floats, layout_.initial_values),
       buffers_(std::make_unique<Buffers>()) {
@@ -108,7 +119,7 @@ Model::Block Model::make_block(const BlockWeights& w, int64_t layer) {
   b.ffn_norm = backend_.place(w.ffn_norm);
   const float* freqs = rope_freqs_[config_.compress_ratio(layer) > 0 ? 1 : 0];
   b.attention = std::make_unique<AttentionLayer>(backend_, config_, w.attn, numerics_, freqs,
-                                                 layout_.layers[static_cast<size_t>(layer)]);
+                                                 layout_.layers[static_cast<size_t>(layer)], shard_.collectives != nullptr);
   b.moe = std::make_unique<MoeLayer>(backend_, config_, w.ffn, numerics_);
   return b;
 }
@@ -220,13 +231,48 @@ void Model::run_block(const Block& block, float* X, const StepRows& rows) {
   backend_.hc_pre(pre);
   backend_.rms_norm(RmsNormParams{n, D, eps, u, block.attn_norm, xn});
   block.attention->forward(backend_, xn, rows, b.attention, out);
+  join_partials(out, n, D);
   backend_.hc_post(post);
 
   pre.site = block.hc_ffn;
   backend_.hc_pre(pre);
   backend_.rms_norm(RmsNormParams{n, D, eps, u, block.ffn_norm, xn});
   block.moe->forward(backend_, xn, rows.tokens, n, out);
+  join_partials(out, n, D);
   backend_.hc_post(post);
+}
+
+void Model::join_partials(float* data, int64_t rows, int64_t width) {
+  if (shard_.collectives != nullptr) shard_.collectives->sum_bf16(data, rows, width);
+}
+
+void Model::embed_step(const StepRows& rows, int64_t copies, float* X) {
+  const int64_t D = config_.hidden_size;
+  if (shard_.collectives == nullptr) {
+    backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, config_.vocab_size, D, copies, rows.tokens, rows.rows, X});
+    return;
+  }
+  // Tokens of other ranks' rows read the zero row after this rank's; the sum over ranks
+  // then adds one looked-up row and zeros, which is exact.
+  Buffers& b = *buffers_;
+  const int64_t local_rows = shard_.vocab_end - shard_.vocab_begin;
+  b.local_tokens.clear();
+  for (int32_t tok : b.tokens)
+    b.local_tokens.push_back(tok >= shard_.vocab_begin && tok < shard_.vocab_end ? static_cast<int32_t>(tok - shard_.vocab_begin)
+                                                                                 : static_cast<int32_t>(local_rows));
+  int32_t* local = b.device_local_tokens.reserve(backend_, rows.rows);
+  backend_.copy_to_device(local, b.local_tokens.data(), b.local_tokens.size() * sizeof(int32_t));
+  if (copies == 1) {
+    backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, local_rows + 1, D, 1, local, rows.rows, X});
+    join_partials(X, rows.rows, D);
+    return;
+  }
+  // One copy crosses the wire; the streams get it after: X = bf16(0 + e) for each (exact).
+  float* e = b.embedded.reserve(backend_, rows.rows * D);
+  backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, local_rows + 1, D, 1, local, rows.rows, e});
+  join_partials(e, rows.rows, D);
+  backend_.fill(X, rows.rows * copies * D, 0.0f);
+  backend_.add_to_streams(AddToStreamsParams{rows.rows, D, copies, e, X});
 }
 
 void Model::head_logits(const Head& head, const float* X, std::vector<float>& logits) {
@@ -250,13 +296,18 @@ void Model::head_logits(const Head& head, const float* X, std::vector<float>& lo
   p.y = y;
   backend_.hc_head(p);
   backend_.rms_norm(RmsNormParams{n, D, eps, y, head.norm, y});
-  float* device_logits = b.logits.reserve(backend_, n * V);
+  const int64_t head_rows = weights_.head->out_features;  // V, or this rank's part of it
+  float* device_logits = b.logits.reserve(backend_, n * head_rows);
   LinearJob job;
   job.weight = weights_.head;
   job.x = y;
   job.rows = n;
   job.y = device_logits;
   backend_.linear(std::span<const LinearJob>(&job, 1));
+  if (shard_.collectives != nullptr) {
+    shard_.collectives->gather_vocabulary(device_logits, n, logits);
+    return;
+  }
   const size_t at = logits.size();
   logits.resize(at + static_cast<size_t>(n * V));
   backend_.copy_to_host(logits.data() + at, device_logits, static_cast<size_t>(n * V) * sizeof(float));
@@ -275,7 +326,7 @@ void Model::forward(std::span<const StepItem> items, std::vector<float>& logits,
   }
   const StepRows rows = upload_step();
   float* X = b.X.reserve(backend_, rows.rows * hc * D);
-  backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, config_.vocab_size, D, hc, rows.tokens, rows.rows, X});
+  embed_step(rows, hc, X);
   if (dspark_) dspark_->begin_taps(rows.rows);
   for (int64_t L = 0; L < config_.num_layers; ++L) {
     run_block(blocks_[static_cast<size_t>(L)], X, rows);
@@ -307,7 +358,7 @@ void Model::forward_mtp(std::span<const MtpItem> items, std::vector<float>& logi
   const int64_t n = rows.rows;
   // e = enorm(embed(token)); h = hnorm(streams) per stream.
   float* e = b.embedded.reserve(backend_, n * D);
-  backend_.embed(EmbedParams{embed_table_, weights_.embed.dtype, config_.vocab_size, D, 1, rows.tokens, n, e});
+  embed_step(rows, 1, e);
   backend_.rms_norm(RmsNormParams{n, D, eps, e, mtp_enorm_[static_cast<size_t>(index)], e});
   float* h = b.streams.reserve(backend_, n * hc * D);
   {

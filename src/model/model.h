@@ -20,6 +20,7 @@
 #include "model/device_array.h"
 #include "model/dspark_draft.h"
 #include "model/moe_layer.h"
+#include "model/rank_collectives.h"
 #include "model/state_layout.h"
 #include "model/step_item.h"
 #include "model/weights.h"
@@ -61,8 +62,9 @@ class Model {
  public:
   // Places every weight on `backend` once. The backend and the maps' weights must
   // outlive the model. Throws Error naming the first missing or misshapen tensor.
+  // `shard`: one rank's cut under tensor parallelism (the default: the whole model).
   Model(Backend& backend, const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors,
-        const ModelOptions& options = {});
+        const ModelOptions& options = {}, const ModelShard& shard = {});
   ~Model();
   Model(const Model&) = delete;
   Model& operator=(const Model&) = delete;
@@ -138,9 +140,15 @@ class Model {
   void begin_step();
   void add_to_step(SequenceId id, int64_t position, std::span<const int32_t> tokens, LogitsMode logits, const char* what);
   void run_block(const Block& block, float* X, const StepRows& rows);
+  // X [rows, copies, D] = the embedding of the step's tokens (a rank looks up its own
+  // vocabulary rows and the ranks' lookups are summed).
+  void embed_step(const StepRows& rows, int64_t copies, float* X);
+  // The ranks' partial sums of an op's output [rows, width] joined (no-op for the whole model).
+  void join_partials(float* data, int64_t rows, int64_t width);
   void head_logits(const Head& head, const float* X, std::vector<float>& logits);
 
   Backend& backend_;
+  ModelShard shard_;
   ModelConfig config_;
   Numerics numerics_;
   ModelWeights weights_;

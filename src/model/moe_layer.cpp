@@ -6,6 +6,7 @@ MoeLayer::MoeLayer(Backend& backend, const ModelConfig& c, const MoeWeights& w, 
   for (const ExpertWeights& e : w.experts) routed_.push_back({e.w1, e.w2, e.w3});
   params_.dim = c.hidden_size;
   params_.intermediate = c.moe_intermediate_size;
+  params_.shared_intermediate = w.shared.w1->out_features;
   params_.experts = c.n_routed_experts;
   params_.experts_per_token = c.experts_per_token;
   params_.route_scale = static_cast<float>(c.routed_scaling_factor);
@@ -15,6 +16,7 @@ MoeLayer::MoeLayer(Backend& backend, const ModelConfig& c, const MoeWeights& w, 
   if (w.hash) params_.tid2eid = backend.place(w.tid2eid);
   else params_.bias = backend.place(w.bias);
   params_.routed = routed_;
+  params_.absent = w.absent;
   params_.shared = {w.shared.w1, w.shared.w2, w.shared.w3};
 }
 

@@ -8,8 +8,8 @@ namespace {
 
 class Resolver {
  public:
-  Resolver(const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors)
-      : linears_(linears), tensors_(tensors), cfg_(config) {}
+  Resolver(const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors, const ResolveOptions& options)
+      : linears_(linears), tensors_(tensors), cfg_(config), options_(options) {}
 
   const TensorView& tensor(const std::string& name) const {
     auto it = tensors_.find(name);
@@ -130,10 +130,19 @@ class Resolver {
     }
     for (int64_t e = 0; e < E; ++e) {
       const std::string q = p + "ffn.experts." + std::to_string(e) + ".";
+      if (options_.absent_experts && !linears_.count(q + "w1") && !linears_.count(q + "w2") && !linears_.count(q + "w3")) {
+        auto it = options_.absent_experts->find(p);
+        FP4SERVE_CHECK(it != options_.absent_experts->end(), "checkpoint has no projection {}w1 (the model needs it)", q);
+        m.experts.push_back(it->second);
+        m.absent.resize(static_cast<size_t>(E), 0);
+        m.absent[static_cast<size_t>(e)] = 1;
+        continue;
+      }
       m.experts.push_back({linear(q + "w1", I, D), linear(q + "w2", D, I), linear(q + "w3", I, D)});
     }
     const std::string s = p + "ffn.shared_experts.";
-    m.shared = {linear(s + "w1", I, D), linear(s + "w2", D, I), linear(s + "w3", I, D)};
+    const int64_t Is = options_.shared_intermediate >= 0 ? options_.shared_intermediate : I;
+    m.shared = {linear(s + "w1", Is, D), linear(s + "w2", D, Is), linear(s + "w3", Is, D)};
     return b;
   }
 
@@ -176,6 +185,7 @@ class Resolver {
   const LinearMap& linears_;
   const TensorMap& tensors_;
   const ModelConfig& cfg_;
+  const ResolveOptions& options_;
 };
 
 }  // namespace
@@ -222,16 +232,19 @@ void validate_config(const ModelConfig& c) {
   }
 }
 
-ModelWeights resolve_weights(const ModelConfig& cfg, const LinearMap& linears, const TensorMap& tensors) {
+ModelWeights resolve_weights(const ModelConfig& cfg, const LinearMap& linears, const TensorMap& tensors,
+                             const ResolveOptions& options) {
   validate_config(cfg);
-  Resolver r(cfg, linears, tensors);
+  Resolver r(cfg, linears, tensors, options);
+  const int64_t embed_rows = options.embed_rows >= 0 ? options.embed_rows : cfg.vocab_size;
+  const int64_t head_rows = options.head_rows >= 0 ? options.head_rows : cfg.vocab_size;
   ModelWeights w;
   w.embed = r.tensor("embed.weight");
-  FP4SERVE_CHECK(w.embed.shape == std::vector<int64_t>({cfg.vocab_size, cfg.hidden_size}), "embed.weight: shape {}, expected [{}, {}]",
-                 shape_string(w.embed.shape), cfg.vocab_size, cfg.hidden_size);
+  FP4SERVE_CHECK(w.embed.shape == std::vector<int64_t>({embed_rows, cfg.hidden_size}), "embed.weight: shape {}, expected [{}, {}]",
+                 shape_string(w.embed.shape), embed_rows, cfg.hidden_size);
   FP4SERVE_CHECK(w.embed.dtype == DType::BF16 || w.embed.dtype == DType::F32 || w.embed.dtype == DType::F16,
                  "embed.weight: dtype {}, expected BF16, F16 or F32", dtype_name(w.embed.dtype));
-  w.head = r.linear("head", cfg.vocab_size, cfg.hidden_size);
+  w.head = r.linear("head", head_rows, cfg.hidden_size);
   w.norm = r.floats("norm.weight", {cfg.hidden_size});
   w.hc_head = r.hyper_connection("hc_head_fn", "hc_head_base", "hc_head_scale", cfg.hc_mult, 1);
   for (int64_t i = 0; i < cfg.num_layers; ++i)

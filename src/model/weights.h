@@ -71,6 +71,9 @@ struct MoeWeights {
   std::vector<float> bias;             // [E] (learned routing)
   std::vector<int32_t> tid2eid;        // [V, k_e] (hash routing)
   std::vector<ExpertWeights> experts;
+  // [E]: 1 where the expert is an all-zero stand-in for one another rank holds
+  // (ResolveOptions::absent_experts); empty when every expert is here.
+  std::vector<uint8_t> absent;
   ExpertWeights shared;
 };
 
@@ -113,8 +116,22 @@ struct ModelWeights {
   std::optional<DsparkWeights> dspark;
 };
 
+// A rank's cut of the model (tensor parallelism, src/parallel/rank_weights.h): the config
+// then holds the rank's head count, output groups and intermediate size, and these say
+// what else departs from the checkpoint's shapes.
+struct ResolveOptions {
+  int64_t embed_rows = -1;  // rows of embed.weight (-1: vocab_size)
+  int64_t head_rows = -1;   // rows of head (-1: vocab_size)
+  int64_t shared_intermediate = -1;  // the shared expert's (-1: moe_intermediate_size)
+  // By block prefix ("layers.3.", "mtp.0."): what stands in for that block's routed experts
+  // absent from the maps (held by another rank under expert parallelism): all-zero weights
+  // of the experts' encoding and shape, so each adds exactly 0. Null: every expert required.
+  const std::map<std::string, ExpertWeights>* absent_experts = nullptr;
+};
+
 // Throws Error naming the first missing or misshapen tensor.
-ModelWeights resolve_weights(const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors);
+ModelWeights resolve_weights(const ModelConfig& config, const LinearMap& linears, const TensorMap& tensors,
+                             const ResolveOptions& options = {});
 
 // Checks the config values the forward pass relies on (positive sizes, divisibility).
 void validate_config(const ModelConfig& config);

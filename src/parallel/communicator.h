@@ -30,6 +30,9 @@ class Communicator {
 
   virtual int rank() const = 0;
   virtual int size() const = 0;
+  // Where the buffers of every operation live: device memory of this rank's GPU (NCCL),
+  // or host memory (in-process).
+  virtual bool device_memory() const = 0;
 
   // data[i] = sum over ranks of data[i], on every rank.
   virtual void all_reduce_sum(void* data, size_t count, CommType type) = 0;

@@ -82,6 +82,7 @@ class InProcessCommunicator final : public Communicator {
 
   int rank() const override { return rank_; }
   int size() const override { return g_->size; }
+  bool device_memory() const override { return false; }
 
   void all_reduce_sum(void* data, size_t count, CommType type) override {
     if (type == CommType::kU8) sum_elements(type, {}, 0, 0, nullptr);  // throws before any rank waits

@@ -31,6 +31,16 @@ int64_t col_block(WeightEncoding e) {
   }
 }
 
+// Columns of a cut through a linear's input that a rank's partial product can start or end
+// at: whole scale blocks, and for FP8-block and MXFP4 weights, whose inputs DeepSeek's
+// numerics quantize to FP8 in 1x128 blocks (--act-quant auto on native checkpoints), whole
+// activation blocks, so that each rank quantizes exactly the blocks the whole model does.
+// (NVFP4 inputs are quantized only under --act-quant fp8; a cut that is not a multiple of
+// 128 there is refused when the model is built.)
+int64_t input_cut(WeightEncoding e) {
+  return e == WeightEncoding::kFP8Block || e == WeightEncoding::kMXFP4 ? std::lcm(col_block(e), int64_t{128}) : col_block(e);
+}
+
 // The smallest count of `unit`-sized pieces whose extent is a multiple of every block in `blocks`.
 int64_t units_per_granule(int64_t unit, std::initializer_list<int64_t> blocks) {
   int64_t extent = unit;
@@ -82,6 +92,8 @@ class Planner {
   ShardPlan run() {
     if (n_ < 1) fail("--tensor-parallel-size {}: must be at least 1", n_);
     embedding_and_head();
+    shared_granule_ = granule_over_layers("shared");
+    routed_granule_ = p_.expert_parallel ? 1 : granule_over_layers("routed");
     for (int64_t i = 0; i < c_.num_layers; ++i) block(fmt::format("layers.{}.", i));
     for (int64_t j = 0; j < c_.num_mtp_layers; ++j) block(fmt::format("mtp.{}.", j));
     ShardPlan plan;
@@ -186,12 +198,12 @@ class Planner {
 
   void block(const std::string& p) {
     attention(p);
-    if (has(p + "ffn.shared_experts.w1")) mlp(p + "ffn.shared_experts.", "shared expert intermediate columns");
+    if (has(p + "ffn.shared_experts.w1")) mlp(p + "ffn.shared_experts.", "shared expert intermediate columns", shared_granule_);
     if (p_.expert_parallel) {
       experts_by_range(p);
     } else {
       for (int64_t e = 0; e < c_.n_routed_experts; ++e)
-        mlp(fmt::format("{}ffn.experts.{}.", p, e), "routed expert intermediate columns");
+        mlp(fmt::format("{}ffn.experts.{}.", p, e), "routed expert intermediate columns", routed_granule_);
     }
   }
 
@@ -208,7 +220,7 @@ class Planner {
     if (n_ <= G) {
       const int64_t granule = units_per_granule(heads_per_group * hd, {row_block(enc(wq_b))});
       const int64_t group_granule =
-          std::lcm(granule, units_per_granule(R, {row_block(enc(wo_a)), col_block(enc(wo_b))}));
+          std::lcm(granule, units_per_granule(R, {row_block(enc(wo_a)), input_cut(enc(wo_b))}));
       groups = split_units(G, group_granule, n_, "output groups", &note);
       heads = scaled(groups, heads_per_group);
       wo_a_rows = scaled(groups, R);
@@ -231,7 +243,7 @@ class Planner {
           groups.push_back(h.end > h.begin ? Range{g, g + 1} : Range{0, 0});
         }
       }
-      for (const auto& [name, block] : {std::pair{wo_a, row_block(enc(wo_a))}, std::pair{wo_b, col_block(enc(wo_b))}})
+      for (const auto& [name, block] : {std::pair{wo_a, row_block(enc(wo_a))}, std::pair{wo_b, input_cut(enc(wo_b))}})
         if (R % block != 0)
           fail("{}: o_lora_rank {} is not a multiple of its {}-wide scale blocks, so {} ranks cannot share an output "
                "group",
@@ -253,13 +265,36 @@ class Planner {
     decide(wo_b, ShardKind::kColumns, Combine::kAllReduce, scaled(groups, R), note);
   }
 
+  // Intermediate units whole for every block of an expert's w1, w3 and w2 (1 if it is absent).
+  int64_t mlp_granule(const std::string& p) const {
+    const std::string w1 = p + "w1", w2 = p + "w2", w3 = p + "w3";
+    if (!has(w1) || !has(w2) || !has(w3)) return 1;
+    return units_per_granule(1, {row_block(enc(w1)), row_block(enc(w3)), input_cut(enc(w2))});
+  }
+
+  // One granule for every layer's experts of a kind (main layers and MTP blocks may be stored
+  // in different encodings): each rank then holds the same intermediate size everywhere,
+  // which its model is built with.
+  int64_t granule_over_layers(const std::string& expert) const {
+    int64_t g = 1;
+    auto add = [&](const std::string& block) {
+      if (expert == "shared") {
+        g = std::lcm(g, mlp_granule(block + "ffn.shared_experts."));
+        return;
+      }
+      for (int64_t e = 0; e < c_.n_routed_experts; ++e) g = std::lcm(g, mlp_granule(fmt::format("{}ffn.experts.{}.", block, e)));
+    };
+    for (int64_t i = 0; i < c_.num_layers; ++i) add(fmt::format("layers.{}.", i));
+    for (int64_t j = 0; j < c_.num_mtp_layers; ++j) add(fmt::format("mtp.{}.", j));
+    return g;
+  }
+
   // w1/w3 split by output rows and w2 by the same input columns (the intermediate units a
-  // rank computes), in granules whole for every block of the three.
-  void mlp(const std::string& p, const char* what) {
+  // rank computes), in granules whole for every block of the three in every layer.
+  void mlp(const std::string& p, const char* what, int64_t granule) {
     const std::string w1 = p + "w1", w2 = p + "w2", w3 = p + "w3";
     if (!has(w1) || !has(w2) || !has(w3)) return;
     const int64_t inter = ck_.linear(w1).out_features;
-    const int64_t granule = units_per_granule(1, {row_block(enc(w1)), row_block(enc(w3)), col_block(enc(w2))});
     std::string note;
     const auto ranges = split_units(inter, granule, n_, what, &note);
     if (!note.empty()) note = fmt::format("{}{{w1,w2,w3}}: {}", p, note);
@@ -319,6 +354,7 @@ class Planner {
   int n_;
   std::map<std::string, TensorShard> decided_;
   std::set<std::string> notes_;
+  int64_t shared_granule_ = 1, routed_granule_ = 1;
 };
 
 // Bits of one logical element as stored (packed FP4 holds two per byte).

@@ -14,7 +14,8 @@
 //                               mHC parameters, MTP projections, scalar NVFP4 scales
 //
 // Every split is cut at whole encoding blocks (FP8 128x128, MXFP4 1x32, NVFP4 1x16), so each
-// rank's scales are exactly the blocks of its weights. When the even split would cut a block
+// rank's scales are exactly the blocks of its weights, and a row split's input columns of an FP8
+// or MXFP4 linear at whole 128-wide activation blocks (the FP8 activations' 1x128 quantization). When the even split would cut a block
 // (or a head, or an output group) the plan hands out whole blocks unevenly instead and says so
 // in the tensor's note; it refuses (an Error naming the tensor) only what no split can serve.
 #pragma once

@@ -2,24 +2,38 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "base/error.h"
 
 namespace fp4serve {
 namespace {
 
-TensorView read_owned(RangedReader& reader, const ByteRuns& runs, DType dtype, std::vector<int64_t> shape,
+TensorView read_owned(const ReadRuns& read, const ByteRuns& runs, DType dtype, std::vector<int64_t> shape,
                       const std::string& origin) {
   TensorView t = make_owned_tensor(dtype, std::move(shape), origin);
   if (t.nbytes != runs.bytes())
     fail("{}: a slice of {} bytes does not fill shape {} of {}", origin, runs.bytes(), shape_string(t.shape),
          dtype_name(dtype));
-  reader.read(runs, mutable_data(t));
+  read(runs, mutable_data(t));
   return t;
 }
 
 }  // namespace
 
-LinearWeight read_linear_slice(RangedReader& reader, const LinearWeight& lw, const SliceRect& rect) {
+ReadRuns ranged_reads(RangedReader& reader) {
+  return [&reader](const ByteRuns& runs, std::byte* out) { reader.read(runs, out); };
+}
+
+void copy_runs(const ByteRuns& runs, std::byte* out) {
+  const TensorView& t = *runs.tensor;
+  const uint64_t last = runs.count == 0 ? 0 : runs.offset + (runs.count - 1) * runs.stride + runs.length;
+  if (last > t.nbytes) fail("{}: runs end at byte {}, past its {} bytes", t.origin, last, t.nbytes);
+  for (uint64_t i = 0; i < runs.count; ++i)
+    std::memcpy(out + i * runs.length, t.data + runs.offset + i * runs.stride, runs.length);
+}
+
+LinearWeight read_linear_slice(const ReadRuns& reader, const LinearWeight& lw, const SliceRect& rect) {
   const std::string label = linear_weight_label(lw);
   if (rect.empty() || rect.row_end > lw.out_features || rect.col_end > lw.in_features)
     fail("{}: slice rows [{}, {}) x columns [{}, {}) is empty or outside [{}, {}]", label, rect.row_begin, rect.row_end,
@@ -59,7 +73,7 @@ LinearWeight read_linear_slice(RangedReader& reader, const LinearWeight& lw, con
   return out;
 }
 
-TensorView read_tensor_slice(RangedReader& reader, const TensorView& t, const SliceRect& rect) {
+TensorView read_tensor_slice(const ReadRuns& reader, const TensorView& t, const SliceRect& rect) {
   const std::string where = fmt::format("{} rows [{}, {}) x columns [{}, {})", t.origin, rect.row_begin, rect.row_end,
                                         rect.col_begin, rect.col_end);
   std::vector<int64_t> shape = {rect.rows()};

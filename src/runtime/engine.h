@@ -39,6 +39,10 @@ struct EngineOptions {
   bool speculative = false;
   bool show_progress = true;  // while loading
   bool announce_device = true;  // "device: ..." on stderr at start
+  // --tensor-parallel-size / --enable-expert-parallel: above 1, the model is split over
+  // that many ranks in this process (runtime/sharded_model.h; CUDA: one GPU each).
+  int tensor_parallel_size = 1;
+  bool expert_parallel = false;
 };
 
 class Engine {
@@ -65,7 +69,7 @@ class Engine {
   // Appends vocab_size floats per requested row (logit_rows) to `logits`, items in order.
   void step(std::span<const StepItem> items, std::vector<float>& logits);
 
-  // The model itself (MTP, final streams).
+  // The model itself (MTP, final streams); Error when it is split over ranks.
   Model& model();
 
  private:

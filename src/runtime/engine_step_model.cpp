@@ -42,6 +42,8 @@ std::unique_ptr<EngineStepModel> EngineStepModel::open(const std::string& model_
   engine_options.memory_utilization = options.memory_utilization;
   engine_options.reserve_tokens = resolve_max_context(config, options.max_context);
   engine_options.show_progress = options.show_progress;
+  engine_options.tensor_parallel_size = options.tensor_parallel_size;
+  engine_options.expert_parallel = options.expert_parallel;
   engine_options.speculative = options.speculative.enabled();
   auto engine = Engine::open(model_dir, engine_options);
   check_speculative_config(options.speculative, engine->config(), model_dir);

@@ -28,6 +28,8 @@ struct EngineModelOptions {
   double memory_utilization = 0.9;
   bool show_progress = true;  // while loading
   SpeculativeConfig speculative;  // --speculative-config (checked against the checkpoint)
+  int tensor_parallel_size = 1;  // EngineOptions' fields of the same names
+  bool expert_parallel = false;
 };
 
 // The default context when none is asked for; DeepSeek-V4 configs say 1M positions,

@@ -323,7 +323,10 @@ TEST(PlanCli, JsonHasTheIssuesKeys) {
 
 // The released V4-Pro shapes, as sparse files: TP 8 and TP 16 in DeepSeek's encodings and
 // in NVFP4. At TP 16 the FP8 shared expert (3072 = 24 blocks of 128) cannot split evenly:
-// the plan hands out whole blocks (2 to ranks 0-7, 1 to the rest) instead of refusing.
+// the plan hands out whole blocks (2 to ranks 0-7, 1 to the rest) instead of refusing. In
+// DeepSeek's encodings the MXFP4 routed experts' w2 inputs are FP8-quantized in 1x128 blocks,
+// so they split the same way: ranks 0-7 then hold about a third more than the mean (expert
+// parallelism, 24 whole experts a rank, is the even split there).
 class ProShapes : public ::testing::TestWithParam<OutputLayout> {};
 
 TEST_P(ProShapes, Tp8AndTp16AddUpToTheCheckpoint) {
@@ -345,14 +348,18 @@ TEST_P(ProShapes, Tp8AndTp16AddUpToTheCheckpoint) {
     EXPECT_EQ(h.total, ck.source->total_bytes() + uint64_t(tp - 1) * h.whole_everywhere) << "tp " << tp;
     const PlanSummary s = summarize_plan(ck, plan, uint64_t{80'000'000'000});
     uint64_t sum = 0;
+    const bool routed_uneven = tp == 16 && native && !parallel.expert_parallel;
+    const uint64_t slack_tenths = routed_uneven ? 14 : 11;
     for (const RankSummary& r : s.ranks) {
       sum += r.weight_bytes;
-      EXPECT_LT(r.weight_bytes, ck.source->total_bytes() / uint64_t(tp) * 11 / 10) << "rank " << r.rank;
+      EXPECT_LT(r.weight_bytes, ck.source->total_bytes() / uint64_t(tp) * slack_tenths / 10) << "rank " << r.rank;
     }
     EXPECT_EQ(sum, h.total);
     if (tp == 16 && !parallel.expert_parallel && native) {
       EXPECT_THAT(plan.notes, ::testing::Contains(HasSubstr(
                                   "24 blocks of 128 shared expert intermediate columns over 16 ranks")));
+      EXPECT_THAT(plan.notes, ::testing::Contains(HasSubstr(
+                                  "24 blocks of 128 routed expert intermediate columns over 16 ranks")));
     }
   }
 }

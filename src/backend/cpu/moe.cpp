@@ -46,6 +46,7 @@ void route_token(const float* logits, int64_t experts, int64_t k, const float* b
 
 void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
   const int64_t D = p.dim, I = p.intermediate, E = p.experts, k = p.experts_per_token, rows = p.rows;
+  const int64_t Is = p.shared_intermediate > 0 ? p.shared_intermediate : I;
   const float limit = p.swiglu_limit;
   const float* x = p.x;
   float* out = p.out;
@@ -60,6 +61,8 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
   // Checked here, not on the pool's threads (route_token checks too, for direct callers).
   FP4SERVE_CHECK(E <= 1024, "MoE with {} experts: more than the 1024 supported", E);
   FP4SERVE_CHECK(static_cast<int64_t>(p.routed.size()) == E, "MoE: {} routed experts given, {} configured", p.routed.size(), E);
+  FP4SERVE_CHECK(p.absent.empty() || static_cast<int64_t>(p.absent.size()) == E, "MoE: {} absent-expert marks for {} experts",
+                 p.absent.size(), E);
   parallel_units(rows, rows * E * 32, [&](int64_t t0, int64_t t1) {
     for (int64_t t = t0; t < t1; ++t) {
       const int32_t* hashed = p.tid2eid ? p.tid2eid + static_cast<int64_t>(p.tokens[t]) * k : nullptr;
@@ -91,12 +94,16 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
     if (begin[e + 1] - begin[e] > 1)
       for (int64_t a = begin[e]; a < begin[e + 1]; ++a)
         std::memcpy(gathered + a * D, x + (arows[a] / k) * D, static_cast<size_t>(D) * sizeof(float));
-  float* h1 = grow_scratch(sc.h1, total * I);
-  float* h3 = grow_scratch(sc.h3, total * I);
+  // Hidden rows: the routed assignments' [assigned, I], then the shared expert's [rows, Is].
+  const int64_t hidden = assigned * I + rows * Is;
+  float* h1 = grow_scratch(sc.h1, hidden);
+  float* h3 = grow_scratch(sc.h3, hidden);
   sc.jobs.clear();
+  // Experts another rank holds add exactly 0: their rows are zeroed below, not computed.
+  auto absent = [&](int64_t e) { return !p.absent.empty() && p.absent[static_cast<size_t>(e)] != 0; };
   for (int64_t e = 0; e < E; ++e) {
     const int64_t n = begin[e + 1] - begin[e];
-    if (n == 0) continue;
+    if (n == 0 || absent(e)) continue;
     const ExpertLinears& ex = p.routed[static_cast<size_t>(e)];
     sc.jobs.push_back(linear_job(ex.w1, expert_input(e), n, h1 + begin[e] * I, act(ex.w1), true));
     sc.jobs.push_back(linear_job(ex.w3, expert_input(e), n, h3 + begin[e] * I, act(ex.w3), true));
@@ -105,20 +112,27 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
   sc.jobs.push_back(linear_job(p.shared.w3, x, rows, h3 + assigned * I, act(p.shared.w3), true));
   linear(sc.jobs, observer);
 
-  float* mid = grow_scratch(sc.mid, total * I);
+  float* mid = grow_scratch(sc.mid, hidden);
   const int64_t i_blocks = (I + kColumnsPerUnit - 1) / kColumnsPerUnit;
-  parallel_units(total * i_blocks, total * I * 24, [&](int64_t u0, int64_t u1) {
+  const int64_t s_blocks = (Is + kColumnsPerUnit - 1) / kColumnsPerUnit;
+  const int64_t routed_units = assigned * i_blocks;
+  parallel_units(routed_units + rows * s_blocks, hidden * 24, [&](int64_t u0, int64_t u1) {
     for (int64_t unit = u0; unit < u1; ++unit) {
-      const int64_t a = unit / i_blocks, i0 = (unit % i_blocks) * kColumnsPerUnit, i1 = std::min(I, i0 + kColumnsPerUnit);
-      const float rw = a < assigned ? route[arows[a]] : 1.0f;
+      const bool routed = unit < routed_units;
+      const int64_t width = routed ? I : Is, blocks = routed ? i_blocks : s_blocks;
+      const int64_t local = routed ? unit : unit - routed_units;
+      const int64_t row = local / blocks, i0 = (local % blocks) * kColumnsPerUnit, i1 = std::min(width, i0 + kColumnsPerUnit);
+      if (routed && absent(selected[arows[row]])) continue;
+      const int64_t base = routed ? row * I : assigned * I + row * Is;
+      const float rw = routed ? route[arows[row]] : 1.0f;
       for (int64_t i = i0; i < i1; ++i) {
-        float g = h1[a * I + i], u = h3[a * I + i];
+        float g = h1[base + i], u = h3[base + i];
         if (limit > 0.0f) {
           u = std::clamp(u, -limit, limit);
           g = std::min(g, limit);
         }
-        const float hidden = silu(g) * u;
-        mid[a * I + i] = round_bf16(a < assigned ? rw * hidden : hidden);
+        const float hidden_value = silu(g) * u;
+        mid[base + i] = round_bf16(routed ? rw * hidden_value : hidden_value);
       }
     }
   });
@@ -127,6 +141,10 @@ void moe(const MoeParams& p, MoeScratch& sc, ActivationObserver* observer) {
   for (int64_t e = 0; e < E; ++e) {
     const int64_t n = begin[e + 1] - begin[e];
     if (n == 0) continue;
+    if (absent(e)) {
+      std::fill(down + begin[e] * D, down + begin[e + 1] * D, 0.0f);
+      continue;
+    }
     const ExpertLinears& ex = p.routed[static_cast<size_t>(e)];
     sc.jobs.push_back(linear_job(ex.w2, mid + begin[e] * I, n, down + begin[e] * D, act(ex.w2), true));
   }

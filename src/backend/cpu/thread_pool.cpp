@@ -75,7 +75,10 @@ void ThreadPool::worker_loop() {
 void ThreadPool::run(int64_t n, int64_t grain, const void* fn, Trampoline call) {
   if (n <= 0) return;
   const int64_t chunk = std::max<int64_t>(grain, 1);
-  if (workers_.empty() || n <= chunk) {
+  // One loop at a time owns the workers; a caller that finds them taken (another rank's
+  // thread of a tensor-parallel model) runs its loop itself.
+  std::unique_lock<std::mutex> owner(owner_, std::try_to_lock);
+  if (workers_.empty() || n <= chunk || !owner.owns_lock()) {
     call(fn, 0, n);
     return;
   }

@@ -21,7 +21,9 @@ class ThreadPool {
 
   int size() const { return static_cast<int>(workers_.size()) + 1; }
   // Calls fn(begin, end) over [0, n) in chunks of at least `grain` (shrinking towards
-  // the end of the range), on all threads; returns when every chunk is done. Not reentrant: fn must not call parallel_for.
+  // the end of the range), on all threads; returns when every chunk is done. Several
+  // threads may call it at once: one gets the workers, the others run their loops alone.
+  // Not reentrant: fn must not call parallel_for.
   // fn is called through a plain pointer (no std::function), so a call never allocates.
   template <typename Fn>
   void parallel_for(int64_t n, int64_t grain, const Fn& fn) {
@@ -38,6 +40,7 @@ class ThreadPool {
   void run_chunks();
 
   std::vector<std::thread> workers_;
+  std::mutex owner_;  // held by the caller whose loop the workers run
   std::mutex mutex_;
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};

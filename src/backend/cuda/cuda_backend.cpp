@@ -9,7 +9,7 @@
 
 namespace fp4serve {
 
-std::unique_ptr<Backend> make_cuda_backend() { return std::make_unique<cuda::CudaBackend>(); }
+std::unique_ptr<Backend> make_cuda_backend(int device) { return std::make_unique<cuda::CudaBackend>(device); }
 
 namespace cuda {
 namespace {
@@ -18,14 +18,15 @@ void release_device(void* /*context*/, void* ptr) { cudaFree(ptr); }
 
 }  // namespace
 
-CudaBackend::CudaBackend() {
-  FP4SERVE_CHECK(cuda_device_count() > 0, "--device cuda: no CUDA device is visible");
+CudaBackend::CudaBackend(int device) {
+  FP4SERVE_CHECK(device >= 0 && device < cuda_device_count(), "--device cuda: GPU {} asked for, {} visible", device,
+                 cuda_device_count());
   cudaDeviceProp prop{};
-  check_cuda(cudaGetDeviceProperties(&prop, 0), "device query");
+  check_cuda(cudaGetDeviceProperties(&prop, device), "device query");
   // The kernels are built for sm_90a only (CMakeLists.txt FP4SERVE_CUDA_ARCH).
   FP4SERVE_CHECK(prop.major == 9, "--device cuda: {} is compute capability {}.{}; this build's kernels need a Hopper GPU (9.0)",
                  prop.name, prop.major, prop.minor);
-  check_cuda(cudaSetDevice(0), "cudaSetDevice");
+  check_cuda(cudaSetDevice(device), "cudaSetDevice");
   // A blocking stream: the GEMMs' scratch set-up and the uploads run on the legacy stream,
   // which then orders with this one.
   check_cuda(cudaStreamCreate(&stream_), "stream creation");

@@ -50,7 +50,7 @@ struct ExpertTables {
 
 class CudaBackend final : public Backend {
  public:
-  CudaBackend();
+  explicit CudaBackend(int device = 0);
   ~CudaBackend() override;
 
   DeviceKind kind() const override { return DeviceKind::kCuda; }

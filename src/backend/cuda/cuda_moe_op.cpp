@@ -89,9 +89,10 @@ void CudaBackend::moe(const MoeParams& p) {
   auto act = [&](const LinearWeight* w) {
     return p.numerics.quantizes_input(w->encoding) ? ActivationQuant::kFP8Block128 : ActivationQuant::kNone;
   };
-  float* s1 = work<float>(Work::kSharedHidden1, rows * I);
-  float* s3 = work<float>(Work::kSharedHidden3, rows * I);
-  float* smid = work<float>(Work::kSharedMid, rows * I);
+  const int64_t Is = p.shared_intermediate > 0 ? p.shared_intermediate : I;
+  float* s1 = work<float>(Work::kSharedHidden1, rows * Is);
+  float* s3 = work<float>(Work::kSharedHidden3, rows * Is);
+  float* smid = work<float>(Work::kSharedMid, rows * Is);
   float* sdown = work<float>(Work::kSharedDown, rows * D);
   auto job = [&](const LinearWeight* w, const float* x, float* y) {
     LinearJob j;
@@ -105,7 +106,7 @@ void CudaBackend::moe(const MoeParams& p) {
   };
   const LinearJob up[] = {job(p.shared.w1, p.x, s1), job(p.shared.w3, p.x, s3)};
   linear(up);
-  ops::swiglu(stream_, s1, s3, nullptr, rows, I, p.swiglu_limit, smid);
+  ops::swiglu(stream_, s1, s3, nullptr, rows, Is, p.swiglu_limit, smid);
   const LinearJob downj[] = {job(p.shared.w2, smid, sdown)};
   linear(downj);
   ops::moe_combine(stream_, down, sdown, selected, rows, k, D, p.out);
