@@ -10,7 +10,7 @@
 // partial output to bf16 (the op's contract on every backend) before the ranks' outputs are
 // added. Those differences are bf16-sized; what the logits show of them depends on the model.
 // The random test models are chaotic: moving one element in seven of each joined sum by one
-// bf16 step (a whole model with NudgingCollectives below) moves their logits by percents
+// bf16 step (a whole model with testing::NudgingCollectives of sharded_test_script.h) moves their logits by percents
 // (most in the native layout, whose FP8 activations amplify most), median over the positions.
 // That nudge is measured per layout, and the sharded model must stay within 1.5x its median
 // error and 0.1 of its top-1 agreement (measured: 0.6x to 0.95x of the median). The trained default
@@ -100,25 +100,6 @@ std::vector<float> sharded_logits(const Checkpoint& ck, int ranks, bool expert_p
                     ck.config.vocab_size);
 }
 
-// One rank whose joins move one element in seven by one bf16 step (away from zero) after
-// the bf16 rounding: how far differences of that size carry to the logits.
-class NudgingCollectives final : public RankCollectives {
- public:
-  explicit NudgingCollectives(int64_t vocab) : vocab_(vocab) {}
-  void sum_bf16(float* data, int64_t rows, int64_t width) override {
-    for (int64_t i = 0; i < rows * width; ++i) {
-      const uint16_t bits = encode_bf16(data[i]);
-      data[i] = decode_bf16(i % 7 == 0 ? static_cast<uint16_t>(bits + 1) : bits);
-    }
-  }
-  void gather_vocabulary(const float* local, int64_t rows, std::vector<float>& logits) override {
-    logits.insert(logits.end(), local, local + rows * vocab_);
-  }
-
- private:
-  int64_t vocab_;
-};
-
 // Per layout, the whole model's logits and how far a nudge of the joins moves them (the
 // model's own sensitivity, which bounds what any change of summation order may show).
 struct Reference {
@@ -134,7 +115,7 @@ const Reference& reference(OutputLayout layout) {
   Reference r;
   r.whole = whole_model_logits(ck, ActQuantMode::kAuto);
   const RankWeights w = read_rank_weights(ck, plan_shards(ck, ParallelConfig{1, false}), 0, copy_runs);
-  NudgingCollectives nudge(ck.config.vocab_size);
+  testing::NudgingCollectives nudge(ck.config.vocab_size);
   const auto backend = make_backend(DeviceKind::kCpu);
   Model model(*backend, w.config, w.linears, w.tensors, ModelOptions{ActQuantMode::kAuto, 64}, w.shard(&nudge));
   const std::vector<float> nudged =

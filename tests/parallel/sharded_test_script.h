@@ -1,8 +1,9 @@
 // Header-only (test folders compile only *_test.cpp files).
-// What the sharded-forward tests (tests/parallel, tests/cuda) run and how they compare: a
-// fixed script of two sequences (a batched prefill with every position's logits, then decode
-// steps), and the per-position agreement the CUDA parity test uses (relative L2 error,
-// top-1).
+// What the sharded-forward tests (tests/parallel, tests/cuda) and the CUDA model parity test
+// run and how they compare: a fixed script of two sequences (a batched prefill with every
+// position's logits, then decode steps), the per-position agreement (relative L2 error,
+// top-1), and a one-rank model whose joins are nudged by one bf16 step (how far differences
+// of rounding size carry to a model's logits).
 #pragma once
 
 #include <gtest/gtest.h>
@@ -13,6 +14,8 @@
 #include <span>
 #include <vector>
 
+#include "formats/number_formats.h"
+#include "model/rank_collectives.h"
 #include "model/step_item.h"
 
 namespace fp4serve::testing {
@@ -66,5 +69,24 @@ inline Agreement compare(const std::vector<float>& whole, const std::vector<floa
   std::sort(rel.begin(), rel.end());
   return {rel[rel.size() / 2], rel.back(), static_cast<double>(agree) / static_cast<double>(positions)};
 }
+
+// One rank whose joins move one element in seven by one bf16 step (away from zero) after
+// the bf16 rounding: how far differences of that size carry to the logits.
+class NudgingCollectives final : public RankCollectives {
+ public:
+  explicit NudgingCollectives(int64_t vocab) : vocab_(vocab) {}
+  void sum_bf16(float* data, int64_t rows, int64_t width) override {
+    for (int64_t i = 0; i < rows * width; ++i) {
+      const uint16_t bits = encode_bf16(data[i]);
+      data[i] = decode_bf16(i % 7 == 0 ? static_cast<uint16_t>(bits + 1) : bits);
+    }
+  }
+  void gather_vocabulary(const float* local, int64_t rows, std::vector<float>& logits) override {
+    logits.insert(logits.end(), local, local + rows * vocab_);
+  }
+
+ private:
+  int64_t vocab_;
+};
 
 }  // namespace fp4serve::testing
