@@ -43,7 +43,8 @@ int bench_decode(const BenchDecodeOptions& o) {
   FP4SERVE_CHECK(o.tokens > 0 && o.prompt > 0, "--tokens and --prompt must be positive");
   FP4SERVE_CHECK(o.batch > 0, "--batch must be positive");
   o.model.apply_threads();
-  const int64_t context = o.prompt + o.tokens + 8;
+  // The prompt, 2 warm-up steps, the timed steps and as many profiled ones.
+  const int64_t context = o.prompt + 2 + o.tokens * (o.profile ? 2 : 1) + 8;
   const std::unique_ptr<BenchModel> m = open_bench_model(o.model, context, o.batch, std::max(o.prompt * o.batch, o.batch));
   Model& model = *m->model;
   MeteredBackend& metered = *m->metered;
