@@ -125,7 +125,7 @@ const float* decode_stretch(const RowKernels& kern, const LinearWeight& w, int64
 
 Layout layout_for(const RowKernels& kern, const LinearWeight& w) {
   if (w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 && kern.prepare_fp8_x) return Layout::kFp8;
-  if (w.encoding == WeightEncoding::kMXFP4 && kern.prepare_fp4_x) return Layout::kFp4;
+  if (w.encoding == WeightEncoding::kMXFP4 && w.in_features % 128 == 0 && kern.prepare_fp4_x) return Layout::kFp4;
   if (w.encoding == WeightEncoding::kBF16 && kern.prepare_bf16_x) return Layout::kBf16;
   return Layout::kNone;
 }

@@ -39,7 +39,7 @@ struct RowKernels {
   void (*prepare_fp8_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
   void (*dot_fp8_rows_prepared)(const uint8_t* w, int64_t K, const float* scales, const uint16_t* const* xp, int rows,
                                 float* out) = nullptr;
-  // The same for MXFP4 (E8M0 scale bytes of the row, K % 32 == 0), x from prepare_fp4_x.
+  // The same for MXFP4 (E8M0 scale bytes of the row, K % 128 == 0), x from prepare_fp4_x.
   void (*prepare_fp4_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
   void (*dot_mxfp4_rows_prepared)(const uint8_t* packed, int64_t K, const uint8_t* e8m0, const uint16_t* const* xp, int rows,
                                   float* out) = nullptr;

@@ -1,6 +1,6 @@
 // One-row BF16, FP8 and MXFP4 dots for processors with AVX512-BF16 and AVX512-VBMI (Sapphire
 // Rapids, Zen 4): E4M3 bytes become bf16 through two 128-entry byte tables (vpermi2b),
-// E2M1 nibbles through a 32-word table (vpermw) scaled per block, and vdpbf16ps
+// E2M1 nibbles through per-block byte tables (vpshufb) scaled per block, and vdpbf16ps
 // multiplies them with bf16 activations.
 // Exact like the other paths: every E4M3 value is a bf16 value and bf16 x bf16
 // products are exact in fp32; activations must be bf16 values (checked by the caller).
@@ -118,73 +118,123 @@ FP4SERVE_AVX512_BF16 void dot_fp8_rows_prepared_x2(const uint8_t* const* w, int6
   FP4SERVE_DISPATCH_ROWS(dot_fp8_tile2, rows, w, K, scales, xp, out)
 }
 
-// Per 32 elements the kernel forms [even k (16) | odd k (16)] from low / high nibbles.
+// Per 128 codes (64 packed bytes: 4 blocks of 32, block b in 128-bit lane b) the kernel
+// forms four vectors of 32 words: [low nibbles of bytes 0-7 | of bytes 8-15 | high
+// nibbles of bytes 0-7 | of bytes 8-15], each lane b holding block b's 8 codes (unpacklo /
+// unpackhi within lanes); x is laid out so. Code 2j of a block is byte j's low nibble.
 void prepare_fp4_x(const float* x, int64_t K, uint16_t* out) {
-  for (int64_t c = 0; c < K; c += 32)
-    for (int64_t parity = 0; parity < 2; ++parity)
-      for (int64_t i = 0; i < 16; ++i) *out++ = encode_bf16(x[c + 2 * i + parity]);
+  for (int64_t g = 0; g < K; g += 128)
+    for (int64_t q = 0; q < 4; ++q)
+      for (int64_t b = 0; b < 4; ++b)
+        for (int64_t j = 0; j < 8; ++j) *out++ = encode_bf16(x[g + 32 * b + (q & 1) * 16 + 2 * j + (q >> 1)]);
 }
 
-// E2M1 values as bf16, twice (vpermw indexes 32 words).
-const uint16_t* e2m1_bf16_table() {
-  alignas(64) static const std::array<uint16_t, 32> t = [] {
-    std::array<uint16_t, 32> x{};
-    for (int i = 0; i < 32; ++i) x[static_cast<size_t>(i)] = encode_bf16(kE2M1Values[i % 16]);
+// Where prepare_fp4_x put code `c` (0..127) of a 128-code group.
+inline int64_t fp4_x_slot(int64_t c) {
+  const int64_t b = c / 32, byte = (c % 32) / 2, nibble = c % 2;
+  return 32 * (nibble * 2 + byte / 8) + 8 * b + byte % 8;
+}
+
+// The E2M1 table split for vpshufb, which looks up 16 bytes within each 128-bit lane:
+// lane b's words of `first` are entries 0-7, of `second` entries 8-15 (as bf16 bit
+// patterns less 127 << 7 on the nonzero entries, so that adding a block's E8M0 byte
+// k << 7 gives the value times 2^(k - 127), modulo 2^16), and `spread` moves scale byte
+// b of a group into every word of lane b.
+struct Fp4Tables {
+  alignas(64) uint16_t first[32];
+  alignas(64) uint16_t second[32];
+  alignas(64) uint8_t spread[64];
+};
+
+const Fp4Tables& fp4_tables() {
+  static const Fp4Tables t = [] {
+    Fp4Tables x{};
+    for (int i = 0; i < 32; ++i) {
+      for (int half = 0; half < 2; ++half) {
+        const int code = half * 8 + i % 8;
+        uint16_t v = encode_bf16(kE2M1Values[code]);
+        if (code % 8 != 0) v = static_cast<uint16_t>(v - (127 << 7));
+        (half == 0 ? x.first : x.second)[i] = v;
+      }
+    }
+    for (int i = 0; i < 64; ++i) x.spread[i] = i % 2 == 0 ? static_cast<uint8_t>(i / 16) : 0x80;  // 0x80: a zero byte
     return x;
   }();
-  return t.data();
+  return t;
 }
 
-// Each block's E8M0 scale 2^k is added into the exponent field of the nonzero table
-// entries (exact: E2M1 values times powers of two are bf16 values), so the whole row
-// accumulates in one vdpbf16ps chain. Blocks whose k would leave the bf16 exponent
-// range take the scalar path.
+// Each block's E8M0 scale 2^k is added into the exponent field of the nonzero E2M1
+// table entries (exact: E2M1 values times powers of two are bf16 values); the four
+// blocks of a group sit in the four lanes of a vector, so one vpshufb looks up 64
+// codes in their own block's table, and the whole row accumulates in vdpbf16ps chains.
+// A group with a scale that would leave the bf16 exponent range (k outside [2, 252])
+// takes a scalar path.
 template <int NW, int R>
 FP4SERVE_AVX512_BF16 void dot_mxfp4_tile_prepared(const uint8_t* const* packed, int64_t K, const uint8_t* const* e8m0,
                                                   const uint16_t* const* xp, float* const* out) {
-  const __m512i base = _mm512_loadu_si512(e2m1_bf16_table());
-  const __mmask32 nonzero = 0xFEFEFEFEu;  // every entry but codes 0 and 8 (+0 and -0)
-  const __m256i low4 = _mm256_set1_epi16(0x0F);
-  __m512 acc0[NW][R], acc1[NW][R];
+  const Fp4Tables& tables = fp4_tables();
+  const __m512i first = _mm512_load_si512(tables.first), second = _mm512_load_si512(tables.second);
+  const __m512i spread = _mm512_load_si512(tables.spread);
+  const __mmask32 nonzero = 0xFEFEFEFEu;  // every entry but codes 0 and 8 (+0 and -0): word 0 of each lane
+  const __m512i nibble = _mm512_set1_epi8(0x0F), low_byte = _mm512_set1_epi16(0xFF);
+  const __m512i low_k = _mm512_set1_epi16(2), high_k = _mm512_set1_epi16(252);
+  // Two chains per (weight row, activation row): four would not fit 2 x 4 tiles in the
+  // 32 vector registers.
+  __m512 acc[NW][R][2];
   float outside[NW][R] = {};
   for (int i = 0; i < NW; ++i)
-    for (int r = 0; r < R; ++r) acc0[i][r] = acc1[i][r] = _mm512_setzero_ps();
-  for (int64_t k = 0; k < K; k += 32) {
-    __m512i w[NW];
+    for (int r = 0; r < R; ++r) acc[i][r][0] = acc[i][r][1] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < K; g += 128) {
+    __m512i w[NW][4];
     bool in_range[NW];
+#pragma GCC unroll 2
     for (int i = 0; i < NW; ++i) {
-      const int e = e8m0[i][k / 32];
-      in_range[i] = e >= 2 && e <= 252;
+      uint32_t four = 0;
+      std::memcpy(&four, e8m0[i] + g / 32, 4);
+      const __m512i k = _mm512_shuffle_epi8(_mm512_set1_epi32(static_cast<int>(four)), spread);
+      in_range[i] = (_mm512_cmplt_epu16_mask(k, low_k) | _mm512_cmpgt_epu16_mask(k, high_k)) == 0;
       if (!in_range[i]) {
-        for (int r = 0; r < R; ++r) {
-          float s = 0.0f;
-          for (int64_t j = 0; j < 16; ++j) {
-            const uint8_t byte = packed[i][k / 2 + j];
-            s += kE2M1Values[byte & 0xF] * decode_bf16(xp[r][k + j]) + kE2M1Values[byte >> 4] * decode_bf16(xp[r][k + 16 + j]);
+        for (int r = 0; r < R; ++r)
+          for (int64_t b = 0; b < 4; ++b) {
+            float s = 0.0f;
+            for (int64_t c = 32 * b; c < 32 * b + 32; ++c) {
+              const uint8_t byte = packed[i][(g + c) / 2];
+              s += kE2M1Values[c % 2 ? byte >> 4 : byte & 0xF] * decode_bf16(xp[r][g + fp4_x_slot(c)]);
+            }
+            outside[i][r] += s * decode_e8m0(e8m0[i][g / 32 + b]);
           }
-          outside[i][r] += s * decode_e8m0(static_cast<uint8_t>(e));
-        }
-        w[i] = _mm512_setzero_si512();
         continue;
       }
-      if ((k & 127) == 0) _mm_prefetch(reinterpret_cast<const char*>(packed[i] + k / 2) + kPrefetchBytes, _MM_HINT_T0);
-      const __m512i table = _mm512_mask_add_epi16(base, nonzero, base, _mm512_set1_epi16(static_cast<int16_t>((e - 127) * 128)));
-      const __m256i bytes = _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(packed[i] + k / 2)));
-      const __m512i codes =
-          _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(bytes, low4)), _mm256_srli_epi16(bytes, 4), 1);
-      w[i] = _mm512_permutexvar_epi16(codes, table);
+      _mm_prefetch(reinterpret_cast<const char*>(packed[i] + g / 2) + kPrefetchBytes, _MM_HINT_T0);
+      const __m512i exponent = _mm512_slli_epi16(k, 7);
+      const __m512i a = _mm512_mask_add_epi16(first, nonzero, first, exponent);
+      const __m512i b = _mm512_mask_add_epi16(second, nonzero, second, exponent);
+      const __m512i table_low = _mm512_packus_epi16(_mm512_and_si512(a, low_byte), _mm512_and_si512(b, low_byte));
+      const __m512i table_high = _mm512_packus_epi16(_mm512_srli_epi16(a, 8), _mm512_srli_epi16(b, 8));
+      const __m512i bytes = _mm512_loadu_si512(packed[i] + g / 2);
+      const __m512i lo = _mm512_and_si512(bytes, nibble);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), nibble);
+      const __m512i lo_low = _mm512_shuffle_epi8(table_low, lo), lo_high = _mm512_shuffle_epi8(table_high, lo);
+      const __m512i hi_low = _mm512_shuffle_epi8(table_low, hi), hi_high = _mm512_shuffle_epi8(table_high, hi);
+      w[i][0] = _mm512_unpacklo_epi8(lo_low, lo_high);
+      w[i][1] = _mm512_unpackhi_epi8(lo_low, lo_high);
+      w[i][2] = _mm512_unpacklo_epi8(hi_low, hi_high);
+      w[i][3] = _mm512_unpackhi_epi8(hi_low, hi_high);
     }
-    for (int r = 0; r < R; ++r) {
-      const __m512i x = _mm512_loadu_si512(xp[r] + k);
-      for (int i = 0; i < NW; ++i) {
-        if (!in_range[i]) continue;
-        if ((k / 32) % 2 == 0) acc0[i][r] = _mm512_dpbf16_ps(acc0[i][r], (__m512bh)w[i], (__m512bh)x);
-        else acc1[i][r] = _mm512_dpbf16_ps(acc1[i][r], (__m512bh)w[i], (__m512bh)x);
+    // Unrolled so that the accumulators and weight vectors stay in registers.
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int q = 0; q < 4; ++q) {
+        const __m512i x = _mm512_loadu_si512(xp[r] + g + 32 * q);
+#pragma GCC unroll 2
+        for (int i = 0; i < NW; ++i)
+          if (in_range[i]) acc[i][r][q & 1] = _mm512_dpbf16_ps(acc[i][r][q & 1], (__m512bh)w[i][q], (__m512bh)x);
       }
-    }
   }
   for (int i = 0; i < NW; ++i)
-    for (int r = 0; r < R; ++r) out[i][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0[i][r], acc1[i][r])) + outside[i][r];
+    for (int r = 0; r < R; ++r)
+      out[i][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][r][0], acc[i][r][1])) + outside[i][r];
 }
 
 template <int R>
