@@ -22,6 +22,10 @@ namespace {
 // Rows are short (a few KB) and the hardware prefetcher restarts at every 4 KB page, so
 // the kernels ask for the weight bytes 4 KB ahead of use, into the next rows as well
 // (4 KB measured faster than 1 KB with 16 threads on a 16-core Xeon, docs/PERFORMANCE.md).
+// The FP8 kernel prefetches into L2 only (prefetcht1): its activations are 2 bytes per
+// weight and, for long rows (wo_b: K = 8192, 16 KB of bf16), stay in L1 only if the
+// weight stream does not pass through it (bench/cpu_linear_bench: 18 -> 21.5 GB/s on that
+// shape, other shapes the same or faster, one thread of the 2-vCPU EPYC VM).
 constexpr int kPrefetchBytes = 4096;
 
 // bf16 bit patterns of the 128 non-negative E4M3 codes, split into high and low bytes.
@@ -72,7 +76,7 @@ FP4SERVE_AVX512_BF16 void dot_fp8_tile_prepared(const uint8_t* const* w, int64_t
     for (int64_t c = b * 128; c < b * 128 + 128; c += 64) {
       __m512i words_a[NW], words_b[NW];
       for (int i = 0; i < NW; ++i) {
-        _mm_prefetch(reinterpret_cast<const char*>(w[i] + c) + kPrefetchBytes, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(w[i] + c) + kPrefetchBytes, _MM_HINT_T1);
         const __m512i codes = _mm512_loadu_si512(w[i] + c);
         // high byte | sign: imm 0xF8 = A | (B & C) with A = table byte, B = codes, C = 0x80
         const __m512i hi = _mm512_ternarylogic_epi32(_mm512_permutex2var_epi8(hi0, codes, hi1), codes, sign, 0xF8);
