@@ -3,7 +3,7 @@
 // against `rows` bf16-valued activation rows, timed `reps` times. Besides wall time it prints
 // the process CPU time, which does not count the time other processes held the core, so A/B
 // runs of two builds compare on a busy machine (run with FP4SERVE_THREADS=1 for that).
-//   build/bin/cpu_linear_bench --encoding mxfp4|fp8|bf16 [--n 2048 --k 4096 --weights 12 --rows 1 --reps 40]
+//   build/bin/cpu_linear_bench --encoding mxfp4|nvfp4|fp8|bf16 [--n 2048 --k 4096 --weights 12 --rows 1 --reps 40]
 #include <CLI/CLI.hpp>
 #include <time.h>
 
@@ -47,6 +47,13 @@ LinearWeight random_weight(const std::string& encoding, int64_t N, int64_t K, st
     w.scale = make_owned_tensor(DType::F8_E8M0, {N, K / 32});
     fill(w.weight, 0, 0, 0);
     fill(w.scale, 118, 8, 0);
+  } else if (encoding == "nvfp4") {
+    w.encoding = WeightEncoding::kNVFP4;
+    w.weight = make_owned_tensor(DType::U8, {N, K / 2});
+    w.scale = make_owned_tensor(DType::F8_E4M3, {N, K / 16});
+    fill(w.weight, 0, 0, 0);
+    fill(w.scale, 0x30, 0x20, 0);  // positive normal E4M3
+    w.global_scale = 0.001f;
   } else if (encoding == "fp8") {
     w.encoding = WeightEncoding::kFP8Block;
     w.weight = make_owned_tensor(DType::F8_E4M3, {N, K});
@@ -60,7 +67,7 @@ LinearWeight random_weight(const std::string& encoding, int64_t N, int64_t K, st
     std::normal_distribution<float> normal;
     for (int64_t i = 0; i < N * K; ++i) p[i] = encode_bf16(normal(rng));
   } else {
-    throw CLI::ValidationError("--encoding", "expected mxfp4, fp8 or bf16");
+    throw CLI::ValidationError("--encoding", "expected mxfp4, nvfp4, fp8 or bf16");
   }
   return w;
 }
@@ -71,7 +78,7 @@ int main(int argc, char** argv) {
   CLI::App app{"CPU linear kernels alone: GB/s of weights, wall and CPU time"};
   std::string encoding = "mxfp4";
   int64_t N = 2048, K = 4096, E = 12, rows = 1, reps = 40;
-  app.add_option("--encoding", encoding, "mxfp4, fp8 or bf16")->capture_default_str();
+  app.add_option("--encoding", encoding, "mxfp4, nvfp4, fp8 or bf16")->capture_default_str();
   app.add_option("--n", N, "Output features")->capture_default_str();
   app.add_option("--k", K, "Input features (a multiple of 128)")->capture_default_str();
   app.add_option("--weights", E, "Weights in the grouped call")->capture_default_str();
@@ -93,7 +100,7 @@ int main(int argc, char** argv) {
   std::vector<LinearJob> jobs;
   for (int64_t e = 0; e < E; ++e) {
     LinearJob j = linear_job(&weights[static_cast<size_t>(e)], x.data(), rows, y.data() + e * rows * N,
-                             encoding == "bf16" ? ActivationQuant::kNone : ActivationQuant::kFP8Block128, true);
+                             encoding == "bf16" || encoding == "nvfp4" ? ActivationQuant::kNone : ActivationQuant::kFP8Block128, true);
     jobs.push_back(j);
   }
   cpu::linear(jobs);  // warm-up: scratch buffers, page-in

@@ -126,6 +126,8 @@ const float* decode_stretch(const RowKernels& kern, const LinearWeight& w, int64
 Layout layout_for(const RowKernels& kern, const LinearWeight& w) {
   if (w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 && kern.prepare_fp8_x) return Layout::kFp8;
   if (w.encoding == WeightEncoding::kMXFP4 && w.in_features % 128 == 0 && kern.prepare_fp4_x) return Layout::kFp4;
+  if (w.encoding == WeightEncoding::kNVFP4 && w.in_features % 128 == 0 && kern.prepare_fp4_x && kern.dot_nvfp4_rows_prepared)
+    return Layout::kFp4;
   if (w.encoding == WeightEncoding::kBF16 && kern.prepare_bf16_x) return Layout::kBf16;
   return Layout::kNone;
 }
@@ -206,7 +208,7 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
       } else if (w.encoding == WeightEncoding::kMXFP4 || w.encoding == WeightEncoding::kNVFP4) {
         const int64_t block = mx ? 32 : 16;
         fp4_scales[i] = w.scale.as<uint8_t>() + n * (K / block);
-        if (!(mx && p.x_prepared))
+        if (!p.x_prepared)  // the prepared kernels read the scale bytes themselves
           for (int64_t b = 0; b < K / block; ++b)
             scales[i][b] = mx ? decode_e8m0(fp4_scales[i][b]) : decode_e4m3(fp4_scales[i][b]);
       }
@@ -243,6 +245,7 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
               break;
             default:
               if (mx && p.x_prepared) kern.dot_mxfp4_rows_prepared(row_bytes(n), K, fp4_scales[0], xps, rows, v[0]);
+              else if (p.x_prepared) kern.dot_nvfp4_rows_prepared(row_bytes(n), K, fp4_scales[0], xps, rows, v[0]);
               else kern.dot_fp4_rows(row_bytes(n), K, scales[0], mx ? 32 : 16, xs, rows, v[0]);
               break;
           }

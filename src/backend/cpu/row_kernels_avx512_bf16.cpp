@@ -263,6 +263,84 @@ FP4SERVE_AVX512_BF16 void dot_mxfp4_rows_prepared_x2(const uint8_t* const* packe
   FP4SERVE_DISPATCH_ROWS(dot_mxfp4_tile2, rows, packed, K, e8m0, xp, out)
 }
 
+// NVFP4: the E4M3 block scales are not powers of two, so the codes go through one fixed
+// E2M1 table (vpshufb, the same lanes and order as MXFP4: x from prepare_fp4_x) and each
+// block's partial sum is scaled in fp32. A 64-byte group holds 8 blocks of 16 codes: lane
+// b's bytes 0-7 are block 2b and bytes 8-15 block 2b+1, so of the four word vectors the
+// first and third belong to the even blocks, the second and fourth to the odd ones, and
+// one vdpbf16ps pair per parity gives the 8 blocks' sums in 4-float lane groups.
+struct Nvfp4Tables {
+  alignas(64) uint8_t low[64];   // E2M1 bf16 low bytes, per lane
+  alignas(64) uint8_t high[64];  // high bytes
+  alignas(64) uint32_t even[16];  // fp32 lane -> scale index (block 2b of lane b)
+  alignas(64) uint32_t odd[16];
+};
+
+const Nvfp4Tables& nvfp4_tables() {
+  static const Nvfp4Tables t = [] {
+    Nvfp4Tables x{};
+    for (int i = 0; i < 64; ++i) {
+      const uint16_t v = encode_bf16(kE2M1Values[i % 16]);
+      x.low[i] = static_cast<uint8_t>(v & 0xFF);
+      x.high[i] = static_cast<uint8_t>(v >> 8);
+    }
+    for (int i = 0; i < 16; ++i) {
+      x.even[i] = static_cast<uint32_t>(2 * (i / 4));
+      x.odd[i] = static_cast<uint32_t>(2 * (i / 4) + 1);
+    }
+    return x;
+  }();
+  return t;
+}
+
+// 8 E4M3 bytes -> their values * 2^-8 in the low 8 floats (through IEEE half: exact,
+// subnormals included; see the avx512 level).
+FP4SERVE_AVX512_BF16 inline __m512 e4m3_over_256(const uint8_t* s) {
+  const __m128i b = _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(s)));
+  const __m128i mag = _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x7F)), 7);
+  const __m128i sign = _mm_slli_epi16(_mm_and_si128(b, _mm_set1_epi16(0x80)), 8);
+  return _mm512_cvtph_ps(_mm256_zextsi128_si256(_mm_or_si128(mag, sign)));
+}
+
+template <int R>
+FP4SERVE_AVX512_BF16 void dot_nvfp4_tile_prepared(const uint8_t* packed, int64_t K, const uint8_t* e4m3, const uint16_t* const* xp,
+                                                  float* out) {
+  const Nvfp4Tables& t = nvfp4_tables();
+  const __m512i table_low = _mm512_load_si512(t.low), table_high = _mm512_load_si512(t.high);
+  const __m512i even = _mm512_load_si512(t.even), odd = _mm512_load_si512(t.odd);
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  __m512 acc[R][2];
+  for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+  for (int64_t g = 0; g < K; g += 128) {
+    _mm_prefetch(reinterpret_cast<const char*>(packed + g / 2) + kPrefetchBytes, _MM_HINT_T0);
+    const __m512 scales = e4m3_over_256(e4m3 + g / 16);
+    const __m512 scale_even = _mm512_permutexvar_ps(even, scales), scale_odd = _mm512_permutexvar_ps(odd, scales);
+    const __m512i bytes = _mm512_loadu_si512(packed + g / 2);
+    const __m512i lo = _mm512_and_si512(bytes, nibble);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), nibble);
+    const __m512i lo_low = _mm512_shuffle_epi8(table_low, lo), lo_high = _mm512_shuffle_epi8(table_high, lo);
+    const __m512i hi_low = _mm512_shuffle_epi8(table_low, hi), hi_high = _mm512_shuffle_epi8(table_high, hi);
+    const __m512i w0 = _mm512_unpacklo_epi8(lo_low, lo_high), w1 = _mm512_unpackhi_epi8(lo_low, lo_high);
+    const __m512i w2 = _mm512_unpacklo_epi8(hi_low, hi_high), w3 = _mm512_unpackhi_epi8(hi_low, hi_high);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r) {
+      const uint16_t* x = xp[r] + g;
+      const __m512 sum_even = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x)),
+                                               (__m512bh)w2, (__m512bh)_mm512_loadu_si512(x + 64));
+      const __m512 sum_odd = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)w1, (__m512bh)_mm512_loadu_si512(x + 32)),
+                                              (__m512bh)w3, (__m512bh)_mm512_loadu_si512(x + 96));
+      acc[r][0] = _mm512_fmadd_ps(sum_even, scale_even, acc[r][0]);
+      acc[r][1] = _mm512_fmadd_ps(sum_odd, scale_odd, acc[r][1]);
+    }
+  }
+  for (int r = 0; r < R; ++r) out[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[r][0], acc[r][1])) * 256.0f;
+}
+
+FP4SERVE_AVX512_BF16 void dot_nvfp4_rows_prepared(const uint8_t* packed, int64_t K, const uint8_t* e4m3, const uint16_t* const* xp,
+                                                  int rows, float* out) {
+  FP4SERVE_DISPATCH_ROWS(dot_nvfp4_tile_prepared, rows, packed, K, e4m3, xp, out)
+}
+
 void prepare_bf16_x(const float* x, int64_t K, uint16_t* out) {
   for (int64_t k = 0; k < K; ++k) out[k] = encode_bf16(x[k]);
 }
@@ -302,6 +380,7 @@ const RowKernels& row_kernels_avx512_bf16() {
     r.prepare_fp4_x = prepare_fp4_x;
     r.dot_mxfp4_rows_prepared = dot_mxfp4_rows_prepared;
     r.dot_mxfp4_rows_prepared_x2 = dot_mxfp4_rows_prepared_x2;
+    r.dot_nvfp4_rows_prepared = dot_nvfp4_rows_prepared;
     r.prepare_bf16_x = prepare_bf16_x;
     r.dot_bf16_rows_prepared = dot_bf16_rows_prepared;
     return r;
