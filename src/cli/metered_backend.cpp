@@ -126,7 +126,16 @@ void MeteredBackend::linear(std::span<const LinearJob> jobs) {
     for (size_t k = 0; k < i && first_in_call; ++k) first_in_call = jobs[k].weight != j.weight;
     if (first_in_call) bytes += j.weight->stored_bytes();
   }
-  if (!jobs.empty()) end_op("linear " + projection_class(jobs[0].weight->name), t0, bytes);
+  if (jobs.empty()) return;
+  // A grouped call (the projections that share an input) is one row naming all of them.
+  std::string row = "linear ";
+  std::vector<std::string> classes;
+  for (const LinearJob& j : jobs) {
+    std::string c = projection_class(j.weight->name);
+    if (std::find(classes.begin(), classes.end(), c) == classes.end()) classes.push_back(std::move(c));
+  }
+  for (size_t i = 0; i < classes.size(); ++i) row += (i ? " + " : "") + classes[i];
+  end_op(row, t0, bytes);
 }
 
 void MeteredBackend::attention_heads(const AttentionHeadsParams& p) {
