@@ -12,6 +12,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_isa.h"
+#include "backend/cpu/peak_flops.h"
+#include "backend/cpu/thread_pool.h"
 #include "base/error.h"
 #include "cli/bench_floors.h"
 #include "cli/bench_model.h"
@@ -88,7 +91,7 @@ int bench_decode(const BenchDecodeOptions& o) {
   };
   for (int warm = 0; warm < 2; ++warm) step();  // the first steps page in and size scratch buffers
 
-  std::vector<double> step_s, step_bytes;
+  std::vector<double> step_s, step_bytes, step_flops;
   MeteredBackend::Window last;
   for (int64_t i = 0; i < o.tokens; ++i) {
     metered.reset();
@@ -96,6 +99,7 @@ int bench_decode(const BenchDecodeOptions& o) {
     step();
     step_s.push_back(seconds_since(t0));
     step_bytes.push_back(static_cast<double>(metered.window().weight_bytes));
+    step_flops.push_back(metered.window().linear_flops);
     last = metered.window();
   }
   const double med = median(step_s), bytes = median(step_bytes);
@@ -135,6 +139,14 @@ int bench_decode(const BenchDecodeOptions& o) {
               bytes, bytes / 1e9, last.weights.size(), last.experts_observed ? ", the routed experts the rows chose" : ", routed experts estimated",
               bandwidth / 1e9, gpu ? "device copy" : "read", floor_tps);
   std::printf("achieved %.0f%% of the floor (%.2f GB/s of weights)\n", 100.0 * tps / floor_tps, bytes / med / 1e9);
+  if (!gpu) {
+    // At larger batches the step can be bound by arithmetic instead: its projection FLOPs
+    // over the peak of the kernels' multiply instruction (bench prefill's floor).
+    const cpu::PeakFlops peak = cpu::measure_peak_flops(cpu::active_isa(), cpu::ThreadPool::global());
+    const double flops = median(step_flops), compute_tps = static_cast<double>(o.batch) * peak.flops_per_second / flops;
+    std::printf("compute floor: %.2f GFLOP per step / %.1f GFLOP/s measured peak of %s = %.2f tokens/s (%.0f%% of it)\n",
+                flops / 1e9, peak.flops_per_second / 1e9, peak.instruction.c_str(), compute_tps, 100.0 * tps / compute_tps);
+  }
   std::printf("the %zu projections of a step alone: %.1f ms (%.0f%% of the step)\n", last.weights.size(), median(alone_s) * 1e3,
               100.0 * median(alone_s) / med);
 

@@ -77,6 +77,7 @@ TEST_F(BenchModelCli, DecodeBatchAndProfile) {
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("prefill 3 x 3 tokens"));
   EXPECT_THAT(r.output, HasSubstr("decode batch 3: median "));
+  EXPECT_THAT(r.output, HasSubstr("compute floor: "));
   // Three rows read the non-expert weights once and between k and 3k experts a layer.
   const double bytes = number_after(r.output, "floor: ");
   const CliResult one = fp4serve("bench decode --model " + model() + " --tokens 2 --prompt 3 --bandwidth-gb 0.05");
