@@ -1,8 +1,8 @@
-// One-row BF16, FP8 and MXFP4 dots for processors with AVX512-BF16 and AVX512-VBMI (Sapphire
+// One-row BF16, FP8, MXFP4 and NVFP4 dots for processors with AVX512-BF16 and AVX512-VBMI (Sapphire
 // Rapids, Zen 4): E4M3 bytes become bf16 through two 128-entry byte tables (vpermi2b),
-// E2M1 nibbles through per-block byte tables (vpshufb) scaled per block, and vdpbf16ps
-// multiplies them with bf16 activations.
-// Exact like the other paths: every E4M3 value is a bf16 value and bf16 x bf16
+// E2M1 nibbles through a 16-entry byte table (vpshufb), and vdpbf16ps multiplies them
+// with bf16 activations; FP4 block scales multiply each block's sum in fp32.
+// Exact like the other paths: every E4M3 and E2M1 value is a bf16 value and bf16 x bf16
 // products are exact in fp32; activations must be bf16 values (checked by the caller).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -139,64 +139,78 @@ inline int64_t fp4_x_slot(int64_t c) {
   return 32 * (nibble * 2 + byte / 8) + 8 * b + byte % 8;
 }
 
-// The E2M1 table split for vpshufb, which looks up 16 bytes within each 128-bit lane:
-// lane b's words of `first` are entries 0-7, of `second` entries 8-15 (as bf16 bit
-// patterns less 127 << 7 on the nonzero entries, so that adding a block's E8M0 byte
-// k << 7 gives the value times 2^(k - 127), modulo 2^16), and `spread` moves scale byte
-// b of a group into every word of lane b.
-struct Fp4Tables {
-  alignas(64) uint16_t first[32];
-  alignas(64) uint16_t second[32];
-  alignas(64) uint8_t spread[64];
+// E2M1 values as bf16, split into low and high bytes for vpshufb (16 entries, repeated in
+// every 128-bit lane), and the fp32 lane -> scale index maps of the two FP4 kernels.
+struct E2m1Tables {
+  alignas(64) uint8_t low[64];
+  alignas(64) uint8_t high[64];
+  alignas(64) uint32_t mx_block[16];   // MXFP4: lane group b (4 floats) -> block b
+  alignas(64) uint32_t nv_even[16];    // NVFP4: lane group b -> block 2b
+  alignas(64) uint32_t nv_odd[16];     //        -> block 2b + 1
 };
 
-const Fp4Tables& fp4_tables() {
-  static const Fp4Tables t = [] {
-    Fp4Tables x{};
-    for (int i = 0; i < 32; ++i) {
-      for (int half = 0; half < 2; ++half) {
-        const int code = half * 8 + i % 8;
-        uint16_t v = encode_bf16(kE2M1Values[code]);
-        if (code % 8 != 0) v = static_cast<uint16_t>(v - (127 << 7));
-        (half == 0 ? x.first : x.second)[i] = v;
-      }
+const E2m1Tables& e2m1_tables() {
+  static const E2m1Tables t = [] {
+    E2m1Tables x{};
+    for (int i = 0; i < 64; ++i) {
+      const uint16_t v = encode_bf16(kE2M1Values[i % 16]);
+      x.low[i] = static_cast<uint8_t>(v & 0xFF);
+      x.high[i] = static_cast<uint8_t>(v >> 8);
     }
-    for (int i = 0; i < 64; ++i) x.spread[i] = i % 2 == 0 ? static_cast<uint8_t>(i / 16) : 0x80;  // 0x80: a zero byte
+    for (int i = 0; i < 16; ++i) {
+      x.mx_block[i] = static_cast<uint32_t>(i / 4);
+      x.nv_even[i] = static_cast<uint32_t>(2 * (i / 4));
+      x.nv_odd[i] = static_cast<uint32_t>(2 * (i / 4) + 1);
+    }
     return x;
   }();
   return t;
 }
 
-// Each block's E8M0 scale 2^k is added into the exponent field of the nonzero E2M1
-// table entries (exact: E2M1 values times powers of two are bf16 values); the four
-// blocks of a group sit in the four lanes of a vector, so one vpshufb looks up 64
-// codes in their own block's table, and the whole row accumulates in vdpbf16ps chains.
-// A group with a scale that would leave the bf16 exponent range (k outside [2, 252])
-// takes a scalar path.
+// 64 packed bytes (128 codes) -> the four bf16 word vectors of prepare_fp4_x's order.
+FP4SERVE_AVX512_BF16 inline void decode_e2m1_group(const uint8_t* packed, __m512i table_low, __m512i table_high, __m512i* w) {
+  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  const __m512i bytes = _mm512_loadu_si512(packed);
+  const __m512i lo = _mm512_and_si512(bytes, nibble);
+  const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), nibble);
+  const __m512i lo_low = _mm512_shuffle_epi8(table_low, lo), lo_high = _mm512_shuffle_epi8(table_high, lo);
+  const __m512i hi_low = _mm512_shuffle_epi8(table_low, hi), hi_high = _mm512_shuffle_epi8(table_high, hi);
+  w[0] = _mm512_unpacklo_epi8(lo_low, lo_high);
+  w[1] = _mm512_unpackhi_epi8(lo_low, lo_high);
+  w[2] = _mm512_unpacklo_epi8(hi_low, hi_high);
+  w[3] = _mm512_unpackhi_epi8(hi_low, hi_high);
+}
+
+// Whether none of the 4 bytes is 0 or 255 (E8M0 2^-127, a denormal float, and NaN).
+inline bool e8m0_normal(uint32_t four) {
+  auto has_zero_byte = [](uint32_t v) { return ((v - 0x01010101u) & ~v & 0x80808080u) != 0; };
+  return !has_zero_byte(four) && !has_zero_byte(~four);
+}
+
+// The codes go through one fixed E2M1 table (vpshufb); a 64-byte group is 4 blocks of 32,
+// block b in 128-bit lane b, so one chain of four vdpbf16ps leaves block b's exact-product
+// sum in floats 4b..4b+3, which one fused multiply-add scales by 2^(k-127) (the E8M0 byte
+// moved into a float's exponent field) into the row's accumulator. Groups with a scale
+// byte of 0 or 255 take a scalar path.
 template <int NW, int R>
 FP4SERVE_AVX512_BF16 void dot_mxfp4_tile_prepared(const uint8_t* const* packed, int64_t K, const uint8_t* const* e8m0,
                                                   const uint16_t* const* xp, float* const* out) {
-  const Fp4Tables& tables = fp4_tables();
-  const __m512i first = _mm512_load_si512(tables.first), second = _mm512_load_si512(tables.second);
-  const __m512i spread = _mm512_load_si512(tables.spread);
-  const __mmask32 nonzero = 0xFEFEFEFEu;  // every entry but codes 0 and 8 (+0 and -0): word 0 of each lane
-  const __m512i nibble = _mm512_set1_epi8(0x0F), low_byte = _mm512_set1_epi16(0xFF);
-  const __m512i low_k = _mm512_set1_epi16(2), high_k = _mm512_set1_epi16(252);
-  // Two chains per (weight row, activation row): four would not fit 2 x 4 tiles in the
-  // 32 vector registers.
-  __m512 acc[NW][R][2];
+  const E2m1Tables& t = e2m1_tables();
+  const __m512i table_low = _mm512_load_si512(t.low), table_high = _mm512_load_si512(t.high);
+  const __m512i block_of_lane = _mm512_load_si512(t.mx_block);
+  __m512 acc[NW][R];
   float outside[NW][R] = {};
   for (int i = 0; i < NW; ++i)
-    for (int r = 0; r < R; ++r) acc[i][r][0] = acc[i][r][1] = _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) acc[i][r] = _mm512_setzero_ps();
   for (int64_t g = 0; g < K; g += 128) {
     __m512i w[NW][4];
+    __m512 scale[NW];
     bool in_range[NW];
 #pragma GCC unroll 2
     for (int i = 0; i < NW; ++i) {
       uint32_t four = 0;
       std::memcpy(&four, e8m0[i] + g / 32, 4);
-      const __m512i k = _mm512_shuffle_epi8(_mm512_set1_epi32(static_cast<int>(four)), spread);
-      in_range[i] = (_mm512_cmplt_epu16_mask(k, low_k) | _mm512_cmpgt_epu16_mask(k, high_k)) == 0;
+      in_range[i] = e8m0_normal(four);
       if (!in_range[i]) {
         for (int r = 0; r < R; ++r)
           for (int64_t b = 0; b < 4; ++b) {
@@ -210,35 +224,29 @@ FP4SERVE_AVX512_BF16 void dot_mxfp4_tile_prepared(const uint8_t* const* packed, 
         continue;
       }
       _mm_prefetch(reinterpret_cast<const char*>(packed[i] + g / 2) + kPrefetchBytes, _MM_HINT_T0);
-      const __m512i exponent = _mm512_slli_epi16(k, 7);
-      const __m512i a = _mm512_mask_add_epi16(first, nonzero, first, exponent);
-      const __m512i b = _mm512_mask_add_epi16(second, nonzero, second, exponent);
-      const __m512i table_low = _mm512_packus_epi16(_mm512_and_si512(a, low_byte), _mm512_and_si512(b, low_byte));
-      const __m512i table_high = _mm512_packus_epi16(_mm512_srli_epi16(a, 8), _mm512_srli_epi16(b, 8));
-      const __m512i bytes = _mm512_loadu_si512(packed[i] + g / 2);
-      const __m512i lo = _mm512_and_si512(bytes, nibble);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), nibble);
-      const __m512i lo_low = _mm512_shuffle_epi8(table_low, lo), lo_high = _mm512_shuffle_epi8(table_high, lo);
-      const __m512i hi_low = _mm512_shuffle_epi8(table_low, hi), hi_high = _mm512_shuffle_epi8(table_high, hi);
-      w[i][0] = _mm512_unpacklo_epi8(lo_low, lo_high);
-      w[i][1] = _mm512_unpackhi_epi8(lo_low, lo_high);
-      w[i][2] = _mm512_unpacklo_epi8(hi_low, hi_high);
-      w[i][3] = _mm512_unpackhi_epi8(hi_low, hi_high);
+      const __m512i k = _mm512_permutexvar_epi32(block_of_lane, _mm512_cvtepu8_epi32(_mm_cvtsi32_si128(static_cast<int>(four))));
+      scale[i] = _mm512_castsi512_ps(_mm512_slli_epi32(k, 23));
+      decode_e2m1_group(packed[i] + g / 2, table_low, table_high, w[i]);
     }
     // Unrolled so that the accumulators and weight vectors stay in registers.
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-      for (int q = 0; q < 4; ++q) {
-        const __m512i x = _mm512_loadu_si512(xp[r] + g + 32 * q);
+    for (int r = 0; r < R; ++r) {
+      const uint16_t* x = xp[r] + g;
+      const __m512i x0 = _mm512_loadu_si512(x), x1 = _mm512_loadu_si512(x + 32);
+      const __m512i x2 = _mm512_loadu_si512(x + 64), x3 = _mm512_loadu_si512(x + 96);
 #pragma GCC unroll 2
-        for (int i = 0; i < NW; ++i)
-          if (in_range[i]) acc[i][r][q & 1] = _mm512_dpbf16_ps(acc[i][r][q & 1], (__m512bh)w[i][q], (__m512bh)x);
+      for (int i = 0; i < NW; ++i) {
+        if (!in_range[i]) continue;
+        __m512 sum = _mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)w[i][0], (__m512bh)x0);
+        sum = _mm512_dpbf16_ps(sum, (__m512bh)w[i][1], (__m512bh)x1);
+        sum = _mm512_dpbf16_ps(sum, (__m512bh)w[i][2], (__m512bh)x2);
+        sum = _mm512_dpbf16_ps(sum, (__m512bh)w[i][3], (__m512bh)x3);
+        acc[i][r] = _mm512_fmadd_ps(sum, scale[i], acc[i][r]);
       }
+    }
   }
   for (int i = 0; i < NW; ++i)
-    for (int r = 0; r < R; ++r)
-      out[i][r] = _mm512_reduce_add_ps(_mm512_add_ps(acc[i][r][0], acc[i][r][1])) + outside[i][r];
+    for (int r = 0; r < R; ++r) out[i][r] = _mm512_reduce_add_ps(acc[i][r]) + outside[i][r];
 }
 
 template <int R>
@@ -263,36 +271,6 @@ FP4SERVE_AVX512_BF16 void dot_mxfp4_rows_prepared_x2(const uint8_t* const* packe
   FP4SERVE_DISPATCH_ROWS(dot_mxfp4_tile2, rows, packed, K, e8m0, xp, out)
 }
 
-// NVFP4: the E4M3 block scales are not powers of two, so the codes go through one fixed
-// E2M1 table (vpshufb, the same lanes and order as MXFP4: x from prepare_fp4_x) and each
-// block's partial sum is scaled in fp32. A 64-byte group holds 8 blocks of 16 codes: lane
-// b's bytes 0-7 are block 2b and bytes 8-15 block 2b+1, so of the four word vectors the
-// first and third belong to the even blocks, the second and fourth to the odd ones, and
-// one vdpbf16ps pair per parity gives the 8 blocks' sums in 4-float lane groups.
-struct Nvfp4Tables {
-  alignas(64) uint8_t low[64];   // E2M1 bf16 low bytes, per lane
-  alignas(64) uint8_t high[64];  // high bytes
-  alignas(64) uint32_t even[16];  // fp32 lane -> scale index (block 2b of lane b)
-  alignas(64) uint32_t odd[16];
-};
-
-const Nvfp4Tables& nvfp4_tables() {
-  static const Nvfp4Tables t = [] {
-    Nvfp4Tables x{};
-    for (int i = 0; i < 64; ++i) {
-      const uint16_t v = encode_bf16(kE2M1Values[i % 16]);
-      x.low[i] = static_cast<uint8_t>(v & 0xFF);
-      x.high[i] = static_cast<uint8_t>(v >> 8);
-    }
-    for (int i = 0; i < 16; ++i) {
-      x.even[i] = static_cast<uint32_t>(2 * (i / 4));
-      x.odd[i] = static_cast<uint32_t>(2 * (i / 4) + 1);
-    }
-    return x;
-  }();
-  return t;
-}
-
 // 8 E4M3 bytes -> their values * 2^-8 in the low 8 floats (through IEEE half: exact,
 // subnormals included; see the avx512 level).
 FP4SERVE_AVX512_BF16 inline __m512 e4m3_over_256(const uint8_t* s) {
@@ -302,33 +280,31 @@ FP4SERVE_AVX512_BF16 inline __m512 e4m3_over_256(const uint8_t* s) {
   return _mm512_cvtph_ps(_mm256_zextsi128_si256(_mm_or_si128(mag, sign)));
 }
 
+// NVFP4 the same way as MXFP4, with E4M3 block scales (decoded in fp32) and blocks of 16: a
+// 64-byte group holds 8 blocks, lane b's bytes 0-7 block 2b and bytes 8-15 block 2b+1, so
+// the first and third word vectors belong to the even blocks, the second and fourth to the
+// odd ones, and one vdpbf16ps pair per parity gives the 8 blocks' sums in 4-float groups.
 template <int R>
 FP4SERVE_AVX512_BF16 void dot_nvfp4_tile_prepared(const uint8_t* packed, int64_t K, const uint8_t* e4m3, const uint16_t* const* xp,
                                                   float* out) {
-  const Nvfp4Tables& t = nvfp4_tables();
+  const E2m1Tables& t = e2m1_tables();
   const __m512i table_low = _mm512_load_si512(t.low), table_high = _mm512_load_si512(t.high);
-  const __m512i even = _mm512_load_si512(t.even), odd = _mm512_load_si512(t.odd);
-  const __m512i nibble = _mm512_set1_epi8(0x0F);
+  const __m512i even = _mm512_load_si512(t.nv_even), odd = _mm512_load_si512(t.nv_odd);
   __m512 acc[R][2];
   for (int r = 0; r < R; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
   for (int64_t g = 0; g < K; g += 128) {
     _mm_prefetch(reinterpret_cast<const char*>(packed + g / 2) + kPrefetchBytes, _MM_HINT_T0);
     const __m512 scales = e4m3_over_256(e4m3 + g / 16);
     const __m512 scale_even = _mm512_permutexvar_ps(even, scales), scale_odd = _mm512_permutexvar_ps(odd, scales);
-    const __m512i bytes = _mm512_loadu_si512(packed + g / 2);
-    const __m512i lo = _mm512_and_si512(bytes, nibble);
-    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(bytes, 4), nibble);
-    const __m512i lo_low = _mm512_shuffle_epi8(table_low, lo), lo_high = _mm512_shuffle_epi8(table_high, lo);
-    const __m512i hi_low = _mm512_shuffle_epi8(table_low, hi), hi_high = _mm512_shuffle_epi8(table_high, hi);
-    const __m512i w0 = _mm512_unpacklo_epi8(lo_low, lo_high), w1 = _mm512_unpackhi_epi8(lo_low, lo_high);
-    const __m512i w2 = _mm512_unpacklo_epi8(hi_low, hi_high), w3 = _mm512_unpackhi_epi8(hi_low, hi_high);
+    __m512i w[4];
+    decode_e2m1_group(packed + g / 2, table_low, table_high, w);
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
       const uint16_t* x = xp[r] + g;
-      const __m512 sum_even = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)w0, (__m512bh)_mm512_loadu_si512(x)),
-                                               (__m512bh)w2, (__m512bh)_mm512_loadu_si512(x + 64));
-      const __m512 sum_odd = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)w1, (__m512bh)_mm512_loadu_si512(x + 32)),
-                                              (__m512bh)w3, (__m512bh)_mm512_loadu_si512(x + 96));
+      const __m512 sum_even = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)w[0], (__m512bh)_mm512_loadu_si512(x)),
+                                               (__m512bh)w[2], (__m512bh)_mm512_loadu_si512(x + 64));
+      const __m512 sum_odd = _mm512_dpbf16_ps(_mm512_dpbf16_ps(_mm512_setzero_ps(), (__m512bh)w[1], (__m512bh)_mm512_loadu_si512(x + 32)),
+                                              (__m512bh)w[3], (__m512bh)_mm512_loadu_si512(x + 96));
       acc[r][0] = _mm512_fmadd_ps(sum_even, scale_even, acc[r][0]);
       acc[r][1] = _mm512_fmadd_ps(sum_odd, scale_odd, acc[r][1]);
     }
