@@ -14,6 +14,7 @@
 #include "backend/cpu/thread_pool.h"
 #include "base/error.h"
 #include "cli/bench_model.h"
+#include "cli/bench_profile.h"
 #include "cli/command.h"
 
 namespace fp4serve::cli {
@@ -25,6 +26,7 @@ struct BenchPrefillOptions {
   BenchModelFlags model;
   int64_t prompt_tokens = 512;
   int64_t repeats = 3;
+  bool profile = false;
 };
 
 int bench_prefill(const BenchPrefillOptions& o) {
@@ -76,6 +78,19 @@ int bench_prefill(const BenchPrefillOptions& o) {
   } else {
     std::printf("floor: no peak probe on this device (the probe measures the CPU kernels' instruction)\n");
   }
+  if (o.profile) {
+    const SequenceId id = static_cast<SequenceId>(o.repeats + 1);
+    model.create_sequence(id);
+    metered.reset();
+    metered.set_profiling(true);
+    logits.clear();
+    const StepItem item{id, 0, prompt, LogitsMode::kLast};
+    const auto t0 = Clock::now();
+    model.forward(std::span<const StepItem>(&item, 1), logits);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    metered.set_profiling(false);
+    print_profile(metered, 1, s, 0.0);
+  }
   return 0;
 }
 
@@ -88,6 +103,7 @@ const RegisterBenchmark bench_prefill_command{Command{
           ->check(CLI::Range(1, 1 << 20));
       sub.add_option("--repeats", o->repeats, "Timed prefills, each on a fresh sequence, after one untimed (default 3)")
           ->check(CLI::Range(1, 1000));
+      sub.add_flag("--profile", o->profile, "Then one more prefill, timed op by op and projection by projection");
       return [o] { return bench_prefill(*o); };
     }}};
 

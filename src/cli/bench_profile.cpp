@@ -13,8 +13,8 @@ void print_profile(const MeteredBackend& metered, int64_t steps, double step_sec
   std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) { return a.second.seconds > b.second.seconds; });
   const double n = static_cast<double>(steps);
   double total_s = 0, total_bytes = 0, linear_s = 0, linear_bytes = 0;
-  std::printf("\nprofile (per step, mean of %lld profiled steps; each op synchronized; floor = weight bytes / read bandwidth):\n",
-              static_cast<long long>(steps));
+  std::printf("\nprofile (per step, mean of %lld profiled steps; each op synchronized%s):\n", static_cast<long long>(steps),
+              bandwidth > 0 ? "; floor = weight bytes / read bandwidth" : "");
   std::printf("| %-60s | %6s | %9s | %9s | %6s | %9s | %9s | %8s |\n", "op / projection", "calls", "MB", "ms", "step", "GB/s",
               "floor ms", "of floor");
   std::printf("|%s|%s|%s|%s|%s|%s|%s|%s|\n", std::string(62, '-').c_str(), std::string(8, '-').c_str(),
@@ -29,13 +29,18 @@ void print_profile(const MeteredBackend& metered, int64_t steps, double step_sec
       linear_bytes += bytes;
     }
     const double floor_s = bytes / bandwidth;
-    if (bytes > 0)
+    if (bytes > 0 && bandwidth > 0)
       std::printf("| %-60s | %6.1f | %9.2f | %9.3f | %5.1f%% | %9.2f | %9.3f | %7.0f%% |\n", name.c_str(),
                   static_cast<double>(r.calls) / n, bytes / 1e6, s * 1e3, 100.0 * s / step_seconds, bytes / s / 1e9,
                   floor_s * 1e3, 100.0 * floor_s / s);
     else
       std::printf("| %-60s | %6.1f | %9s | %9.3f | %5.1f%% | %9s | %9s | %8s |\n", name.c_str(), static_cast<double>(r.calls) / n,
                   "-", s * 1e3, 100.0 * s / step_seconds, "-", "-", "-");
+  }
+  if (bandwidth <= 0) {
+    std::printf("| %-60s | %6s | %9.2f | %9.3f | %5.1f%% | %9s | %9s | %8s |\n", "all ops", "", total_bytes / 1e6, total_s * 1e3,
+                100.0 * total_s / step_seconds, "-", "-", "-");
+    return;
   }
   std::printf("| %-60s | %6s | %9.2f | %9.3f | %5.1f%% | %9.2f | %9.3f | %7.0f%% |\n", "projections (rows with weights)", "",
               linear_bytes / 1e6, linear_s * 1e3, 100.0 * linear_s / step_seconds, linear_bytes / linear_s / 1e9,

@@ -10,7 +10,7 @@
 namespace fp4serve::cli {
 
 // Rows per step (totals over `steps` divided by it), slowest first; `step_seconds` is the
-// median step, `bandwidth` bytes/s.
+// median step, `bandwidth` bytes/s (0: no floor columns, as for prefill).
 void print_profile(const MeteredBackend& metered, int64_t steps, double step_seconds, double bandwidth);
 
 }  // namespace fp4serve::cli

@@ -94,11 +94,13 @@ TEST_F(BenchModelCli, DecodeBatchAndProfile) {
 
 TEST_F(BenchModelCli, PrefillCountsTheProjectionFlops) {
   const int64_t T = 8;
-  const CliResult r = fp4serve("bench prefill --model " + model() + " --prompt-tokens " + std::to_string(T) + " --repeats 1");
+  const CliResult r = fp4serve("bench prefill --model " + model() + " --prompt-tokens " + std::to_string(T) + " --repeats 1 --profile");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_THAT(r.output, HasSubstr("prefill 8 tokens: median "));
   EXPECT_THAT(r.output, HasSubstr("measured peak of "));
   EXPECT_THAT(r.output, HasSubstr("% of the peak"));
+  for (const char* row : {"| op attention_sequences ", "| moe ffn w1+w3 (routed + shared) + swiglu ", "| all ops "})
+    EXPECT_THAT(r.output, HasSubstr(row));
 
   const Checkpoint c = load_checkpoint(model(), testing::quiet());
   const ModelConfig& cfg = c.config;
