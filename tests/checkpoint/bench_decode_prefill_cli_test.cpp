@@ -6,7 +6,10 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <regex>
+#include <string>
 
 #include "checkpoint/test_model.h"
 #include "checkpoint_test_support.h"
@@ -28,7 +31,9 @@ double number_after(const std::string& text, const std::string& pattern) {
 class BenchModelCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new ScratchDir("bench");
+    // Made once per process, before any test runs (no test's name in the path): the process
+    // id keeps ctest's parallel processes, one per test, out of each other's directories.
+    dir_ = new ScratchDir("bench-" + std::to_string(::getpid()));
     TestModelOptions options;  // tiny, native FP8 + MXFP4, with an MTP block the benches do not run
     options.seed = 3;
     write_test_model(*dir_ / "model", options);
