@@ -6,6 +6,7 @@
 #include <array>
 
 #include "base/error.h"
+#include "base/huge_pages.h"
 
 namespace fp4serve {
 namespace {
@@ -52,8 +53,9 @@ TensorView make_owned_tensor(DType dtype, std::vector<int64_t> shape, std::strin
   t.dtype = dtype;
   t.shape = std::move(shape);
   t.nbytes = static_cast<size_t>(t.numel()) * dtype_size(dtype);
-  auto bytes = std::make_shared<std::vector<std::byte>>(t.nbytes);
-  t.data = bytes->data();
+  // Large tensors (weights made in memory: random checkpoints, conversions) on huge pages.
+  std::shared_ptr<void> bytes = allocate_zeroed(t.nbytes);
+  t.data = static_cast<const std::byte*>(bytes.get());
   t.owner = std::move(bytes);
   t.origin = std::move(origin);
   return t;

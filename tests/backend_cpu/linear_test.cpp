@@ -116,6 +116,44 @@ TEST(Linear, ManyRowsEqualOneRowAtATime) {
   }
 }
 
+// MXFP4 blocks whose E8M0 scale leaves the bf16 exponent range once added to an E2M1
+// value (k < 2 or k > 252) cannot go through the bf16 tables: their groups take a
+// scalar path. Against float64, and every row as when alone, on every level.
+TEST(Linear, Mxfp4ScalesAtTheEdgesOfTheRange) {
+  const int64_t N = 6, K = 512, rows = 5;
+  for (CpuIsa isa : supported_isas()) {
+    IsaScope scope(isa);
+    auto tw = make_test_weight(WeightEncoding::kMXFP4, N, K, 5);
+    auto* scales = reinterpret_cast<uint8_t*>(mutable_data(tw.weight.scale));
+    auto* codes = reinterpret_cast<uint8_t*>(mutable_data(tw.weight.weight));
+    // Row 0: one block at k = 1, one at 0; row 1: one block at 253 (its codes kept to
+    // magnitudes <= 3, so that every weight is finite in fp32); row 2: at 2 and 252 (in range).
+    const std::pair<int64_t, uint8_t> edits[] = {{0 * 16 + 5, 1}, {0 * 16 + 9, 0}, {1 * 16 + 14, 253}, {2 * 16 + 3, 2}, {2 * 16 + 12, 252}};
+    for (auto [at, e] : edits) {
+      scales[at] = e;
+      const int64_t n = at / 16, b = at % 16;
+      if (e == 253)
+        for (int64_t j = 0; j < 16; ++j) codes[n * K / 2 + b * 16 + j] &= 0xDD;  // E2M1 magnitudes 0, 0.5, 2, 3
+      for (int64_t k = b * 32; k < b * 32 + 32; ++k) {
+        const uint8_t byte = codes[n * K / 2 + k / 2];
+        tw.values[static_cast<size_t>(n * K + k)] = testing::ref_e2m1(k % 2 ? byte >> 4 : byte & 0xF) * testing::ref_e8m0(e);
+      }
+    }
+    auto x = random_activations(rows, K, 41, true);
+    for (float& v : x) v *= 0x1p-8f;  // keeps 6 * 2^126 * x finite in fp32
+    std::vector<float> y(static_cast<size_t>(rows * N), NAN), one(static_cast<size_t>(N), NAN);
+    LinearJob job{&tw.weight, x.data(), 0, rows, y.data()};
+    linear(job);
+    const std::string what = std::string(isa_name(isa)) + " MXFP4 edge scales";
+    expect_close(tw.values, x, y, rows, K, 0, N, what.c_str());
+    for (int64_t m = 0; m < rows; ++m) {
+      LinearJob single{&tw.weight, x.data() + m * K, 0, 1, one.data()};
+      linear(single);
+      for (int64_t n = 0; n < N; ++n) ASSERT_EQ(y[static_cast<size_t>(m * N + n)], one[static_cast<size_t>(n)]) << what << " row " << m;
+    }
+  }
+}
+
 TEST(Linear, RowRangeAndGroupedJobs) {
   auto a = make_test_weight(WeightEncoding::kFP8Block, 256, 256, 1);
   auto b = make_test_weight(WeightEncoding::kMXFP4, 64, 256, 2);

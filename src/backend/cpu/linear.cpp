@@ -94,14 +94,23 @@ struct PreparedJob {
   const float* x = nullptr;
   int64_t x_stride = 0;
   int64_t rows_per_task = 1;               // weight rows per task
-  int64_t row_blocks = 1;                  // blocks of kRowsPerTask activation rows
+  int64_t block_rows = 1;                  // activation rows a task covers (<= kRowsPerTask)
+  int64_t row_blocks = 1;                  // blocks of block_rows activation rows
   int input = -1;                          // index into the call's inputs, -1: x as given
   const uint16_t* x_prepared = nullptr;    // for RowKernels::dot_*_rows_prepared
 };
 
-// Activation rows a task covers: their bf16 copies (kRowsPerTask x K x 2 bytes) stay in
-// the core's L2 while the task's weight rows stream past them.
+// Activation rows a task covers: their bf16 copies (rows x K x 2 bytes) stay in the
+// core's L2 while the task's weight rows stream past them, every weight row against all of
+// them. At most 64 rows, and at most 256 KB of them: a 64-row block of wo_b's K = 8192
+// (1 MB) would not fit a 1 MB L2 beside the weights and was read from L3 once per weight row.
 constexpr int64_t kRowsPerTask = 64;
+constexpr int64_t kTaskActivationBytes = 256 * 1024;
+
+int64_t rows_per_block(int64_t K) {
+  const int64_t fit = kTaskActivationBytes / (2 * std::max<int64_t>(1, K));
+  return std::clamp<int64_t>(fit / kMaxDotRows * kMaxDotRows, kMaxDotRows, kRowsPerTask);
+}
 
 bool all_bf16_values(const float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i)
@@ -125,7 +134,9 @@ const float* decode_stretch(const RowKernels& kern, const LinearWeight& w, int64
 
 Layout layout_for(const RowKernels& kern, const LinearWeight& w) {
   if (w.encoding == WeightEncoding::kFP8Block && w.in_features % 128 == 0 && kern.prepare_fp8_x) return Layout::kFp8;
-  if (w.encoding == WeightEncoding::kMXFP4 && kern.prepare_fp4_x) return Layout::kFp4;
+  if (w.encoding == WeightEncoding::kMXFP4 && w.in_features % 128 == 0 && kern.prepare_fp4_x) return Layout::kFp4;
+  if (w.encoding == WeightEncoding::kNVFP4 && w.in_features % 128 == 0 && kern.prepare_fp4_x && kern.dot_nvfp4_rows_prepared)
+    return Layout::kFp4;
   if (w.encoding == WeightEncoding::kBF16 && kern.prepare_bf16_x) return Layout::kBf16;
   return Layout::kNone;
 }
@@ -206,7 +217,7 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
       } else if (w.encoding == WeightEncoding::kMXFP4 || w.encoding == WeightEncoding::kNVFP4) {
         const int64_t block = mx ? 32 : 16;
         fp4_scales[i] = w.scale.as<uint8_t>() + n * (K / block);
-        if (!(mx && p.x_prepared))
+        if (!p.x_prepared)  // the prepared kernels read the scale bytes themselves
           for (int64_t b = 0; b < K / block; ++b)
             scales[i][b] = mx ? decode_e8m0(fp4_scales[i][b]) : decode_e4m3(fp4_scales[i][b]);
       }
@@ -243,6 +254,7 @@ void run_rows(const RowKernels& kern, const PreparedJob& p, int64_t n_begin, int
               break;
             default:
               if (mx && p.x_prepared) kern.dot_mxfp4_rows_prepared(row_bytes(n), K, fp4_scales[0], xps, rows, v[0]);
+              else if (p.x_prepared) kern.dot_nvfp4_rows_prepared(row_bytes(n), K, fp4_scales[0], xps, rows, v[0]);
               else kern.dot_fp4_rows(row_bytes(n), K, scales[0], mx ? 32 : 16, xs, rows, v[0]);
               break;
           }
@@ -340,11 +352,12 @@ void linear(std::span<const LinearJob> jobs, ActivationObserver* observer, Threa
         inputs.push_back(in);
       }
     }
-    const int64_t block_rows = std::min(job.rows, kRowsPerTask);
+    p.block_rows = rows_per_block(w.in_features);
+    const int64_t block_rows = std::min(job.rows, p.block_rows);
     // About 128K weights a task: long contiguous streams for the prefetchers, still many
     // tasks per large matrix for balance.
     p.rows_per_task = std::max<int64_t>(1, 131072 / std::max<int64_t>(1, w.in_features * std::max<int64_t>(1, block_rows / 4)));
-    p.row_blocks = (job.rows + kRowsPerTask - 1) / kRowsPerTask;
+    p.row_blocks = (job.rows + p.block_rows - 1) / p.block_rows;
     prepared.push_back(p);
   }
   if (prepared.empty()) return;
@@ -386,8 +399,8 @@ void linear(std::span<const LinearJob> jobs, ActivationObserver* observer, Threa
       // while each weight row is read once per block.
       const int64_t weight_tasks = (p.row_end - p.job.row_begin + p.rows_per_task - 1) / p.rows_per_task;
       const int64_t block = (t - starts[j]) / weight_tasks, first = p.job.row_begin + ((t - starts[j]) % weight_tasks) * p.rows_per_task;
-      run_rows(kern, p, first, std::min(p.row_end, first + p.rows_per_task), block * kRowsPerTask,
-               std::min(p.job.rows, (block + 1) * kRowsPerTask));
+      run_rows(kern, p, first, std::min(p.row_end, first + p.rows_per_task), block * p.block_rows,
+               std::min(p.job.rows, (block + 1) * p.block_rows));
     }
   });
 }

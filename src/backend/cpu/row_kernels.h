@@ -39,7 +39,7 @@ struct RowKernels {
   void (*prepare_fp8_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
   void (*dot_fp8_rows_prepared)(const uint8_t* w, int64_t K, const float* scales, const uint16_t* const* xp, int rows,
                                 float* out) = nullptr;
-  // The same for MXFP4 (E8M0 scale bytes of the row, K % 32 == 0), x from prepare_fp4_x.
+  // The same for MXFP4 (E8M0 scale bytes of the row, K % 128 == 0), x from prepare_fp4_x.
   void (*prepare_fp4_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
   void (*dot_mxfp4_rows_prepared)(const uint8_t* packed, int64_t K, const uint8_t* e8m0, const uint16_t* const* xp, int rows,
                                   float* out) = nullptr;
@@ -50,6 +50,10 @@ struct RowKernels {
                                    int rows, float* const* out) = nullptr;
   void (*dot_mxfp4_rows_prepared_x2)(const uint8_t* const* packed, int64_t K, const uint8_t* const* e8m0,
                                      const uint16_t* const* xp, int rows, float* const* out) = nullptr;
+  // NVFP4 (E4M3 scale bytes of the row, K % 128 == 0), x from prepare_fp4_x; the result
+  // before the global scale. Each block's sum is exact, then scaled and summed in fp32.
+  void (*dot_nvfp4_rows_prepared)(const uint8_t* packed, int64_t K, const uint8_t* e4m3, const uint16_t* const* xp, int rows,
+                                  float* out) = nullptr;
   // BF16 weights against bf16 activations in natural order (prepare_bf16_x).
   void (*prepare_bf16_x)(const float* x, int64_t K, uint16_t* out) = nullptr;
   void (*dot_bf16_rows_prepared)(const uint16_t* w, int64_t K, const uint16_t* const* xp, int rows, float* out) = nullptr;
