@@ -24,6 +24,8 @@
 namespace fp4serve {
 namespace {
 
+using cuda_testing::run_cli;
+
 double relative_l2(const std::vector<float>& a, const std::vector<float>& b) {
   double diff = 0, norm = 0;
   for (size_t i = 0; i < a.size(); ++i) {
@@ -103,15 +105,6 @@ TEST(CudaDspark, RollbackOnTheGpuLeavesTheStateOfTheAcceptedPrefix) {
   a.forward(std::span<const StepItem>(&kept, 1), logits);
   b.forward(std::span<const StepItem>(&kept, 1), logits);
   EXPECT_EQ(a.read_state(1), b.read_state(1));
-}
-
-int run_cli(const std::string& args, std::string* output) {
-  const char* bin = std::getenv("FP4SERVE_BIN");
-  const std::string cmd = std::string(bin ? bin : FP4SERVE_BINARY_DIR "/bin/fp4serve") + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) *output += buf;
-  return p ? pclose(p) : -1;
 }
 
 // The generated ids: the line after "device: ...".

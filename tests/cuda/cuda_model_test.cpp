@@ -39,6 +39,8 @@
 namespace fp4serve {
 namespace {
 
+using cuda_testing::run_cli;
+
 using testing::Agreement;
 using testing::compare;
 
@@ -126,16 +128,7 @@ TEST(CudaModel, LogitsMatchTheCpuOnTheTrainedDefaultModel) {
     check_model(std::string(FP4SERVE_SOURCE_DIR) + "/models/default", act, /*sensitive=*/false);
 }
 
-// The command: `logits --device cuda` writes the tensor `logits` [S, V] the CPU writes.
-int run_cli(const std::string& args, std::string* output) {
-  const char* bin = std::getenv("FP4SERVE_BIN");
-  const std::string cmd = std::string(bin ? bin : FP4SERVE_BINARY_DIR "/bin/fp4serve") + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) *output += buf;
-  return p ? pclose(p) : -1;
-}
-
+// `logits --device cuda` writes the tensor `logits` [S, V] the CPU writes.
 std::vector<float> logits_file(const std::string& path, std::vector<int64_t>* shape) {
   const auto file = SafetensorsFile::open(path);
   const TensorView& t = file->tensor("logits");

@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <random>
@@ -93,6 +95,17 @@ inline void expect_close(const std::vector<float>& got, const std::vector<float>
 inline void expect_bf16_close(const std::vector<float>& got, const std::vector<float>& want, double abs_tol,
                               const std::string& what, double min_exact = 0.98) {
   expect_close(got, want, 0x1p-7, abs_tol, min_exact, what);
+}
+
+// Runs the fp4serve binary (FP4SERVE_BIN, else the build's) with `args`; its stdout and
+// stderr go to `output`; returns the exit status.
+inline int run_cli(const std::string& args, std::string* output) {
+  const char* bin = std::getenv("FP4SERVE_BIN");
+  const std::string cmd = std::string(bin ? bin : FP4SERVE_BINARY_DIR "/bin/fp4serve") + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  char buf[4096];
+  while (p && fgets(buf, sizeof buf, p)) *output += buf;
+  return p ? pclose(p) : -1;
 }
 
 }  // namespace fp4serve::cuda_testing

@@ -3,6 +3,7 @@
 // non-causal attention of a block over its context ring and its own keys.
 #include <cuda_runtime.h>
 
+#include "backend/cuda/ops/attend_with_sink.cuh"
 #include "backend/cuda/ops/device_numerics.cuh"
 #include "backend/cuda/ops/dspark_ops.h"
 
@@ -40,35 +41,9 @@ __global__ void block_attention_kernel(BlockAttention p, const StepRow* rows) {
   const int64_t ring_keys = row.start - lo;
   const int64_t n = ring_keys + (row.end - row.start);
   const BlockKeys keys{row.slot + p.ring_offset, p.kv + row.row_begin * hd, lo, ring_keys, p.window, hd};
-  const float* qh = p.q + (t * p.heads + h) * hd;
-  float* s = p.scores + (t * p.heads + h) * p.max_keys;
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  for (int64_t j = warp; j < n; j += kWarps) {
-    const float* kj = keys.key(j);
-    float dot = 0.0f;
-    for (int64_t i = lane; i < hd; i += 32) dot += qh[i] * kj[i];
-    dot = warp_sum(dot);
-    if (lane == 0) s[j] = dot * p.scale;
-  }
-  __syncthreads();
-  float m = -INFINITY;
-  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) m = fmaxf(m, s[j]);
-  m = block_max(m, red);
-  float den = 0.0f;
-  for (int64_t j = 0; j < n; ++j) den += expf(s[j] - m);
-  den += expf(p.sink[h] - m);
-  for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) {
-    float acc = 0.0f;
-    for (int64_t j = 0; j < n; ++j) acc += round_bf16(expf(s[j] - m)) * keys.key(j)[i];
-    o_shared[i] = round_bf16(acc / den);
-  }
-  __syncthreads();
-  const float* cos = p.cos + t * p.rd / 2;
-  const float* sin = p.sin + t * p.rd / 2;
-  for (int64_t i = threadIdx.x; i < p.rd / 2; i += blockDim.x) rotate_pair(o_shared + hd - p.rd + 2 * i, cos[i], sin[i], true);
-  __syncthreads();
-  float* o = p.o + (t * p.heads + h) * hd;
-  for (int64_t i = threadIdx.x; i < hd; i += blockDim.x) o[i] = o_shared[i];
+  const SinkAttentionHead a{p.q + (t * p.heads + h) * hd, p.scores + (t * p.heads + h) * p.max_keys, p.sink[h], p.scale,
+                            p.cos + t * p.rd / 2, p.sin + t * p.rd / 2, hd, p.rd, p.o + (t * p.heads + h) * hd};
+  attend_with_sink<kWarps>(a, keys, n, o_shared, red);
 }
 
 }  // namespace
