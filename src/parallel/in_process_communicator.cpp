@@ -1,8 +1,9 @@
 #include "parallel/in_process_communicator.h"
 
 #include <algorithm>
-#include <barrier>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "base/error.h"
@@ -19,6 +20,11 @@ size_t comm_type_size(CommType type) {
   return 0;
 }
 
+CommunicatorAborted::CommunicatorAborted(int failing_rank, const std::string& message)
+    : Error(failing_rank >= 0 ? fmt::format("communicator aborted: rank {} failed: {}", failing_rank, message)
+                              : fmt::format("communicator aborted: {}", message)),
+      failing_rank_(failing_rank) {}
+
 std::string_view comm_type_name(CommType type) {
   switch (type) {
     case CommType::kF32: return "f32";
@@ -31,12 +37,59 @@ std::string_view comm_type_name(CommType type) {
 
 namespace {
 
+// A barrier that abort() releases: a rank waiting in it, or arriving later, throws
+// CommunicatorAborted instead of waiting for a rank that will never come. A phase that
+// completed before the abort still returns normally to the ranks it released.
+class AbortableBarrier {
+ public:
+  explicit AbortableBarrier(int n) : size_(n) {}
+
+  void arrive_and_wait() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    throw_if_aborted();
+    const uint64_t phase = phase_;
+    if (++arrived_ == size_) {
+      arrived_ = 0;
+      ++phase_;
+      released_.notify_all();
+      return;
+    }
+    released_.wait(lock, [&] { return phase_ != phase || aborted_; });
+    if (phase_ == phase) throw_if_aborted();
+  }
+
+  void abort(int failing_rank, std::string_view message) {
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (aborted_) return;
+      aborted_ = true;
+      failing_rank_ = failing_rank;
+      message_ = std::string(message);
+    }
+    released_.notify_all();
+  }
+
+ private:
+  void throw_if_aborted() const {
+    if (aborted_) throw CommunicatorAborted(failing_rank_, message_);
+  }
+
+  const int size_;
+  std::mutex mutex_;
+  std::condition_variable released_;
+  int arrived_ = 0;
+  uint64_t phase_ = 0;
+  bool aborted_ = false;
+  int failing_rank_ = -1;
+  std::string message_;
+};
+
 // What the ranks publish to one another for the operation in progress.
 struct Group {
   explicit Group(int n) : size(n), sync(n), send(size_t(n)), recv(size_t(n)), counts(size_t(n)), offsets(size_t(n)),
                           partial(size_t(n)), errors(size_t(n)) {}
   int size;
-  std::barrier<> sync;
+  AbortableBarrier sync;
   std::vector<const std::byte*> send;
   std::vector<std::byte*> recv;
   std::vector<const size_t*> counts;   // all_to_all_v: each rank's send counts
@@ -150,6 +203,7 @@ class InProcessCommunicator final : public Communicator {
 
   void barrier() override { g_->sync.arrive_and_wait(); }
   void synchronize() override {}
+  void abort(int failing_rank, std::string_view message) override { g_->sync.abort(failing_rank, message); }
 
  private:
   // Makes this rank's buffers visible and waits until every rank's are.

@@ -202,8 +202,39 @@ void ShardedModel::on_every_rank(const std::function<void(int, Model&)>& fn) {
   run_all([&](int r) { fn(r, *ranks_[static_cast<size_t>(r)]->model); });
 }
 
+void ShardedModel::run_step(const std::function<void(int, Model&)>& fn) {
+  FP4SERVE_CHECK(broken_.empty(), "the model split over {} ranks runs no more steps since {}; restart fp4serve", size(),
+                 broken_);
+  std::mutex first_mutex;
+  int first = -1;  // the rank whose failure aborted the group
+  std::string first_message;
+  try {
+    run_all([&](int r) {
+      try {
+        fn(r, *ranks_[static_cast<size_t>(r)]->model);
+      } catch (const std::exception& e) {
+        {
+          std::lock_guard<std::mutex> lock(first_mutex);
+          if (first < 0) {
+            first = r;
+            first_message = e.what();
+          }
+        }
+        // Every rank's communicator: NCCL's are one per rank; the in-process group's abort
+        // is shared and keeps the first call's rank and message.
+        for (auto& rank : ranks_) rank->comm->abort(r, e.what());
+        throw;
+      }
+    });
+  } catch (const std::exception&) {
+    broken_ = fmt::format("a step failed on rank {} of {}: {}", first, size(), first_message);
+    fail("{} (the ranks' communicator is aborted: later steps are refused)", broken_);
+  }
+}
+
 void ShardedModel::forward(std::span<const StepItem> items, std::vector<float>& logits) {
-  on_every_rank([&](int r, Model& model) {
+  ranks_.front()->model->check_step(items);  // the ranks' host states agree: one check for all
+  run_step([&](int r, Model& model) {
     std::vector<float>& out = r == 0 ? logits : ranks_[static_cast<size_t>(r)]->logits;
     if (r != 0) out.clear();
     model.forward(items, out);
