@@ -212,21 +212,28 @@ void ShardedModel::run_step(const std::function<void(int, Model&)>& fn) {
     run_all([&](int r) {
       try {
         fn(r, *ranks_[static_cast<size_t>(r)]->model);
-      } catch (const std::exception& e) {
+      } catch (...) {
+        std::string message = "an exception that is not a std::exception";
+        try {
+          throw;
+        } catch (const std::exception& e) {
+          message = e.what();
+        } catch (...) {
+        }
         {
           std::lock_guard<std::mutex> lock(first_mutex);
           if (first < 0) {
             first = r;
-            first_message = e.what();
+            first_message = message;
           }
         }
         // Every rank's communicator: NCCL's are one per rank; the in-process group's abort
         // is shared and keeps the first call's rank and message.
-        for (auto& rank : ranks_) rank->comm->abort(r, e.what());
+        for (auto& rank : ranks_) rank->comm->abort(r, message);
         throw;
       }
     });
-  } catch (const std::exception&) {
+  } catch (...) {
     broken_ = fmt::format("a step failed on rank {} of {}: {}", first, size(), first_message);
     fail("{} (the ranks' communicator is aborted: later steps are refused)", broken_);
   }
