@@ -202,9 +202,14 @@ void ShardedModel::on_every_rank(const std::function<void(int, Model&)>& fn) {
   run_all([&](int r) { fn(r, *ranks_[static_cast<size_t>(r)]->model); });
 }
 
+std::string ShardedModel::broken() const {
+  std::lock_guard<std::mutex> lock(broken_mutex_);
+  return broken_;
+}
+
 void ShardedModel::run_step(const std::function<void(int, Model&)>& fn) {
-  FP4SERVE_CHECK(broken_.empty(), "the model split over {} ranks runs no more steps since {}; restart fp4serve", size(),
-                 broken_);
+  const std::string why = broken();
+  FP4SERVE_CHECK(why.empty(), "the model split over {} ranks runs no more steps since {}; restart fp4serve", size(), why);
   std::mutex first_mutex;
   int first = -1;  // the rank whose failure aborted the group
   std::string first_message;
@@ -234,8 +239,12 @@ void ShardedModel::run_step(const std::function<void(int, Model&)>& fn) {
       }
     });
   } catch (...) {
-    broken_ = fmt::format("a step failed on rank {} of {}: {}", first, size(), first_message);
-    fail("{} (the ranks' communicator is aborted: later steps are refused)", broken_);
+    const std::string why = fmt::format("a step failed on rank {} of {}: {}", first, size(), first_message);
+    {
+      std::lock_guard<std::mutex> lock(broken_mutex_);
+      broken_ = why;
+    }
+    fail("{} (the ranks' communicator is aborted: later steps are refused)", why);
   }
 }
 

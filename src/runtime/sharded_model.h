@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -74,7 +75,8 @@ class ShardedModel {
   void forward(std::span<const StepItem> items, std::vector<float>& logits);
 
   // Empty while the ranks can run steps; else why not (the failed rank and its message).
-  const std::string& broken() const { return broken_; }
+  // Safe from any thread (the server's health check reads it while a step runs).
+  std::string broken() const;
 
  private:
   struct Rank;
@@ -83,7 +85,8 @@ class ShardedModel {
 
   ShardPlan plan_;
   std::vector<std::unique_ptr<Rank>> ranks_;
-  std::string broken_;
+  mutable std::mutex broken_mutex_;
+  std::string broken_;  // guarded by broken_mutex_
 };
 
 }  // namespace fp4serve
