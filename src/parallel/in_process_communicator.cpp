@@ -1,7 +1,7 @@
 #include "parallel/in_process_communicator.h"
 
 #include <algorithm>
-#include <condition_variable>
+#include <atomic>
 #include <cstring>
 #include <mutex>
 #include <string>
@@ -39,47 +39,55 @@ namespace {
 
 // A barrier that abort() releases: a rank waiting in it, or arriving later, throws
 // CommunicatorAborted instead of waiting for a rank that will never come. A phase that
-// completed before the abort still returns normally to the ranks it released.
+// completed before the abort still returns normally to the ranks it released. Waits on
+// an atomic (C++20 wait/notify: a short spin, then the futex, as std::barrier does) whose
+// top bit marks the abort, so that an abort wakes every waiter.
 class AbortableBarrier {
  public:
   explicit AbortableBarrier(int n) : size_(n) {}
 
   void arrive_and_wait() {
-    std::unique_lock<std::mutex> lock(mutex_);
-    throw_if_aborted();
-    const uint64_t phase = phase_;
-    if (++arrived_ == size_) {
-      arrived_ = 0;
-      ++phase_;
-      released_.notify_all();
+    uint64_t seen = state_.load(std::memory_order_acquire);
+    if (seen & kAborted) throw_aborted();
+    // The phase cannot end before this rank arrives, so `seen` holds this phase's number.
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == size_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      state_.fetch_add(1, std::memory_order_acq_rel);
+      state_.notify_all();
       return;
     }
-    released_.wait(lock, [&] { return phase_ != phase || aborted_; });
-    if (phase_ == phase) throw_if_aborted();
+    for (;;) {
+      state_.wait(seen, std::memory_order_acquire);
+      const uint64_t now = state_.load(std::memory_order_acquire);
+      if ((now & ~kAborted) != (seen & ~kAborted)) return;  // the phase ended
+      if (now & kAborted) throw_aborted();
+      seen = now;
+    }
   }
 
   void abort(int failing_rank, std::string_view message) {
     {
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (aborted_) return;
-      aborted_ = true;
+      std::lock_guard<std::mutex> lock(cause_mutex_);
+      if (state_.load() & kAborted) return;
       failing_rank_ = failing_rank;
       message_ = std::string(message);
+      state_.fetch_or(kAborted, std::memory_order_acq_rel);
     }
-    released_.notify_all();
+    state_.notify_all();
   }
 
  private:
-  void throw_if_aborted() const {
-    if (aborted_) throw CommunicatorAborted(failing_rank_, message_);
+  static constexpr uint64_t kAborted = uint64_t{1} << 63;
+
+  [[noreturn]] void throw_aborted() {
+    std::lock_guard<std::mutex> lock(cause_mutex_);
+    throw CommunicatorAborted(failing_rank_, message_);
   }
 
   const int size_;
-  std::mutex mutex_;
-  std::condition_variable released_;
-  int arrived_ = 0;
-  uint64_t phase_ = 0;
-  bool aborted_ = false;
+  std::atomic<uint64_t> state_{0};  // phases completed; kAborted once aborted
+  std::atomic<int> arrived_{0};
+  std::mutex cause_mutex_;  // guards the cause below, written once by abort()
   int failing_rank_ = -1;
   std::string message_;
 };
