@@ -94,6 +94,7 @@ int run_generate(const GenerateArgs& a) {
   sampling.seed = a.seed;
   runtime::check_sampling_params(sampling);  // before the model is loaded
   const runtime::SpeculativeConfig spec = runtime::parse_speculative_config(a.speculative_config);
+  runtime::check_speculation_alone(spec, a.engine.tensor_parallel_size, a.engine.enable_expert_parallel);
   std::optional<text::Tokenizer> tokenizer;
   std::vector<int32_t> prompt;
   bool add_bos = false;

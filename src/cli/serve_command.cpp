@@ -85,6 +85,7 @@ ServedModel load_checkpoint_model(const ServeOptions& o) {
   ServedModel served;
   runtime::EngineModelOptions options;
   options.speculative = runtime::parse_speculative_config(o.speculative_config);  // before anything loads
+  runtime::check_speculation_alone(options.speculative, o.engine.tensor_parallel_size, o.engine.enable_expert_parallel);
   served.text = std::make_unique<server::DeepSeekText>(tokenizer_path);
   options.device = o.engine.device_choice();
   options.act_quant = o.engine.act_quant_mode();

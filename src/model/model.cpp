@@ -186,6 +186,25 @@ void Model::add_to_step(SequenceId id, int64_t position, std::span<const int32_t
   if (logits == LogitsMode::kLast) b.logit_rows.push_back(first + n - 1);
 }
 
+void Model::check_step(std::span<const StepItem> items) const {
+  for (size_t i = 0; i < items.size(); ++i) {
+    const StepItem& item = items[i];
+    auto it = sequences_.find(item.sequence);
+    FP4SERVE_CHECK(it != sequences_.end(), "forward: unknown sequence {}", item.sequence);
+    FP4SERVE_CHECK(item.position == it->second.position, "forward: sequence {} is at position {}, the step says {}",
+                   item.sequence, it->second.position, item.position);
+    for (size_t j = 0; j < i; ++j)
+      FP4SERVE_CHECK(items[j].sequence != item.sequence, "forward: sequence {} appears twice in one step", item.sequence);
+    FP4SERVE_CHECK(!item.tokens.empty(), "forward: sequence {} has no new tokens", item.sequence);
+    const int64_t reach = item.position + static_cast<int64_t>(item.tokens.size());
+    FP4SERVE_CHECK(reach <= layout_.context, "forward: sequence {} would reach {} tokens, its state holds {}",
+                   item.sequence, reach, layout_.context);
+    for (int32_t tok : item.tokens)
+      FP4SERVE_CHECK(tok >= 0 && tok < config_.vocab_size, "token id {} outside the vocabulary [0, {})", tok,
+                     config_.vocab_size);
+  }
+}
+
 StepRows Model::upload_step() {
   Buffers& b = *buffers_;
   const int64_t rows = static_cast<int64_t>(b.tokens.size()), n = static_cast<int64_t>(b.slices.size());
@@ -316,14 +335,10 @@ void Model::head_logits(const Head& head, const float* X, std::vector<float>& lo
 void Model::forward(std::span<const StepItem> items, std::vector<float>& logits, std::vector<float>* final_streams) {
   Buffers& b = *buffers_;
   const int64_t D = config_.hidden_size, hc = config_.hc_mult;
-  begin_step();
   // Every check before the first op, which would leave states half-advanced.
-  for (const StepItem& item : items) {
-    const Sequence& s = sequence(item.sequence, "forward");
-    FP4SERVE_CHECK(item.position == s.position, "forward: sequence {} is at position {}, the step says {}", item.sequence,
-                   s.position, item.position);
-    add_to_step(item.sequence, s.position, item.tokens, item.logits, "forward");
-  }
+  check_step(items);
+  begin_step();
+  for (const StepItem& item : items) add_to_step(item.sequence, item.position, item.tokens, item.logits, "forward");
   const StepRows rows = upload_step();
   float* X = b.X.reserve(backend_, rows.rows * hc * D);
   embed_step(rows, hc, X);

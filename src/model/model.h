@@ -88,6 +88,9 @@ class Model {
   // Throws Error before running anything on a broken request (unknown or repeated
   // sequence, wrong position, no tokens, token outside the vocabulary, context overflow).
   void forward(std::span<const StepItem> items, std::vector<float>& logits, std::vector<float>* final_streams = nullptr);
+  // The checks forward makes before its first op, alone: what a caller that runs the step
+  // on several ranks makes once, before any rank starts (runtime/sharded_model.h).
+  void check_step(std::span<const StepItem> items) const;
 
   // Runs MTP block `index` (throws Error if the checkpoint has none).
   void forward_mtp(std::span<const MtpItem> items, std::vector<float>& logits, int64_t index = 0);

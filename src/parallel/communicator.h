@@ -15,7 +15,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 #include <string_view>
+
+#include "base/error.h"
 
 namespace fp4serve {
 
@@ -23,6 +26,18 @@ enum class CommType : uint8_t { kF32, kI32, kI64, kU8 };  // kU8: bytes to move,
 
 size_t comm_type_size(CommType type);
 std::string_view comm_type_name(CommType type);
+
+// What every operation of a group throws once abort() was called on it: the rank that
+// failed and its own message, so that the error the others report names the cause
+// (rank -1: the transport saw the failure, no rank reported it).
+class CommunicatorAborted : public Error {
+ public:
+  CommunicatorAborted(int failing_rank, const std::string& message);
+  int failing_rank() const { return failing_rank_; }
+
+ private:
+  int failing_rank_;
+};
 
 class Communicator {
  public:
@@ -51,6 +66,14 @@ class Communicator {
   virtual void barrier() = 0;
   // Waits for enqueued operations (a no-op where operations complete on return).
   virtual void synchronize() = 0;
+
+  // Called by (or for) a rank that failed mid-step, so that the others stop waiting for
+  // it: every rank of the group blocked in an operation, and every later operation on any
+  // rank, throws CommunicatorAborted(failing_rank, message). Safe from any thread and more
+  // than once (the first call's rank and message stay). The group is unusable afterwards:
+  // NCCL frees its communicator (ncclCommAbort), and the in-process group cannot know
+  // which operation each rank stopped in; only destruction remains.
+  virtual void abort(int failing_rank, std::string_view message) = 0;
 };
 
 }  // namespace fp4serve

@@ -1,8 +1,9 @@
 #include "parallel/in_process_communicator.h"
 
 #include <algorithm>
-#include <barrier>
+#include <atomic>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "base/error.h"
@@ -19,6 +20,11 @@ size_t comm_type_size(CommType type) {
   return 0;
 }
 
+CommunicatorAborted::CommunicatorAborted(int failing_rank, const std::string& message)
+    : Error(failing_rank >= 0 ? fmt::format("communicator aborted: rank {} failed: {}", failing_rank, message)
+                              : fmt::format("communicator aborted: {}", message)),
+      failing_rank_(failing_rank) {}
+
 std::string_view comm_type_name(CommType type) {
   switch (type) {
     case CommType::kF32: return "f32";
@@ -31,12 +37,67 @@ std::string_view comm_type_name(CommType type) {
 
 namespace {
 
+// A barrier that abort() releases: a rank waiting in it, or arriving later, throws
+// CommunicatorAborted instead of waiting for a rank that will never come. A phase that
+// completed before the abort still returns normally to the ranks it released. Waits on
+// an atomic (C++20 wait/notify: a short spin, then the futex, as std::barrier does) whose
+// top bit marks the abort, so that an abort wakes every waiter.
+class AbortableBarrier {
+ public:
+  explicit AbortableBarrier(int n) : size_(n) {}
+
+  void arrive_and_wait() {
+    uint64_t seen = state_.load(std::memory_order_acquire);
+    if (seen & kAborted) throw_aborted();
+    // The phase cannot end before this rank arrives, so `seen` holds this phase's number.
+    if (arrived_.fetch_add(1, std::memory_order_acq_rel) + 1 == size_) {
+      arrived_.store(0, std::memory_order_relaxed);
+      state_.fetch_add(1, std::memory_order_acq_rel);
+      state_.notify_all();
+      return;
+    }
+    for (;;) {
+      state_.wait(seen, std::memory_order_acquire);
+      const uint64_t now = state_.load(std::memory_order_acquire);
+      if ((now & ~kAborted) != (seen & ~kAborted)) return;  // the phase ended
+      if (now & kAborted) throw_aborted();
+      seen = now;
+    }
+  }
+
+  void abort(int failing_rank, std::string_view message) {
+    {
+      std::lock_guard<std::mutex> lock(cause_mutex_);
+      if (state_.load() & kAborted) return;
+      failing_rank_ = failing_rank;
+      message_ = std::string(message);
+      state_.fetch_or(kAborted, std::memory_order_acq_rel);
+    }
+    state_.notify_all();
+  }
+
+ private:
+  static constexpr uint64_t kAborted = uint64_t{1} << 63;
+
+  [[noreturn]] void throw_aborted() {
+    std::lock_guard<std::mutex> lock(cause_mutex_);
+    throw CommunicatorAborted(failing_rank_, message_);
+  }
+
+  const int size_;
+  std::atomic<uint64_t> state_{0};  // phases completed; kAborted once aborted
+  std::atomic<int> arrived_{0};
+  std::mutex cause_mutex_;  // guards the cause below, written once by abort()
+  int failing_rank_ = -1;
+  std::string message_;
+};
+
 // What the ranks publish to one another for the operation in progress.
 struct Group {
   explicit Group(int n) : size(n), sync(n), send(size_t(n)), recv(size_t(n)), counts(size_t(n)), offsets(size_t(n)),
                           partial(size_t(n)), errors(size_t(n)) {}
   int size;
-  std::barrier<> sync;
+  AbortableBarrier sync;
   std::vector<const std::byte*> send;
   std::vector<std::byte*> recv;
   std::vector<const size_t*> counts;   // all_to_all_v: each rank's send counts
@@ -150,6 +211,7 @@ class InProcessCommunicator final : public Communicator {
 
   void barrier() override { g_->sync.arrive_and_wait(); }
   void synchronize() override {}
+  void abort(int failing_rank, std::string_view message) override { g_->sync.abort(failing_rank, message); }
 
  private:
   // Makes this rank's buffers visible and waits until every rank's are.

@@ -2,7 +2,10 @@
 
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 #include "base/error.h"
 #include "parallel/nccl_library.h"
@@ -38,7 +41,7 @@ class NcclCommunicator final : public Communicator {
   ~NcclCommunicator() override {
     cudaSetDevice(device_);
     cudaStreamSynchronize(stream_);
-    nccl().comm_destroy(comm_);
+    if (!aborted_.load()) nccl().comm_destroy(comm_);  // an aborted communicator is already freed
     cudaFree(token_);
     cudaStreamDestroy(stream_);
   }
@@ -94,13 +97,57 @@ class NcclCommunicator final : public Communicator {
     synchronize();
   }
 
+  // Polls rather than blocking in cudaStreamSynchronize, so that a wait for a peer that
+  // failed ends: by abort() (a rank of this process), or by NCCL's asynchronous error (a
+  // peer on another node whose communicator was aborted or whose connection dropped), on
+  // which this rank aborts its own communicator too.
   void synchronize() override {
     use_device();
-    check_cuda(cudaStreamSynchronize(stream_), "stream synchronize");
+    for (;;) {
+      const cudaError_t state = cudaStreamQuery(stream_);
+      if (state == cudaSuccess) return;
+      throw_if_aborted();
+      if (state != cudaErrorNotReady) check_cuda(state, "stream synchronize");
+      ncclResult_t async = ncclSuccess;
+      check_nccl(nccl().comm_get_async_error(comm_, &async), "async error query");
+      if (async != ncclSuccess && async != ncclInProgress) {
+        abort(-1, fmt::format("NCCL reported {} on rank {} (a peer failed or its connection dropped)",
+                              nccl().get_error_string(async), rank_));
+        throw_if_aborted();
+      }
+      std::this_thread::yield();
+    }
+  }
+
+  // ncclCommAbort is NCCL's way to end a communicator with operations in flight, from any
+  // thread: the kernels waiting for peers return and the communicator's resources go.
+  // failing_rank -1: the failure was seen by NCCL, not reported by a rank.
+  void abort(int failing_rank, std::string_view message) override {
+    {
+      std::lock_guard<std::mutex> lock(abort_mutex_);
+      if (aborted_.load()) return;
+      failing_rank_ = failing_rank;
+      failing_message_ = std::string(message);
+      aborted_.store(true);
+    }
+    int caller_device = 0;  // the caller may be another rank's thread: its device stays current
+    cudaGetDevice(&caller_device);
+    cudaSetDevice(device_);
+    nccl().comm_abort(comm_);
+    cudaSetDevice(caller_device);
   }
 
  private:
-  void use_device() const { check_cuda(cudaSetDevice(device_), "cudaSetDevice"); }
+  // Every operation starts here: none is enqueued on an aborted communicator.
+  void use_device() const {
+    throw_if_aborted();
+    check_cuda(cudaSetDevice(device_), "cudaSetDevice");
+  }
+  void throw_if_aborted() const {
+    if (!aborted_.load()) return;
+    std::lock_guard<std::mutex> lock(abort_mutex_);
+    throw CommunicatorAborted(failing_rank_, failing_message_);
+  }
   static void refuse_byte_sums(CommType type) {
     if (type == CommType::kU8) fail("communicator: cannot sum {} elements (bytes are moved, never summed)", comm_type_name(type));
   }
@@ -110,6 +157,10 @@ class NcclCommunicator final : public Communicator {
   int rank_, size_;
   cudaStream_t stream_ = nullptr;
   void* token_ = nullptr;
+  std::atomic<bool> aborted_{false};
+  mutable std::mutex abort_mutex_;  // guards the two fields below, written once by abort()
+  int failing_rank_ = -1;
+  std::string failing_message_;
 };
 
 }  // namespace

@@ -32,6 +32,8 @@ NcclLibrary load() {
   find(lib.get_unique_id, "ncclGetUniqueId");
   find(lib.comm_init_rank, "ncclCommInitRank");
   find(lib.comm_destroy, "ncclCommDestroy");
+  find(lib.comm_abort, "ncclCommAbort");
+  find(lib.comm_get_async_error, "ncclCommGetAsyncError");
   find(lib.all_reduce, "ncclAllReduce");
   find(lib.all_gather, "ncclAllGather");
   find(lib.reduce_scatter, "ncclReduceScatter");

@@ -134,6 +134,8 @@ void Engine::step(std::span<const StepItem> items, std::vector<float>& logits) {
   impl_->model->forward(items, logits);
 }
 
+std::string Engine::unusable() const { return impl_->sharded ? impl_->sharded->broken() : std::string(); }
+
 Model& Engine::model() {
   FP4SERVE_CHECK(!impl_->sharded, "the model is split over {} ranks: its MTP block and final streams are not offered "
                                   "under tensor parallelism yet (issue 14)", impl_->sharded ? impl_->sharded->size() : 1);

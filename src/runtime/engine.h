@@ -72,6 +72,10 @@ class Engine {
   // The model itself (MTP, final streams); Error when it is split over ranks.
   Model& model();
 
+  // Empty while steps can run; else why none can (a model split over ranks whose step
+  // failed on one rank: runtime/sharded_model.h). Safe from any thread.
+  std::string unusable() const;
+
  private:
   struct Impl;
   explicit Engine(std::unique_ptr<Impl> impl);

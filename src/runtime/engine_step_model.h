@@ -54,6 +54,7 @@ class EngineStepModel : public StepModel {
   void free_sequence(SequenceId id) override;
   void step(std::span<const StepItem> work, std::span<float> logits) override;
   size_t sequence_state_bytes() const override { return engine_->live_state_bytes(); }
+  std::string unusable() const override { return engine_->unusable(); }
   DraftSource* draft_source() override { return drafts_.get(); }
 
   const Engine& engine() const { return *engine_; }

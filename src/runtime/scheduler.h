@@ -122,6 +122,8 @@ class Scheduler {
     size_t state_bytes = 0;
   };
   Load load() const;
+  // StepModel::unusable of the model it drives.
+  std::string model_unusable() const { return model_.unusable(); }
   const SchedulerConfig& config() const { return config_; }
   // The most sequences held at once, running and queued.
   size_t capacity() const { return static_cast<size_t>(config_.max_num_seqs) + static_cast<size_t>(config_.max_waiting); }

@@ -202,8 +202,55 @@ void ShardedModel::on_every_rank(const std::function<void(int, Model&)>& fn) {
   run_all([&](int r) { fn(r, *ranks_[static_cast<size_t>(r)]->model); });
 }
 
+std::string ShardedModel::broken() const {
+  std::lock_guard<std::mutex> lock(broken_mutex_);
+  return broken_;
+}
+
+void ShardedModel::run_step(const std::function<void(int, Model&)>& fn) {
+  const std::string why = broken();
+  FP4SERVE_CHECK(why.empty(), "the model split over {} ranks runs no more steps since {}; restart fp4serve", size(), why);
+  std::mutex first_mutex;
+  int first = -1;  // the rank whose failure aborted the group
+  std::string first_message;
+  try {
+    run_all([&](int r) {
+      try {
+        fn(r, *ranks_[static_cast<size_t>(r)]->model);
+      } catch (...) {
+        std::string message = "an exception that is not a std::exception";
+        try {
+          throw;
+        } catch (const std::exception& e) {
+          message = e.what();
+        } catch (...) {
+        }
+        {
+          std::lock_guard<std::mutex> lock(first_mutex);
+          if (first < 0) {
+            first = r;
+            first_message = message;
+          }
+        }
+        // Every rank's communicator: NCCL's are one per rank; the in-process group's abort
+        // is shared and keeps the first call's rank and message.
+        for (auto& rank : ranks_) rank->comm->abort(r, message);
+        throw;
+      }
+    });
+  } catch (...) {
+    const std::string why = fmt::format("a step failed on rank {} of {}: {}", first, size(), first_message);
+    {
+      std::lock_guard<std::mutex> lock(broken_mutex_);
+      broken_ = why;
+    }
+    fail("{} (the ranks' communicator is aborted: later steps are refused)", why);
+  }
+}
+
 void ShardedModel::forward(std::span<const StepItem> items, std::vector<float>& logits) {
-  on_every_rank([&](int r, Model& model) {
+  ranks_.front()->model->check_step(items);  // the ranks' host states agree: one check for all
+  run_step([&](int r, Model& model) {
     std::vector<float>& out = r == 0 ? logits : ranks_[static_cast<size_t>(r)]->logits;
     if (r != 0) out.clear();
     model.forward(items, out);

@@ -64,4 +64,11 @@ void check_speculative_config(const SpeculativeConfig& spec, const ModelConfig& 
   }
 }
 
+void check_speculation_alone(const SpeculativeConfig& spec, int tensor_parallel_size, bool expert_parallel) {
+  if (!spec.enabled() || (tensor_parallel_size <= 1 && !expert_parallel)) return;
+  fail("--speculative-config with --tensor-parallel-size {}{}: speculative decoding runs on an unsplit model only "
+       "(its MTP block and DSpark draft are not run across ranks yet, issue 14); drop one of the two",
+       tensor_parallel_size, expert_parallel ? " --enable-expert-parallel" : "");
+}
+
 }  // namespace fp4serve::runtime

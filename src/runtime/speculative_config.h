@@ -31,4 +31,9 @@ SpeculativeConfig parse_speculative_config(std::string_view json);
 // draft proposes per step (DSpark: dspark_block_size; classic MTP: 1).
 void check_speculative_config(const SpeculativeConfig& spec, const ModelConfig& config, const std::string& model_dir);
 
+// Throws Error, naming both flags, when speculation is asked of a model split over ranks:
+// the MTP block and the DSpark draft run on an unsplit model only (docs/PARALLELISM.md,
+// "Speculative decoding"). Checked where the flags are parsed, before anything loads.
+void check_speculation_alone(const SpeculativeConfig& spec, int tensor_parallel_size, bool expert_parallel);
+
 }  // namespace fp4serve::runtime

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "model/step_item.h"
@@ -45,6 +46,10 @@ class StepModel {
 
   // Bytes held by live sequence states, for the cache-usage metric.
   virtual size_t sequence_state_bytes() const = 0;
+  // Empty while the model can run steps; else why it cannot any more (every later step
+  // would throw: a model split over ranks whose step failed on one rank). The server's
+  // /health reads it from another thread.
+  virtual std::string unusable() const { return {}; }
 };
 
 }  // namespace fp4serve::runtime

@@ -181,7 +181,9 @@ class HttpServer::Impl : public ConnectionHost {
     const std::string& path = request.path;
     const bool get = request.method == "GET", post = request.method == "POST";
     if (get && path == "/health") {
-      return connection->respond({owner_.draining() ? 503 : 200, {}, {}, {}});
+      // 503 also once the model can run no more steps (a tensor-parallel group whose step
+      // failed on one rank): a supervisor or load balancer takes it out and restarts it.
+      return connection->respond({owner_.draining() || !scheduler_.model_unusable().empty() ? 503 : 200, {}, {}, {}});
     }
     if (get && path == "/metrics") {
       return on_worker(connection, std::move(request), false, [this](const HttpRequest&) {

@@ -6,8 +6,12 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <future>
 #include <thread>
 
 #include "base/error.h"
@@ -168,6 +172,70 @@ TEST(InProcessErrors, BadCallsAreRefusedClearly) {
       EXPECT_THAT(e.what(), HasSubstr("rank 1 expects 2 elements from rank 0, which sends 1"));
     }
   });
+}
+
+// Rank 1 fails while the others wait in operations of the group (each a different one: an
+// abort wakes a waiter whatever it waits in): it aborts, and every other rank returns with
+// an error naming rank 1 and its message, within seconds; later operations refuse at once,
+// and a second abort does not replace the first's cause.
+TEST(InProcessErrors, AbortWakesEveryWaiterNamingTheFailingRank) {
+  const int n = 4;
+  auto group = make_in_process_group(n);
+  std::atomic<int> woken{0};
+  auto rank_work = [&](Communicator& c) {
+    std::vector<float> data(8, 1.0f), gathered(8 * n);
+    try {
+      switch (c.rank()) {
+        case 0: c.all_reduce_sum(data.data(), data.size(), CommType::kF32); break;
+        case 2: c.all_gather(data.data(), gathered.data(), data.size(), CommType::kF32); break;
+        default: c.barrier(); break;
+      }
+      ADD_FAILURE() << "rank " << c.rank() << " returned from an operation rank 1 never joined";
+    } catch (const CommunicatorAborted& e) {
+      EXPECT_EQ(e.failing_rank(), 1);
+      EXPECT_THAT(e.what(), HasSubstr("rank 1 failed: out of memory placing layer 3"));
+      ++woken;
+    }
+  };
+  const auto start = std::chrono::steady_clock::now();
+  std::vector<std::future<void>> waiters;
+  for (int r : {0, 2, 3}) waiters.push_back(std::async(std::launch::async, rank_work, std::ref(*group[size_t(r)])));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // the others are waiting by now (or arrive later)
+  group[1]->abort(1, "out of memory placing layer 3");
+  for (auto& w : waiters) {
+    if (w.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+      std::fprintf(stderr, "a rank still waits 10 s after the abort\n");
+      std::_Exit(1);  // its thread cannot be joined: end the test binary rather than hang the suite
+    }
+    w.get();
+  }
+  EXPECT_EQ(woken.load(), 3);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
+  group[0]->abort(0, "a later failure");
+  float x = 0;
+  try {
+    group[3]->broadcast(&x, 1, CommType::kF32, 0);
+    ADD_FAILURE() << "an aborted group ran an operation";
+  } catch (const CommunicatorAborted& e) {
+    EXPECT_EQ(e.failing_rank(), 1);
+  }
+}
+
+// An abort after an operation completed leaves its results in place: it concerns later ones.
+TEST(InProcessErrors, AbortAfterACompletedOperationKeepsItsResult) {
+  auto group = make_in_process_group(2);
+  std::vector<float> sums(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r)
+    threads.emplace_back([&, r] {
+      float v = static_cast<float>(r + 1);
+      group[size_t(r)]->all_reduce_sum(&v, 1, CommType::kF32);
+      sums[size_t(r)] = v;
+    });
+  for (auto& t : threads) t.join();
+  group[0]->abort(0, "failed after the sum");
+  EXPECT_EQ(sums, (std::vector<float>{3.0f, 3.0f}));
+  EXPECT_THROW(group[1]->barrier(), CommunicatorAborted);
 }
 
 }  // namespace

@@ -285,6 +285,12 @@ TEST(ShardedForward, CliTakesTheFlagsAndRefusesABadSize) {
   const testing::CliResult eight = testing::fp4serve("logits " + kDefaultModel + " --tokens 1 --out /dev/null --tp 8");
   EXPECT_NE(eight.status, 0);
   EXPECT_THAT(eight.output, HasSubstr("attn.wq_b"));
+  // Speculation over ranks is refused with the flags, before the checkpoint is read.
+  const testing::CliResult spec = testing::fp4serve(
+      "generate " + kDefaultModel + " --tokens 1 --max-tokens 2 --tp 2 --speculative-config '{\"method\": \"mtp\", "
+      "\"num_speculative_tokens\": 1}'");
+  EXPECT_NE(spec.status, 0);
+  EXPECT_THAT(spec.output, HasSubstr("--speculative-config with --tensor-parallel-size 2"));
 }
 
 }  // namespace

@@ -239,6 +239,24 @@ INSTANTIATE_TEST_SUITE_P(Layouts, GreedySpeculation,
                            return n;
                          });
 
+TEST(SpeculativeConfig, RefusedOnAModelSplitOverRanksNamingBothFlags) {
+  const SpeculativeConfig mtp = parse_speculative_config(R"({"method": "mtp", "num_speculative_tokens": 1})");
+  EXPECT_NO_THROW(check_speculation_alone(mtp, 1, false));
+  EXPECT_NO_THROW(check_speculation_alone(SpeculativeConfig{}, 4, true));  // no speculation asked
+  try {
+    check_speculation_alone(mtp, 2, false);
+    ADD_FAILURE() << "speculation over 2 ranks was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--speculative-config with --tensor-parallel-size 2"), std::string::npos) << e.what();
+  }
+  try {
+    check_speculation_alone(mtp, 1, true);
+    ADD_FAILURE() << "speculation under expert parallelism was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--enable-expert-parallel"), std::string::npos) << e.what();
+  }
+}
+
 TEST(SpeculativeConfig, ParsesVllmSpellingAndRefusesWhatCannotRun) {
   const SpeculativeConfig s = parse_speculative_config(R"({"method": "dspark", "num_speculative_tokens": 3, "confidence_threshold": 0.2})");
   EXPECT_EQ(s.method, SpeculativeMethod::kDSpark);

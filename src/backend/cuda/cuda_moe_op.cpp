@@ -3,6 +3,7 @@
 // no count comes back to the host), SwiGLU with the routing weight, w2, and the combine in
 // ascending expert id with the shared expert last (the CPU backend's order).
 #ifdef FP4SERVE_HAVE_CUDA
+#include <span>
 #include <vector>
 
 #include "backend/cuda/cuda_backend_impl.h"
@@ -12,13 +13,18 @@ namespace fp4serve::cuda {
 namespace {
 
 // The expert weights of one projection as a device table, all of one encoding and shape.
-DeviceBuffer table_of(const std::vector<const PlacedLinear*>& weights, const std::vector<const LinearWeight*>& host) {
+// The zero stand-ins for other ranks' experts (expert parallelism; MoeParams::absent) get a
+// null weight, which linear_exact_gathered answers with zeros without computing: the
+// stand-in adds exactly 0 either way, as the CPU op, which skips them too.
+DeviceBuffer table_of(const std::vector<const PlacedLinear*>& weights, const std::vector<const LinearWeight*>& host,
+                      std::span<const uint8_t> absent) {
   std::vector<ops::ExactWeight> refs;
   for (size_t e = 0; e < weights.size(); ++e) {
-    const ops::ExactWeight& r = weights[e]->ref;
+    ops::ExactWeight r = weights[e]->ref;
     FP4SERVE_CHECK(r.kind == weights[0]->ref.kind && r.n == weights[0]->ref.n && r.k == weights[0]->ref.k &&
                        host[e]->encoding == host[0]->encoding,
                    "{}: routed experts must share one encoding and shape ({} differs)", host[0]->name, host[e]->name);
+    if (!absent.empty() && absent[e] != 0) r.weight = r.scale = nullptr;
     refs.push_back(r);
   }
   DeviceBuffer b(refs.size() * sizeof(ops::ExactWeight));
@@ -37,10 +43,12 @@ const ExpertTables& CudaBackend::expert_tables(const MoeParams& p) {
     w1.push_back(&placed(e.w1)), w3.push_back(&placed(e.w3)), w2.push_back(&placed(e.w2));
     h1.push_back(e.w1), h3.push_back(e.w3), h2.push_back(e.w2);
   }
+  FP4SERVE_CHECK(p.absent.empty() || p.absent.size() == p.routed.size(), "MoE: {} absent-expert marks for {} experts",
+                 p.absent.size(), p.routed.size());
   ExpertTables t;
-  t.w1 = table_of(w1, h1);
-  t.w3 = table_of(w3, h3);
-  t.w2 = table_of(w2, h2);
+  t.w1 = table_of(w1, h1, p.absent);
+  t.w3 = table_of(w3, h3, p.absent);
+  t.w2 = table_of(w2, h2, p.absent);
   FP4SERVE_CHECK(h1[0]->encoding == h3[0]->encoding, "{} and {}: w1 and w3 of different encodings", h1[0]->name, h3[0]->name);
   t.encoding1 = h1[0]->encoding;
   t.encoding2 = h2[0]->encoding;

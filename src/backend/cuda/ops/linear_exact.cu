@@ -60,6 +60,10 @@ __global__ void linear_gathered_kernel(const ExactWeight* weights, const int32_t
   if (out >= rows * n_out) return;
   const int64_t a = out / n_out, n = out % n_out;
   const ExactWeight& w = weights[expert[a]];
+  if (w.weight == nullptr) {  // another rank's expert (expert parallelism): adds exactly 0, not computed
+    if (lane == 0) y[a * n_out + n] = 0.0f;
+    return;
+  }
   const float v = dot_row(w, n, x + (a / x_row_divisor) * x_stride, lane);
   if (lane == 0) y[a * n_out + n] = round ? round_bf16(v) : v;
 }

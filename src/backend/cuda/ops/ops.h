@@ -42,7 +42,8 @@ void linear_exact(cudaStream_t stream, const ExactLinear& job);
 
 // The routed experts' form: assignment a multiplies row a / x_row_divisor of x (the
 // token of a (token, slot) pair: divisor k; the pair's own row: 1) by the weight
-// weights[expert[a]] (device arrays), into y[a].
+// weights[expert[a]] (device arrays), into y[a]. A table entry with a null weight (an
+// expert another rank holds) gives zeros without reading anything.
 void linear_exact_gathered(cudaStream_t stream, const ExactWeight* weights, const int32_t* expert, const float* x,
                            int64_t x_stride, int64_t x_row_divisor, int64_t rows, int64_t n, int64_t k, float* y,
                            bool round_bf16);
