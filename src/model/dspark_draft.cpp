@@ -6,6 +6,7 @@
 #include "base/error.h"
 #include "formats/number_formats.h"
 #include "formats/weight_dequantization.h"
+#include "model/hc_scratch.h"
 #include "model/rope.h"
 
 namespace fp4serve {
@@ -30,7 +31,8 @@ struct DsparkDraft::Buffers {
   DeviceArray<int32_t> device_tokens;
   DeviceArray<int64_t> device_positions, device_row_ids;
   DeviceArray<SequenceSlice> device_slices;
-  DeviceArray<float> taps, main_x, kv, X, u, xn, block_out, mixes, pre, post, comb, y, logits, markov_x, qa, qr, q, o, z;
+  HcScratch hc;
+  DeviceArray<float> taps, main_x, kv, X, u, xn, block_out, y, logits, markov_x, qa, qr, q, o, z;
   int64_t tap_rows = 0;
 };
 
@@ -237,19 +239,7 @@ void DsparkDraft::run_stage(const Stage& stage, float* X, const StepRows& rows) 
   float* u = b.u.reserve(backend_, n * D);
   float* xn = b.xn.reserve(backend_, n * D);
   float* out = b.block_out.reserve(backend_, n * D);
-  HcPreParams pre;
-  pre.rows = n;
-  pre.dim = D;
-  pre.hc = hc;
-  pre.sinkhorn_iters = c.hc_sinkhorn_iters;
-  pre.norm_eps = eps;
-  pre.hc_eps = static_cast<float>(c.hc_eps);
-  pre.X = X;
-  pre.mixes = b.mixes.reserve(backend_, n * (2 + hc) * hc);
-  pre.u = u;
-  pre.pre = b.pre.reserve(backend_, n * hc);
-  pre.post = b.post.reserve(backend_, n * hc);
-  pre.comb = b.comb.reserve(backend_, n * hc * hc);
+  HcPreParams pre = b.hc.pre_params(backend_, c, n, X, u);
   const HcPostParams post{n, D, hc, out, X, pre.post, pre.comb};
 
   pre.site = stage.hc_attn;

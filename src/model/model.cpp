@@ -3,6 +3,7 @@
 #include <set>
 
 #include "base/error.h"
+#include "model/hc_scratch.h"
 #include "model/rope.h"
 
 namespace fp4serve {
@@ -16,7 +17,8 @@ struct Model::Buffers {
   DeviceArray<int32_t> device_tokens, device_local_tokens;
   DeviceArray<int64_t> device_positions, device_logit_rows;
   DeviceArray<SequenceSlice> device_slices;
-  DeviceArray<float> X, u, xn, block_out, mixes, pre, post, comb, y, logits, embedded, projected, streams;
+  HcScratch hc;
+  DeviceArray<float> X, u, xn, block_out, y, logits, embedded, projected, streams;
   AttentionBuffers attention;
 };
 
@@ -227,23 +229,11 @@ StepRows Model::upload_step() {
 void Model::run_block(const Block& block, float* X, const StepRows& rows) {
   Buffers& b = *buffers_;
   const int64_t n = rows.rows, D = config_.hidden_size, hc = config_.hc_mult;
-  const float eps = static_cast<float>(config_.rms_norm_eps), hc_eps = static_cast<float>(config_.hc_eps);
+  const float eps = static_cast<float>(config_.rms_norm_eps);
   float* u = b.u.reserve(backend_, n * D);
   float* xn = b.xn.reserve(backend_, n * D);
   float* out = b.block_out.reserve(backend_, n * D);
-  HcPreParams pre;
-  pre.rows = n;
-  pre.dim = D;
-  pre.hc = hc;
-  pre.sinkhorn_iters = config_.hc_sinkhorn_iters;
-  pre.norm_eps = eps;
-  pre.hc_eps = hc_eps;
-  pre.X = X;
-  pre.mixes = b.mixes.reserve(backend_, n * (2 + hc) * hc);
-  pre.u = u;
-  pre.pre = b.pre.reserve(backend_, n * hc);
-  pre.post = b.post.reserve(backend_, n * hc);
-  pre.comb = b.comb.reserve(backend_, n * hc * hc);
+  HcPreParams pre = b.hc.pre_params(backend_, config_, n, X, u);
   const HcPostParams post{n, D, hc, out, X, pre.post, pre.comb};
 
   pre.site = block.hc_attn;
